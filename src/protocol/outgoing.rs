@@ -1,0 +1,300 @@
+//! The sending half of the protocol: messages in, bytes out, and the rules
+//! about what may still be sent.
+
+use super::Message;
+use crate::frame::{
+    apply_mask, encode_close_payload, parse_close_payload, CloseCode, CloseFrame, EncodedHeader,
+    FrameHeader, OpCode, Role,
+};
+use crate::{Error, ProtocolError, Result};
+use std::io;
+
+/// Mask keys come from the operating system's CSPRNG (RFC 6455 §5.3: the key
+/// "MUST be derived from a strong source of entropy"; §10.3 explains why a
+/// predictable key lets an attacker poison intermediaries). They are fetched
+/// in blocks so a client does not make one system call per frame.
+#[derive(Debug)]
+struct MaskSource {
+    pool: [u8; 256],
+    used: usize,
+}
+
+impl MaskSource {
+    fn new() -> MaskSource {
+        // Empty until the first frame: a server never pays for it.
+        MaskSource {
+            pool: [0; 256],
+            used: 256,
+        }
+    }
+
+    fn next_key(&mut self) -> io::Result<[u8; 4]> {
+        if self.used + 4 > self.pool.len() {
+            getrandom::fill(&mut self.pool).map_err(|e| io::Error::other(e.to_string()))?;
+            self.used = 0;
+        }
+        let k = &self.pool[self.used..self.used + 4];
+        self.used += 4;
+        Ok([k[0], k[1], k[2], k[3]])
+    }
+}
+
+/// Encodes outgoing frames into a buffer and enforces the sending rules:
+/// fragment sequencing (RFC 6455 §5.4), control frame limits (§5.5), masking
+/// by role (§5.1, §5.3), and nothing after a close frame (§5.5.1).
+///
+/// Encoded bytes accumulate in an internal buffer; a driver writes
+/// [`pending`](Outgoing::pending) to the transport and calls
+/// [`consume`](Outgoing::consume) with what was written.
+#[derive(Debug)]
+pub struct Outgoing {
+    role: Role,
+    masks: MaskSource,
+    out: Vec<u8>,
+    /// Bytes of `out` already written.
+    written: usize,
+    fragmenting: bool,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+}
+
+impl Outgoing {
+    /// An encoder for the given role (a client masks every frame).
+    pub fn new(role: Role) -> Outgoing {
+        Outgoing {
+            role,
+            masks: MaskSource::new(),
+            out: Vec::new(),
+            written: 0,
+            fragmenting: false,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+        }
+    }
+
+    /// The role this encoder speaks for.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Encoded bytes not yet written to the transport.
+    pub fn pending(&self) -> &[u8] {
+        &self.out[self.written..]
+    }
+
+    /// Marks `n` bytes of [`pending`](Outgoing::pending) as written.
+    pub fn consume(&mut self, n: usize) {
+        self.written = (self.written + n).min(self.out.len());
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+            // A large message must not pin a large buffer for the life of an
+            // idle connection.
+            if self.out.capacity() > 64 * 1024 {
+                self.out = Vec::new();
+            }
+        }
+    }
+
+    /// Takes every pending byte, leaving the buffer empty.
+    pub fn take_pending(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.out);
+        out.drain(..self.written);
+        self.written = 0;
+        out
+    }
+
+    /// Whether a close frame was sent (queued).
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Whether a close frame was received.
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    /// Whether the connection was failed because of a protocol error.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// RFC 6455 §7.1.4: the close handshake is complete once a close frame
+    /// was both sent and received (or the connection failed).
+    pub fn is_closed(&self) -> bool {
+        (self.close_sent && self.close_received) || self.failed
+    }
+
+    /// Checks the state and builds the header for a frame of `len` payload
+    /// bytes, with a fresh mask key for a client. The caller sends the
+    /// header, then the payload masked with the header's key (if any).
+    ///
+    /// This is the zero-copy path: a server can write the header and the
+    /// caller's payload with one vectored write.
+    pub fn frame_header(&mut self, opcode: OpCode, fin: bool, len: usize) -> Result<FrameHeader> {
+        self.check_send(opcode, fin, len)?;
+        let mut header = FrameHeader::new(opcode, len as u64);
+        header.fin = fin;
+        if self.role == Role::Client {
+            header.mask = Some(self.masks.next_key()?);
+        }
+        if !opcode.is_control() {
+            self.fragmenting = !fin;
+        }
+        if opcode == OpCode::Close {
+            self.close_sent = true;
+        }
+        Ok(header)
+    }
+
+    /// Encodes one frame (header and payload, masked for a client) into the
+    /// pending buffer.
+    pub fn encode_frame(&mut self, opcode: OpCode, fin: bool, payload: &[u8]) -> Result<()> {
+        if opcode == OpCode::Close && parse_close_payload(payload).is_err() {
+            // §5.5.1 / §7.4.1: a close body is empty, or a code allowed on the
+            // wire plus a UTF-8 reason; the frame-level API enforces it too.
+            return Err(Error::InvalidSend("invalid close frame payload"));
+        }
+        let header = self.frame_header(opcode, fin, payload.len())?;
+        self.push(header.encode(), header.mask, payload);
+        Ok(())
+    }
+
+    /// Encodes a whole message: text and binary as one frame, ping and pong
+    /// as control frames, close via [`Outgoing::close`].
+    pub fn encode_message(&mut self, message: &Message) -> Result<()> {
+        match message {
+            Message::Text(text) => self.encode_frame(OpCode::Text, true, text.as_bytes()),
+            Message::Binary(data) => self.encode_frame(OpCode::Binary, true, data),
+            Message::Ping(data) => self.encode_frame(OpCode::Ping, true, data),
+            Message::Pong(data) => self.encode_frame(OpCode::Pong, true, data),
+            Message::Close(frame) => self.close(frame.as_ref()),
+        }
+    }
+
+    /// Queues a close frame, after which nothing else may be sent.
+    ///
+    /// RFC 6455 §7.4: codes 1005, 1006 and 1015 (and any code not valid on the
+    /// wire) MUST NOT be sent; §5.5: the reason must fit in a 125-byte control
+    /// payload after the 2-byte code.
+    pub fn close(&mut self, frame: Option<&CloseFrame>) -> Result<()> {
+        if let Some(f) = frame {
+            if !f.code.is_valid_on_wire() {
+                return Err(Error::InvalidSend("close code not allowed on the wire"));
+            }
+            if f.reason.len() > 123 {
+                return Err(Error::InvalidSend("close reason longer than 123 bytes"));
+            }
+        }
+        let mut payload = [0u8; 125];
+        let mut body = Vec::new();
+        encode_close_payload(frame, &mut body);
+        payload[..body.len()].copy_from_slice(&body);
+        self.encode_frame(OpCode::Close, true, &payload[..body.len()])
+    }
+
+    /// Reacts to a received message: answers a ping with a pong carrying the
+    /// same payload (§5.5.2) and a close frame with a close frame echoing its
+    /// status code (§5.5.1), unless a close frame was already sent.
+    pub fn on_received(&mut self, message: &Message) {
+        match message {
+            Message::Ping(data) if !self.close_sent => {
+                // Cannot fail: open, not fragmenting a control frame, ≤ 125 bytes.
+                let _ = self.encode_frame(OpCode::Pong, true, data);
+            }
+            Message::Close(frame) => {
+                self.close_received = true;
+                if !self.close_sent {
+                    let reply = frame.as_ref().map(|f| CloseFrame::new(f.code));
+                    let _ = self.close(reply.as_ref());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Fails the connection after a protocol error: queues a close frame with
+    /// the error's code (§7.1.7) unless one was already sent.
+    pub fn on_error(&mut self, error: &ProtocolError) {
+        if !self.close_sent {
+            let frame = CloseFrame {
+                code: error.close_code(),
+                reason: error.reason().to_owned(),
+            };
+            let _ = self.close(Some(&frame));
+        }
+        self.failed = true;
+    }
+
+    /// Queues a close frame with `code` if none was sent: for a driver that
+    /// must close on its own account (going away 1001, internal error 1011).
+    pub fn close_with(&mut self, code: CloseCode, reason: &str) {
+        if !self.close_sent {
+            // Cut the reason at a char boundary so the payload fits the 125
+            // bytes a control frame allows (§5.5); a close is never dropped
+            // because its reason was too long.
+            let mut end = reason.len().min(123);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            let frame = CloseFrame {
+                code,
+                reason: reason[..end].to_owned(),
+            };
+            if self.close(Some(&frame)).is_err() {
+                // Only a code that may not go on the wire gets here.
+                let _ = self.close(None);
+            }
+        }
+    }
+
+    /// The lifecycle state as far as sending tells it.
+    pub fn state(&self) -> super::State {
+        use super::State;
+        if self.failed {
+            State::Failed
+        } else if self.is_closed() {
+            State::Closed
+        } else if self.close_sent {
+            State::CloseSent
+        } else {
+            State::Open
+        }
+    }
+
+    fn check_send(&self, opcode: OpCode, fin: bool, len: usize) -> Result<()> {
+        if self.close_sent || self.failed {
+            return Err(Error::AlreadyClosed);
+        }
+        if opcode.is_control() {
+            if len > 125 {
+                return Err(Error::InvalidSend("control frame payload over 125 bytes"));
+            }
+            if !fin {
+                return Err(Error::InvalidSend("control frames cannot be fragmented"));
+            }
+        } else if opcode == OpCode::Continuation {
+            if !self.fragmenting {
+                return Err(Error::InvalidSend(
+                    "continuation without a fragmented message",
+                ));
+            }
+        } else if self.fragmenting {
+            return Err(Error::InvalidSend(
+                "a fragmented message is in progress; send continuation frames",
+            ));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, header: EncodedHeader, mask: Option<[u8; 4]>, payload: &[u8]) {
+        self.out.extend_from_slice(header.as_bytes());
+        let start = self.out.len();
+        self.out.extend_from_slice(payload);
+        if let Some(key) = mask {
+            apply_mask(&mut self.out[start..], key);
+        }
+    }
+}
