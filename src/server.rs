@@ -1,0 +1,578 @@
+//! A thread-per-connection WebSocket server.
+//!
+//! One accept loop; each connection gets its own thread with a small stack,
+//! runs the opening handshake under a deadline, then hands a [`WebSocket`] to
+//! your handler. Concurrent connections are capped (beyond the cap: HTTP 503),
+//! every phase has a timeout, a panicking handler costs only its own
+//! connection, and [`ServerHandle::shutdown`] stops accepting, closes live
+//! connections with 1001 (going away) and waits for their threads.
+
+use crate::frame::Role;
+use crate::handshake::http::{parse_request, Limits, Request};
+use crate::handshake::server::{accept, http_response, AcceptOptions, Rejection};
+use crate::protocol::Config;
+use crate::stream::{read_head, HeadError, Shared};
+use crate::websocket::{Keepalive, WebSocket, WebSocketConfig};
+use crate::Result;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The WebSocket a server handler gets: the socket is shared (not duplicated)
+/// with the server so that shutdown can reach a connection blocked in `read`.
+pub type ServerWebSocket = WebSocket<Shared<TcpStream>>;
+
+/// A plain HTTP response, for requests that are not WebSocket upgrades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers (`Content-Length` and `Connection: close` are added).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a status, a content type and a body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// `404 Not Found`.
+    pub fn not_found() -> HttpResponse {
+        HttpResponse::new(404, "text/plain; charset=utf-8", "not found\n")
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http_response(self.status, &headers, &self.body)
+    }
+}
+
+type HttpHandler = Arc<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
+
+/// Server settings. `Default` gives the documented defaults; setters take and
+/// return the config by value.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Concurrent connections served; beyond it a new connection gets
+    /// `503 Service Unavailable` and is closed. Default 10,000.
+    pub max_connections: usize,
+    /// Time allowed from accept to a complete request head (slowloris guard).
+    /// Default 10 s; a late peer gets `408 Request Timeout`.
+    pub handshake_timeout: Duration,
+    /// With keepalive off: how long a connection may be silent before it is
+    /// closed. `None` (the default) waits forever.
+    pub idle_timeout: Option<Duration>,
+    /// How long one blocked write may take before the connection is dropped
+    /// (a peer that never reads). Default 30 s.
+    pub write_timeout: Option<Duration>,
+    /// Ping after this much silence and fail with 1011 if no pong comes in
+    /// time. Default 20 s / 20 s, like Python `websockets`; `None` disables.
+    pub keepalive: Option<Keepalive>,
+    /// How long to wait for the peer's close frame after ours. Default 5 s.
+    pub close_timeout: Duration,
+    /// How long shutdown waits for connections to finish after telling them
+    /// to go away, before cutting them off. Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// Stack size of each connection thread. Default 128 KiB (what a handler
+    /// that does not recurse deeply needs; raise it if yours does).
+    pub stack_size: usize,
+    /// Limits on messages and frames.
+    pub protocol: Config,
+    /// Limits on the request head.
+    pub http_limits: Limits,
+    /// Subprotocols, origin check, extra response headers.
+    pub accept: AcceptOptions,
+    http: Option<HttpHandler>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_timeout: Some(Duration::from_secs(30)),
+            keepalive: Some(Keepalive {
+                interval: Duration::from_secs(20),
+                timeout: Duration::from_secs(20),
+            }),
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            stack_size: 128 * 1024,
+            protocol: Config::default(),
+            http_limits: Limits::default(),
+            accept: AcceptOptions::default(),
+            http: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("keepalive", &self.keepalive)
+            .field("close_timeout", &self.close_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("stack_size", &self.stack_size)
+            .field("protocol", &self.protocol)
+            .field("http_limits", &self.http_limits)
+            .field("http", &self.http.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> ServerConfig {
+            self.$name = value;
+            self
+        }
+    };
+}
+
+impl ServerConfig {
+    setter!(/// Sets [`ServerConfig::max_connections`].
+        max_connections: usize);
+    setter!(/// Sets [`ServerConfig::handshake_timeout`].
+        handshake_timeout: Duration);
+    setter!(/// Sets [`ServerConfig::idle_timeout`].
+        idle_timeout: Option<Duration>);
+    setter!(/// Sets [`ServerConfig::write_timeout`].
+        write_timeout: Option<Duration>);
+    setter!(/// Sets [`ServerConfig::keepalive`].
+        keepalive: Option<Keepalive>);
+    setter!(/// Sets [`ServerConfig::close_timeout`].
+        close_timeout: Duration);
+    setter!(/// Sets [`ServerConfig::shutdown_timeout`].
+        shutdown_timeout: Duration);
+    setter!(/// Sets [`ServerConfig::stack_size`].
+        stack_size: usize);
+    setter!(/// Sets [`ServerConfig::protocol`].
+        protocol: Config);
+    setter!(/// Sets [`ServerConfig::http_limits`].
+        http_limits: Limits);
+    setter!(/// Sets [`ServerConfig::accept`].
+        accept: AcceptOptions);
+
+    /// Answers requests that are not WebSocket upgrades (no `Upgrade:
+    /// websocket` header) with `handler`: a page, a health check, a trigger.
+    /// Without one they get `426 Upgrade Required`.
+    pub fn http_handler(
+        mut self,
+        handler: impl Fn(&Request) -> HttpResponse + Send + Sync + 'static,
+    ) -> ServerConfig {
+        self.http = Some(Arc::new(handler));
+        self
+    }
+
+    fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .protocol(self.protocol.clone())
+            .keepalive(self.keepalive)
+            .close_timeout(self.close_timeout)
+    }
+
+    /// The socket read timeout: the driver's clock ticks when a read times
+    /// out, which is when keepalive pings and close timeouts are checked.
+    fn read_tick(&self) -> Option<Duration> {
+        let mut tick = self.idle_timeout;
+        if let Some(k) = self.keepalive {
+            let t = k.interval.min(k.timeout);
+            tick = Some(tick.map_or(t, |i| i.min(t)));
+        }
+        tick.map(|t| t.min(self.close_timeout).max(Duration::from_millis(10)))
+    }
+}
+
+/// State shared by the accept loop, the connection threads and the handles.
+struct Shared_ {
+    shutting_down: Arc<AtomicBool>,
+    live: Mutex<HashMap<u64, Shared<TcpStream>>>,
+    drained: Condvar,
+    next_id: AtomicU64,
+    addr: SocketAddr,
+}
+
+/// A bound, not yet running server.
+///
+/// ```no_run
+/// use rfc6455::{Server, ServerConfig};
+///
+/// let server = Server::bind("127.0.0.1:9001", ServerConfig::default())?;
+/// server.serve(|mut ws, _request| {
+///     loop {
+///         let message = ws.read()?;
+///         if message.is_data() {
+///             ws.write(message)?;
+///         }
+///     }
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server {
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    shared: Arc<Shared_>,
+}
+
+/// Stops a running server from any thread.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared_>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.shared.addr)
+            .finish()
+    }
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// Connections being served now.
+    pub fn connections(&self) -> usize {
+        lock(&self.shared.live).len()
+    }
+
+    /// Stops accepting and tells every live connection to go away: a
+    /// connection blocked in `read` sends close 1001 and returns
+    /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed). `serve`
+    /// returns once every connection thread has finished (or after the
+    /// shutdown timeout, when the stragglers are cut off).
+    pub fn shutdown(&self) {
+        if self.shared.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Wake the accept loop, which is blocked in accept().
+        let mut wake = self.shared.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        for stream in lock(&self.shared.live).values() {
+            // Makes a blocked read return end-of-stream; the driver sees the
+            // flag and sends 1001. Writes still work.
+            let _ = stream.shutdown(Shutdown::Read);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Server {
+    /// Binds a listening socket.
+    pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        Ok(Server {
+            listener,
+            config: Arc::new(config),
+            shared: Arc::new(Shared_ {
+                shutting_down: Arc::new(AtomicBool::new(false)),
+                live: Mutex::new(HashMap::new()),
+                drained: Condvar::new(),
+                next_id: AtomicU64::new(0),
+                addr,
+            }),
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// A handle to stop the server from another thread.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Runs the accept loop on this thread until [`ServerHandle::shutdown`],
+    /// calling `handler` on its own thread for each WebSocket connection,
+    /// with the request that opened it. When the handler returns, the TCP
+    /// connection is closed; call [`WebSocket::close`] first (and read until
+    /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed)) for a
+    /// clean close. [`Error::ConnectionClosed`](crate::Error::ConnectionClosed)
+    /// from the handler is the normal end of a connection.
+    pub fn serve<F>(self, handler: F) -> io::Result<()>
+    where
+        F: Fn(ServerWebSocket, Request) -> Result<()> + Send + Sync + 'static,
+    {
+        let handler = Arc::new(handler);
+        let rejecter = spawn_rejecter();
+        for stream in self.listener.incoming() {
+            if self.shared.shutting_down.load(Ordering::Acquire) {
+                break;
+            }
+            let stream = match stream {
+                Ok(s) => s,
+                // Out of descriptors, a connection reset before accept...:
+                // back off briefly instead of spinning, keep serving.
+                Err(_) => {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            };
+            if lock(&self.shared.live).len() >= self.config.max_connections {
+                reject_busy(&rejecter, stream);
+                continue;
+            }
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+            let stream = Shared::new(stream);
+            lock(&self.shared.live).insert(id, stream.clone());
+            let conn = Conn {
+                id,
+                shared: Arc::clone(&self.shared),
+            };
+            let config = Arc::clone(&self.config);
+            let handler = Arc::clone(&handler);
+            let going_away = Arc::clone(&self.shared.shutting_down);
+            let spawned = thread::Builder::new()
+                .stack_size(self.config.stack_size)
+                .spawn(move || {
+                    let _conn = conn; // deregisters on exit, even on panic
+                    serve_connection(stream, &config, going_away, &*handler);
+                });
+            if spawned.is_err() {
+                // Out of threads: the closure (and its guard) was dropped, so
+                // the connection is deregistered and closed.
+                continue;
+            }
+        }
+        self.wait_for_connections();
+        Ok(())
+    }
+
+    /// Runs [`serve`](Server::serve) on a new thread and returns at once.
+    pub fn spawn<F>(self, handler: F) -> io::Result<RunningServer>
+    where
+        F: Fn(ServerWebSocket, Request) -> Result<()> + Send + Sync + 'static,
+    {
+        let handle = self.handle();
+        let thread = thread::Builder::new()
+            .name("rfc6455-accept".into())
+            .spawn(move || self.serve(handler))?;
+        Ok(RunningServer {
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    fn wait_for_connections(&self) {
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        let mut live = lock(&self.shared.live);
+        while !live.is_empty() {
+            let now = Instant::now();
+            if now >= deadline {
+                for stream in live.values() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+                // The threads now fail fast; give them a moment to leave.
+                let (guard, _) = self
+                    .shared
+                    .drained
+                    .wait_timeout_while(live, Duration::from_secs(2), |l| !l.is_empty())
+                    .unwrap_or_else(|p| p.into_inner());
+                drop(guard);
+                return;
+            }
+            live = self
+                .shared
+                .drained
+                .wait_timeout(live, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A server running on its own thread (see [`Server::spawn`]). Dropping it
+/// shuts the server down and waits for it.
+#[derive(Debug)]
+pub struct RunningServer {
+    handle: ServerHandle,
+    thread: Option<thread::JoinHandle<io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A handle to the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts down and waits for every connection thread.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        self.handle.shutdown();
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("accept loop panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Deregisters a connection when its thread ends, however it ends.
+struct Conn {
+    id: u64,
+    shared: Arc<Shared_>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let mut live = lock(&self.shared.live);
+        if let Some(stream) = live.remove(&self.id) {
+            drop(live);
+            close_gracefully(&stream);
+        }
+        self.shared.drained.notify_all();
+    }
+}
+
+/// Closes a TCP connection without a reset: send FIN, then drain what the
+/// peer still sends for a moment. Closing with unread input makes the kernel
+/// send RST, which can destroy our last bytes (the close frame or an HTTP
+/// error) before the peer reads them.
+fn close_gracefully(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut sink = [0u8; 1024];
+    while Instant::now() < deadline {
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn serve_connection<F>(
+    stream: Shared<TcpStream>,
+    config: &ServerConfig,
+    going_away: Arc<AtomicBool>,
+    handler: &F,
+) where
+    F: Fn(ServerWebSocket, Request) -> Result<()>,
+{
+    // Small frames must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(config.write_timeout);
+    let deadline = Instant::now() + config.handshake_timeout;
+    let limits = config.http_limits.clone();
+    let head = read_head(&stream, deadline, limits.max_head, |buf| {
+        parse_request(buf, &limits)
+    });
+    let (request, leftover) = match head {
+        Ok(ok) => ok,
+        Err(HeadError::Parse(e)) => {
+            let _ = (&*stream).write_all(&Rejection::from_http_error(&e).to_bytes());
+            return;
+        }
+        Err(HeadError::TooLarge) => {
+            let _ = (&*stream).write_all(&Rejection::new(431).to_bytes());
+            return;
+        }
+        Err(HeadError::Timeout) => {
+            let _ = (&*stream).write_all(&Rejection::new(408).to_bytes());
+            return;
+        }
+        Err(HeadError::Eof | HeadError::Io(_)) => return,
+    };
+    if let Some(http) = &config.http {
+        if !request.headers.has_token("upgrade", "websocket") {
+            let _ = (&*stream).write_all(&http(&request).to_bytes());
+            return;
+        }
+    }
+    let accepted = match accept(&request, &config.accept) {
+        Ok(a) => a,
+        Err(rejection) => {
+            let _ = (&*stream).write_all(&rejection.to_bytes());
+            return;
+        }
+    };
+    if (&*stream).write_all(&accepted.response).is_err() {
+        return;
+    }
+    let _ = stream.set_read_timeout(config.read_tick());
+    let mut ws =
+        WebSocket::from_partially_read(stream, leftover, Role::Server, config.websocket_config());
+    ws.set_going_away(going_away);
+    let _ = handler(ws, request);
+}
+
+/// Over the cap: answer 503 from one helper thread with a bounded queue, so
+/// a flood of connections cannot make the server spawn more threads.
+fn spawn_rejecter() -> Option<SyncSender<TcpStream>> {
+    let (tx, rx) = sync_channel::<TcpStream>(64);
+    thread::Builder::new()
+        .name("rfc6455-reject".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            for stream in rx {
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = (&stream).write_all(&Rejection::new(503).to_bytes());
+                close_gracefully(&stream);
+            }
+        })
+        .ok()?;
+    Some(tx)
+}
+
+fn reject_busy(rejecter: &Option<SyncSender<TcpStream>>, stream: TcpStream) {
+    if let Some(tx) = rejecter {
+        match tx.try_send(stream) {
+            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}

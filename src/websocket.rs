@@ -1,0 +1,675 @@
+//! The blocking driver: a [`protocol`](crate::protocol) connection plus a
+//! `Read + Write` stream.
+//!
+//! System calls are the cost of a blocking WebSocket, so the driver makes few:
+//! one `read` takes in as many frames as the buffer holds; replies queue up
+//! and go out in one `write` when the input buffer is drained (just before
+//! the next blocking read); large payloads go out with one vectored write of
+//! header and payload, without copying them into a buffer.
+
+use crate::frame::{apply_mask, CloseCode, OpCode, Role};
+use crate::protocol::{Config, Incoming, Message, Outgoing, Received, State};
+use crate::stream::{write_all_vectored, TryClone};
+use crate::{Error, Result};
+use std::io::{self, IoSlice, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The read buffer starts here: with a small thread stack, this keeps an idle
+/// connection's memory to a few KiB (tungstenite's 128 KiB default buffer
+/// costs ~143 KiB of RSS per idle connection).
+const MIN_READ_BUF: usize = 4 * 1024;
+/// ... and grows (while reads fill it) up to this, so bulk transfers take
+/// 64 KiB per system call.
+const MAX_READ_BUF: usize = 64 * 1024;
+/// Payloads at least this large are written straight from the caller's buffer
+/// with a vectored write instead of being copied into the output buffer; below
+/// it a copy is cheaper than the extra system call it would cost to batch.
+const DIRECT_WRITE: usize = 16 * 1024;
+/// Queued output is flushed without waiting for the next read once it
+/// reaches this size, so a writer that never reads cannot grow it unbounded.
+const MAX_QUEUED: usize = 64 * 1024;
+
+/// Server-side keepalive: ping after `interval` of silence, fail the
+/// connection (1011) if no pong arrives within `timeout`.
+///
+/// The driver notices silence when a read times out, so the stream must have
+/// a read timeout (the [`Server`](crate::Server) sets it to the interval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Silence before a ping is sent.
+    pub interval: Duration,
+    /// How long to wait for the pong.
+    pub timeout: Duration,
+}
+
+/// Options of the blocking driver.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WebSocketConfig {
+    /// Limits enforced on what the peer sends.
+    pub protocol: Config,
+    /// Keepalive pings; `None` (the default for a bare `WebSocket`) disables them.
+    pub keepalive: Option<Keepalive>,
+    /// How long to wait for the peer's close frame (or, for a client, the
+    /// server's TCP close) after sending ours. Default 5 s. Enforced when a
+    /// read times out, so it needs a read timeout on the stream.
+    pub close_timeout: Duration,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> WebSocketConfig {
+        WebSocketConfig {
+            protocol: Config::default(),
+            keepalive: None,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WebSocketConfig {
+    /// Sets the protocol limits.
+    pub fn protocol(mut self, protocol: Config) -> WebSocketConfig {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the keepalive.
+    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> WebSocketConfig {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// Sets the close timeout.
+    pub fn close_timeout(mut self, timeout: Duration) -> WebSocketConfig {
+        self.close_timeout = timeout;
+        self
+    }
+}
+
+/// A read buffer that starts small and grows only while reads fill it.
+#[derive(Debug)]
+struct ReadBuf {
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+impl ReadBuf {
+    fn new(leftover: Vec<u8>) -> ReadBuf {
+        let len = leftover.len();
+        let mut buf = leftover;
+        if buf.len() < MIN_READ_BUF {
+            buf.resize(MIN_READ_BUF, 0);
+        }
+        ReadBuf { buf, pos: 0, len }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.buf[self.pos..self.len]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pos == self.len
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos += n;
+    }
+
+    /// Reads once into the drained buffer.
+    fn fill<R: Read + ?Sized>(&mut self, r: &mut R) -> io::Result<usize> {
+        self.pos = 0;
+        self.len = 0;
+        let n = r.read(&mut self.buf)?;
+        self.len = n;
+        if n == self.buf.len() && self.buf.len() < MAX_READ_BUF {
+            // The peer sent more than fit: take bigger bites next time.
+            let bigger = (self.buf.len() * 4).min(MAX_READ_BUF);
+            self.buf.resize(bigger, 0);
+        } else if n <= MIN_READ_BUF && self.buf.len() > MIN_READ_BUF {
+            // Back to small messages: give the memory back.
+            self.buf.truncate(MIN_READ_BUF);
+            self.buf.shrink_to_fit();
+        }
+        Ok(n)
+    }
+}
+
+/// The receiving side's state, shared by [`WebSocket`] and [`Reader`].
+#[derive(Debug)]
+struct RecvSide {
+    incoming: Incoming,
+    rbuf: ReadBuf,
+    role: Role,
+    keepalive: Option<Keepalive>,
+    close_timeout: Duration,
+    last_rx: Instant,
+    ping_sent_at: Option<Instant>,
+    close_wait_since: Option<Instant>,
+    eof: bool,
+    going_away: Option<Arc<AtomicBool>>,
+}
+
+/// Access to the sending side, which a [`WebSocket`] owns and a [`Reader`]
+/// shares with its [`Writer`]s behind a mutex.
+trait SendSide {
+    fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize>;
+    fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T;
+    /// Whether replies may wait for the input to drain (one owner) or must
+    /// go out at once (split halves, where nobody else flushes for us).
+    fn batches_replies(&self) -> bool;
+}
+
+fn flush_outgoing(stream: &mut dyn Write, out: &mut Outgoing) -> io::Result<()> {
+    while !out.pending().is_empty() {
+        match stream.write(out.pending()) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => out.consume(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    stream.flush()
+}
+
+fn write_data(
+    stream: &mut dyn Write,
+    out: &mut Outgoing,
+    opcode: OpCode,
+    mut payload: Vec<u8>,
+) -> Result<()> {
+    if payload.len() < DIRECT_WRITE {
+        out.encode_frame(opcode, true, &payload)?;
+        if out.pending().len() >= MAX_QUEUED {
+            flush_outgoing(stream, out)?;
+        }
+        return Ok(());
+    }
+    // Zero-copy: the payload is masked in place (a client owns it now) and
+    // written behind whatever is queued, in one vectored write.
+    let header = out.frame_header(opcode, true, payload.len())?;
+    if let Some(key) = header.mask {
+        apply_mask(&mut payload, key);
+    }
+    let encoded = header.encode();
+    let queued = out.pending().len();
+    let mut bufs = [
+        IoSlice::new(out.pending()),
+        IoSlice::new(encoded.as_bytes()),
+        IoSlice::new(&payload),
+    ];
+    write_all_vectored(stream, &mut bufs)?;
+    out.consume(queued);
+    Ok(())
+}
+
+fn write_message(stream: &mut dyn Write, out: &mut Outgoing, message: Message) -> Result<()> {
+    match message {
+        Message::Text(text) => write_data(stream, out, OpCode::Text, text.into_bytes()),
+        Message::Binary(data) => write_data(stream, out, OpCode::Binary, data),
+        other => {
+            out.encode_message(&other)?;
+            // Control frames are small and usually urgent.
+            flush_outgoing(stream, out)?;
+            Ok(())
+        }
+    }
+}
+
+impl RecvSide {
+    fn new(role: Role, config: &WebSocketConfig, leftover: Vec<u8>) -> RecvSide {
+        RecvSide {
+            incoming: Incoming::new(role, &config.protocol),
+            rbuf: ReadBuf::new(leftover),
+            role,
+            keepalive: config.keepalive,
+            close_timeout: config.close_timeout,
+            last_rx: Instant::now(),
+            ping_sent_at: None,
+            close_wait_since: None,
+            eof: false,
+            going_away: None,
+        }
+    }
+
+    fn read<K: SendSide>(&mut self, side: &mut K) -> Result<Message> {
+        if side.with(|_, out| out.failed()) {
+            return Err(Error::AlreadyClosed);
+        }
+        loop {
+            if !self.rbuf.is_empty() {
+                match self.incoming.receive(self.rbuf.data()) {
+                    Ok(Received { consumed, message }) => {
+                        self.rbuf.consume(consumed);
+                        if let Some(message) = message {
+                            self.on_message(side, &message)?;
+                            return Ok(message);
+                        }
+                    }
+                    Err(e) => {
+                        side.with(|w, out| {
+                            out.on_error(&e);
+                            // Best effort: the peer may already be gone.
+                            let _ = flush_outgoing(w, out);
+                        });
+                        return Err(Error::Protocol(e));
+                    }
+                }
+                continue;
+            }
+            // Input drained: everything queued while processing it goes out
+            // in one write before we block.
+            let (closed, close_sent) = side.with(|w, out| -> Result<(bool, bool)> {
+                flush_outgoing(w, out)?;
+                Ok((out.is_closed(), out.close_sent()))
+            })?;
+            if closed && (self.role == Role::Server || self.eof) {
+                // RFC 6455 §7.1.1: the server closes TCP first, right after the
+                // close handshake; a client waits for that (below) first.
+                return Err(Error::ConnectionClosed);
+            }
+            if close_sent && self.close_wait_since.is_none() {
+                self.close_wait_since = Some(Instant::now());
+            }
+            match side.read(&mut self.rbuf) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Err(self.on_eof(side));
+                }
+                Ok(_) => {
+                    if self.keepalive.is_some() {
+                        self.last_rx = Instant::now();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.on_timeout(side, e)?;
+                }
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
+    fn on_message<K: SendSide>(&mut self, side: &mut K, message: &Message) -> Result<()> {
+        if let Message::Pong(_) = message {
+            self.ping_sent_at = None;
+        }
+        let urgent = !side.batches_replies() || matches!(message, Message::Close(_));
+        side.with(|w, out| -> Result<()> {
+            out.on_received(message);
+            if urgent {
+                flush_outgoing(w, out)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn on_eof<K: SendSide>(&mut self, side: &mut K) -> Error {
+        let (closed, close_received) = side.with(|_, out| (out.is_closed(), out.close_received()));
+        if closed || close_received {
+            return Error::ConnectionClosed;
+        }
+        if self
+            .going_away
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire))
+        {
+            // The server is shutting down and stopped our reads: say so.
+            side.with(|w, out| {
+                out.close_with(CloseCode::GOING_AWAY, "server shutting down");
+                let _ = flush_outgoing(w, out);
+            });
+            return Error::ConnectionClosed;
+        }
+        Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection without a close frame",
+        ))
+    }
+
+    fn on_timeout<K: SendSide>(&mut self, side: &mut K, e: io::Error) -> Result<()> {
+        let now = Instant::now();
+        if let Some(since) = self.close_wait_since {
+            if now.duration_since(since) >= self.close_timeout {
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no close reply from the peer",
+                )));
+            }
+            return Ok(());
+        }
+        let Some(keepalive) = self.keepalive else {
+            return Err(Error::Io(e));
+        };
+        match self.ping_sent_at {
+            Some(sent) if now.duration_since(sent) >= keepalive.timeout => {
+                side.with(|w, out| {
+                    out.close_with(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                    let _ = flush_outgoing(w, out);
+                });
+                Err(Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "keepalive ping timeout",
+                )))
+            }
+            None if now.duration_since(self.last_rx) >= keepalive.interval => {
+                self.ping_sent_at = Some(now);
+                side.with(|w, out| -> Result<()> {
+                    out.encode_frame(OpCode::Ping, true, b"keepalive")?;
+                    flush_outgoing(w, out)?;
+                    Ok(())
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A WebSocket connection over a blocking stream: read messages, write
+/// messages, close. Pings are answered, close frames echoed and protocol
+/// errors turned into the right close frame automatically.
+///
+/// ```
+/// use rfc6455::{Message, Role, WebSocket};
+/// use std::io::Cursor;
+///
+/// // A server reading a masked "Hello" (RFC 6455 §5.7) from an in-memory stream.
+/// let wire = vec![0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+/// let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, Default::default());
+/// assert_eq!(ws.read().unwrap(), Message::Text("Hello".into()));
+/// ```
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    stream: S,
+    outgoing: Outgoing,
+    recv: RecvSide,
+    config: WebSocketConfig,
+}
+
+struct Owned<'a, S> {
+    stream: &'a mut S,
+    outgoing: &'a mut Outgoing,
+}
+
+impl<S: Read + Write> SendSide for Owned<'_, S> {
+    fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize> {
+        rbuf.fill(self.stream)
+    }
+    fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T {
+        f(self.stream, self.outgoing)
+    }
+    fn batches_replies(&self) -> bool {
+        true
+    }
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Wraps a stream on which the handshake is already done.
+    pub fn from_raw_socket(stream: S, role: Role, config: WebSocketConfig) -> WebSocket<S> {
+        WebSocket::from_partially_read(stream, Vec::new(), role, config)
+    }
+
+    /// Like [`from_raw_socket`](WebSocket::from_raw_socket), with bytes
+    /// already read past the handshake (the peer's first frames), which are
+    /// processed before anything is read from the stream.
+    pub fn from_partially_read(
+        stream: S,
+        leftover: Vec<u8>,
+        role: Role,
+        config: WebSocketConfig,
+    ) -> WebSocket<S> {
+        WebSocket {
+            stream,
+            outgoing: Outgoing::new(role),
+            recv: RecvSide::new(role, &config, leftover),
+            config,
+        }
+    }
+
+    fn parts(&mut self) -> (&mut RecvSide, Owned<'_, S>) {
+        (
+            &mut self.recv,
+            Owned {
+                stream: &mut self.stream,
+                outgoing: &mut self.outgoing,
+            },
+        )
+    }
+
+    /// Reads the next message or control frame.
+    ///
+    /// Before blocking on the stream it writes everything queued, so replies
+    /// to a batch of incoming frames leave in one write. Returns
+    /// [`Error::ConnectionClosed`] once the close handshake is complete (after
+    /// returning the peer's [`Message::Close`]), and [`Error::Protocol`] after
+    /// failing the connection with a close frame.
+    pub fn read(&mut self) -> Result<Message> {
+        let (recv, mut side) = self.parts();
+        recv.read(&mut side)
+    }
+
+    /// Queues a message; it is written by [`flush`](WebSocket::flush), by the
+    /// next [`read`](WebSocket::read) before it blocks, or at once if it is
+    /// large or the queue is full. Control frames are written at once.
+    pub fn write(&mut self, message: Message) -> Result<()> {
+        write_message(&mut self.stream, &mut self.outgoing, message)
+    }
+
+    /// Writes a message and flushes.
+    pub fn send(&mut self, message: Message) -> Result<()> {
+        self.write(message)?;
+        self.flush()
+    }
+
+    /// Queues one frame of a fragmented message (see
+    /// [`Connection::send_frame`](crate::protocol::Connection::send_frame)).
+    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        self.outgoing.encode_frame(opcode, fin, payload)?;
+        if self.outgoing.pending().len() >= MAX_QUEUED {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends a close frame. Keep calling [`read`](WebSocket::read) until it
+    /// returns [`Error::ConnectionClosed`] to complete the close handshake.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.outgoing.close(Some(&crate::CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        }))?;
+        self.flush()
+    }
+
+    /// Writes everything queued.
+    pub fn flush(&mut self) -> Result<()> {
+        flush_outgoing(&mut self.stream, &mut self.outgoing)?;
+        Ok(())
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> State {
+        self.outgoing.state()
+    }
+
+    /// Whether unread input is buffered (a `read` would not block).
+    pub fn has_buffered_input(&self) -> bool {
+        !self.recv.rbuf.is_empty()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WebSocketConfig {
+        &self.config
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The underlying stream, mutably. Reading or writing it directly
+    /// corrupts the connection.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Makes a read that hits end of stream while `flag` is set send close
+    /// 1001 (going away): how a server shuts down a connection blocked in
+    /// `read`, by shutting down the socket's read side.
+    pub(crate) fn set_going_away(&mut self, flag: Arc<AtomicBool>) {
+        self.recv.going_away = Some(flag);
+    }
+
+    /// Splits into a [`Reader`] and a [`Writer`] for full duplex from two
+    /// threads: one blocks in `read` while others send. The reader still
+    /// answers pings and close frames, through the writer's lock.
+    ///
+    /// ```no_run
+    /// # fn main() -> rfc6455::Result<()> {
+    /// let (ws, _response) = rfc6455::connect("ws://127.0.0.1:9001/")?;
+    /// let (mut reader, writer) = ws.split()?;
+    /// let sender = writer.clone();
+    /// std::thread::spawn(move || sender.send("hello".into()));
+    /// println!("{:?}", reader.read()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn split(self) -> Result<(Reader<S>, Writer<S>)>
+    where
+        S: TryClone,
+    {
+        let read_stream = self.stream.try_clone()?;
+        let shared = Arc::new(Mutex::new(WriteHalf {
+            stream: self.stream,
+            outgoing: self.outgoing,
+        }));
+        Ok((
+            Reader {
+                stream: read_stream,
+                recv: self.recv,
+                shared: Arc::clone(&shared),
+            },
+            Writer { shared },
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct WriteHalf<S> {
+    stream: S,
+    outgoing: Outgoing,
+}
+
+fn lock<S>(m: &Mutex<WriteHalf<S>>) -> MutexGuard<'_, WriteHalf<S>> {
+    // A panic while holding the lock leaves the outgoing state consistent
+    // (every method finishes its bookkeeping before writing), so go on.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The reading half of a split [`WebSocket`].
+#[derive(Debug)]
+pub struct Reader<S> {
+    stream: S,
+    recv: RecvSide,
+    shared: Arc<Mutex<WriteHalf<S>>>,
+}
+
+struct SplitSide<'a, S> {
+    stream: &'a mut S,
+    shared: &'a Mutex<WriteHalf<S>>,
+}
+
+impl<S: Read + Write> SendSide for SplitSide<'_, S> {
+    fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize> {
+        rbuf.fill(self.stream)
+    }
+    fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T {
+        let mut guard = lock(self.shared);
+        let half = &mut *guard;
+        f(&mut half.stream, &mut half.outgoing)
+    }
+    fn batches_replies(&self) -> bool {
+        false
+    }
+}
+
+impl<S: Read + Write> Reader<S> {
+    /// Reads the next message, as [`WebSocket::read`]; pongs and close
+    /// replies are written at once through the shared writer.
+    pub fn read(&mut self) -> Result<Message> {
+        let mut side = SplitSide {
+            stream: &mut self.stream,
+            shared: &self.shared,
+        };
+        self.recv.read(&mut side)
+    }
+
+    /// A new handle for sending on this connection.
+    pub fn writer(&self) -> Writer<S> {
+        Writer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// The stream this half reads from.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+}
+
+/// The sending half of a split [`WebSocket`]: cloneable and usable from any
+/// thread; each call takes a lock, so messages from several threads never
+/// interleave on the wire.
+#[derive(Debug)]
+pub struct Writer<S> {
+    shared: Arc<Mutex<WriteHalf<S>>>,
+}
+
+impl<S> Clone for Writer<S> {
+    fn clone(&self) -> Writer<S> {
+        Writer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S: Write> Writer<S> {
+    /// Sends a message and flushes.
+    pub fn send(&self, message: Message) -> Result<()> {
+        let mut guard = lock(&self.shared);
+        let half = &mut *guard;
+        write_message(&mut half.stream, &mut half.outgoing, message)?;
+        flush_outgoing(&mut half.stream, &mut half.outgoing)?;
+        Ok(())
+    }
+
+    /// Sends one frame of a fragmented message and flushes.
+    pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        let mut guard = lock(&self.shared);
+        let half = &mut *guard;
+        half.outgoing.encode_frame(opcode, fin, payload)?;
+        flush_outgoing(&mut half.stream, &mut half.outgoing)?;
+        Ok(())
+    }
+
+    /// Sends a close frame; the [`Reader`] completes the handshake.
+    pub fn close(&self, code: CloseCode, reason: &str) -> Result<()> {
+        self.send(Message::Close(Some(crate::CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        })))
+    }
+
+    /// Whether a close frame was sent or the connection failed: nothing more
+    /// can be sent.
+    pub fn is_closed(&self) -> bool {
+        let half = lock(&self.shared);
+        half.outgoing.close_sent() || half.outgoing.failed()
+    }
+}
