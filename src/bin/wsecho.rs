@@ -1,0 +1,203 @@
+//! `wsecho`: a thread-per-connection WebSocket echo server.
+//!
+//! ```text
+//! cargo run --release --bin wsecho -- --listen 127.0.0.1:9001
+//! ```
+
+use rfc6455::protocol::Config;
+use rfc6455::{Error, Keepalive, Message, Server, ServerConfig};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const HELP: &str = "\
+wsecho: a WebSocket echo server (RFC 6455), one thread per connection.
+
+Every text and binary message is sent back unchanged.
+
+USAGE:
+    wsecho [OPTIONS]
+
+OPTIONS:
+    --listen ADDR             address to listen on [default: 127.0.0.1:9001]
+    --max-connections N       concurrent connections; beyond: HTTP 503 [default: 10000]
+    --max-frame BYTES         largest frame accepted, else close 1009 [default: 16777216]
+    --max-message BYTES       largest message accepted, else close 1009 [default: 67108864]
+    --handshake-timeout SECS  time to send the request head, else 408 [default: 10]
+    --write-timeout SECS      a blocked write (peer not reading) fails after [default: 30]
+    --ping-interval SECS      ping after this much silence; 0 disables keepalive [default: 20]
+    --ping-timeout SECS       close (1011) if no pong within [default: 20]
+    --idle-timeout SECS       with keepalive off: close after this much silence; 0 = never [default: 0]
+    --stack-size BYTES        stack of each connection thread [default: 131072]
+    --quiet                   no per-connection log lines
+    -h, --help                print this help
+
+Logs a startup line and one line per connection to stderr.
+Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001, exit.
+";
+
+struct Options {
+    listen: String,
+    config: ServerConfig,
+    quiet: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut listen = "127.0.0.1:9001".to_owned();
+    let mut config = ServerConfig::default();
+    let mut protocol = Config::default();
+    let mut ping_interval = 20.0;
+    let mut ping_timeout = 20.0;
+    let mut quiet = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            "--listen" => listen = value()?,
+            "--max-connections" => config = config.max_connections(number(&flag, &value()?)?),
+            "--max-frame" => protocol = protocol.max_frame_size(number(&flag, &value()?)?),
+            "--max-message" => protocol = protocol.max_message_size(number(&flag, &value()?)?),
+            "--handshake-timeout" => config = config.handshake_timeout(secs(&flag, &value()?)?),
+            "--write-timeout" => config = config.write_timeout(Some(secs(&flag, &value()?)?)),
+            "--ping-interval" => ping_interval = number::<f64>(&flag, &value()?)?,
+            "--ping-timeout" => ping_timeout = number::<f64>(&flag, &value()?)?,
+            "--idle-timeout" => {
+                let t = secs(&flag, &value()?)?;
+                config = config.idle_timeout((!t.is_zero()).then_some(t));
+            }
+            "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
+            "--quiet" => quiet = true,
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    let keepalive = (ping_interval > 0.0).then(|| Keepalive {
+        interval: Duration::from_secs_f64(ping_interval),
+        timeout: Duration::from_secs_f64(ping_timeout.max(0.001)),
+    });
+    Ok(Options {
+        listen,
+        config: config.protocol(protocol).keepalive(keepalive),
+        quiet,
+    })
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag}: not a valid number: {value:?}"))
+}
+
+fn secs(flag: &str, value: &str) -> Result<Duration, String> {
+    let s: f64 = number(flag, value)?;
+    if !(0.0..1e9).contains(&s) {
+        return Err(format!("{flag}: out of range: {value}"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("wsecho: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::bind(&options.listen, options.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsecho: cannot listen on {}: {e}", options.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("wsecho: listening on ws://{}/", server.local_addr());
+    install_signal_handler(server.handle());
+    let quiet = options.quiet;
+    let result = server.serve(move |mut ws, _request| {
+        let peer = ws
+            .get_ref()
+            .peer_addr()
+            .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+        let start = Instant::now();
+        let mut messages = 0u64;
+        let mut close = String::from("no close frame");
+        let outcome = loop {
+            match ws.read() {
+                Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+                    messages += 1;
+                    if let Err(e) = ws.write(message) {
+                        break e;
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    close = match frame {
+                        Some(f) => format!("close {}", f.code),
+                        None => "close (no code)".to_owned(),
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => break e,
+            }
+        };
+        if !quiet {
+            let end = match &outcome {
+                Error::ConnectionClosed => close,
+                Error::Protocol(p) => format!("failed: {p} (sent close {})", p.close_code()),
+                other => format!("{close}; {other}"),
+            };
+            eprintln!(
+                "wsecho: {peer}: {:.3}s, {messages} messages, {end}",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => {
+            eprintln!("wsecho: stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("wsecho: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "signals")]
+fn install_signal_handler(handle: rfc6455::ServerHandle) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wsecho: cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        let mut forever = signals.forever();
+        if forever.next().is_some() {
+            eprintln!("wsecho: shutting down (again to force)");
+            handle.shutdown();
+        }
+        if forever.next().is_some() {
+            std::process::exit(130);
+        }
+    });
+}
+
+#[cfg(not(feature = "signals"))]
+fn install_signal_handler(_handle: rfc6455::ServerHandle) {}
