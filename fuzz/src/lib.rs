@@ -1,0 +1,195 @@
+//! Shared drivers for the fuzz targets in `fuzz_targets/`.
+
+use rfc6455::frame::{CloseCode, FrameHeader, OpCode, Parsed, Role};
+use rfc6455::protocol::{Config, Connection, Message, State};
+use rfc6455::Error;
+
+/// How a `protocol_*` input is laid out: the first [`PREFIX`] bytes choose
+/// how the rest (the wire bytes from the peer) is chunked, the limits, and a
+/// few behaviours; the rest is fed to a [`Connection`].
+///
+/// | byte | meaning |
+/// | ---- | ------- |
+/// | 0..4 | a cycle of chunk sizes; 0 = everything left at once, else that many bytes |
+/// | 4    | limits: `max_frame = 64 << (b & 7)` (64 B..8 KiB), `max_message = max_frame << ((b >> 3) & 3)` |
+/// | 5    | flags: bit 0 = start our own close handshake before feeding |
+pub const PREFIX: usize = 6;
+
+/// Feeds the wire bytes of `input` (see [`PREFIX`]) to a connection of `role`
+/// and checks:
+///
+/// - no panic, and the connection always makes progress;
+/// - every error is `Error::Protocol` with close code 1002, 1007 or 1009,
+///   the state is then `Failed`, and the bytes queued for the peer end with
+///   a close frame carrying that code; nothing is fed after an error;
+/// - received messages respect the limits and the control frame size;
+/// - echoing each message with `send` works while the connection is open and
+///   fails only with `AlreadyClosed` after a close frame was sent;
+/// - everything queued for the peer is a well-formed frame sequence that a
+///   peer of the other role decodes without error, with the data messages
+///   echoed in order and a close frame last once the connection closed.
+pub fn run_connection(role: Role, input: &[u8]) {
+    if input.len() < PREFIX {
+        return;
+    }
+    let (head, wire) = input.split_at(PREFIX);
+    let chunks = [head[0], head[1], head[2], head[3]];
+    let max_frame = 64usize << (head[4] & 7);
+    let max_message = max_frame << ((head[4] >> 3) & 3);
+    let close_first = head[5] & 1 != 0;
+
+    let config = Config::default()
+        .max_frame_size(max_frame)
+        .max_message_size(max_message);
+    let mut conn = Connection::new(role, config);
+    let mut sent = Vec::new();
+    let mut echoed = Vec::new();
+    if close_first {
+        conn.close(CloseCode::GOING_AWAY, "fuzz").unwrap();
+        assert_eq!(conn.state(), State::CloseSent);
+    }
+
+    let mut failure = None;
+    let mut rest = wire;
+    let mut turn = 0;
+    'feed: while !rest.is_empty() {
+        let size = match chunks[turn % chunks.len()] {
+            0 => rest.len(),
+            n => usize::from(n).min(rest.len()),
+        };
+        turn += 1;
+        let (mut chunk, after) = rest.split_at(size);
+        rest = after;
+        while !chunk.is_empty() {
+            match conn.receive(chunk) {
+                Ok(received) => {
+                    assert!(received.consumed <= chunk.len());
+                    assert!(
+                        received.consumed > 0 || received.message.is_some(),
+                        "no progress on {} bytes",
+                        chunk.len()
+                    );
+                    chunk = &chunk[received.consumed..];
+                    assert!(conn.incoming().buffered() <= max_message);
+                    if let Some(message) = received.message {
+                        check_message(&message, max_message);
+                        echo(&mut conn, &message, &mut echoed);
+                    }
+                }
+                Err(Error::Protocol(e)) => {
+                    let code = e.close_code();
+                    assert!(
+                        matches!(code.0, 1002 | 1007 | 1009),
+                        "{e:?} fails with {code}"
+                    );
+                    assert_eq!(conn.state(), State::Failed);
+                    assert!(matches!(conn.receive(b"\x81"), Err(Error::AlreadyClosed)));
+                    failure = Some(code);
+                    break 'feed;
+                }
+                Err(other) => panic!("receive failed with a non-protocol error: {other:?}"),
+            }
+        }
+        // A driver writes as it goes: drain what is queued now and then.
+        if turn % 3 == 0 {
+            sent.extend_from_slice(&conn.take_data_to_send());
+        }
+    }
+    sent.extend_from_slice(conn.data_to_send());
+    let n = conn.data_to_send().len();
+    conn.advance(n);
+    assert!(conn.data_to_send().is_empty());
+
+    check_output(role, &sent, &echoed, failure, conn.state(), close_first);
+}
+
+fn check_message(message: &Message, max_message: usize) {
+    match message {
+        Message::Text(_) | Message::Binary(_) => assert!(message.len() <= max_message),
+        Message::Ping(p) | Message::Pong(p) => assert!(p.len() <= 125),
+        Message::Close(Some(frame)) => {
+            assert!(frame.code.is_valid_on_wire(), "{frame:?}");
+            assert!(frame.reason.len() <= 123);
+        }
+        Message::Close(None) => {}
+    }
+}
+
+/// Sends a received message back, as an echo server would.
+fn echo(conn: &mut Connection, message: &Message, echoed: &mut Vec<Message>) {
+    let open = conn.state() == State::Open;
+    let result = conn.send(message);
+    match (message, open) {
+        (Message::Close(_), _) => {
+            // Receiving a close frame already queued the reply.
+            assert!(matches!(result, Err(Error::AlreadyClosed)), "{result:?}");
+        }
+        (_, true) => {
+            result.unwrap_or_else(|e| panic!("echo of {message:?} failed while open: {e:?}"));
+            if message.is_data() {
+                echoed.push(message.clone());
+            }
+        }
+        (_, false) => assert!(matches!(result, Err(Error::AlreadyClosed)), "{result:?}"),
+    }
+}
+
+/// Walks the frames in `sent`, then decodes them with a peer of the other role.
+fn check_output(
+    role: Role,
+    sent: &[u8],
+    echoed: &[Message],
+    failure: Option<CloseCode>,
+    state: State,
+    close_first: bool,
+) {
+    // 1. Structure: whole frames, masked by a client only, a close frame last
+    // (and only last) if one was sent.
+    let mut pos = 0;
+    let mut last = None;
+    while pos < sent.len() {
+        assert!(last != Some(OpCode::Close), "a frame after our close frame");
+        match FrameHeader::parse(&sent[pos..]) {
+            Ok(Parsed::Complete(h, n)) => {
+                assert_eq!(h.mask.is_some(), role == Role::Client);
+                assert!(!h.rsv1 && !h.rsv2 && !h.rsv3);
+                pos += n + h.payload_len as usize;
+                assert!(pos <= sent.len(), "truncated frame in output");
+                last = Some(h.opcode);
+            }
+            other => panic!("our output at {pos} does not parse: {other:?}"),
+        }
+    }
+    let closing = failure.is_some() || close_first || state != State::Open;
+    if closing {
+        assert_eq!(
+            last,
+            Some(OpCode::Close),
+            "connection closing without a close frame"
+        );
+    }
+
+    // 2. Content: a peer decodes every frame without error.
+    let peer_role = match role {
+        Role::Server => Role::Client,
+        Role::Client => Role::Server,
+    };
+    let mut peer = Connection::new(peer_role, Config::default());
+    let mut data = Vec::new();
+    let mut close = None;
+    for message in peer.feed(sent) {
+        match message.unwrap_or_else(|e| panic!("peer failed on our output: {e:?}")) {
+            m @ (Message::Text(_) | Message::Binary(_)) => data.push(m),
+            Message::Close(frame) => close = Some(frame),
+            Message::Ping(_) | Message::Pong(_) => {}
+        }
+    }
+    assert_eq!(data, echoed, "echoed data messages differ");
+    if let Some(code) = failure {
+        let frame = close.expect("a failed connection sent no close frame");
+        // Unless our own close went first, the close frame carries the error's code.
+        if !close_first {
+            assert_eq!(frame.map(|f| f.code), Some(code));
+        }
+    }
+}
