@@ -32,6 +32,7 @@ pub mod client;
 mod error;
 pub mod frame;
 pub mod handshake;
+pub mod hub;
 pub mod protocol;
 pub mod server;
 mod stream;
@@ -41,9 +42,15 @@ mod websocket;
 pub use client::{connect, connect_with, ClientConfig};
 pub use error::{Error, ProtocolError, Result};
 pub use frame::{CloseCode, CloseFrame, Role};
+pub use hub::{Delivery, Hub, Member};
 pub use protocol::{Config, Message};
 pub use server::{
     HttpResponse, RunningServer, Server, ServerConfig, ServerHandle, ServerWebSocket,
 };
 pub use stream::{Shared, TryClone};
 pub use websocket::{Keepalive, Reader, WebSocket, WebSocketConfig, Writer};
+
+// Runs the README's Rust snippets as doc tests, so the README cannot drift.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,139 @@
+//! The broadcast hub over loopback: every member gets every broadcast, a
+//! client that never reads does not hold up the others, and members leave
+//! when they disconnect.
+
+use rfc6455::{
+    connect, CloseCode, Error, Hub, Message, RunningServer, Server, ServerConfig, Shared,
+};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+type ServerHub = Hub<Shared<TcpStream>>;
+
+/// A chat-room server: every text message is broadcast to all members.
+fn room(hub: &ServerHub, config: ServerConfig) -> RunningServer {
+    let room = hub.clone();
+    Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn(move |ws, _request| {
+            let (mut reader, writer) = ws.split()?;
+            let _member = room.join(writer);
+            loop {
+                match reader.read()? {
+                    Message::Text(text) => {
+                        room.broadcast(Message::Text(text));
+                    }
+                    Message::Binary(data) => {
+                        room.broadcast(Message::Binary(data));
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .unwrap()
+}
+
+fn url(server: &RunningServer) -> String {
+    format!("ws://{}/", server.local_addr())
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn broadcast_reaches_every_member_in_order() {
+    let hub = ServerHub::new();
+    let server = room(&hub, ServerConfig::default());
+    let mut clients: Vec<_> = (0..5)
+        .map(|_| {
+            let (ws, _) = connect(&url(&server)).unwrap();
+            ws.get_ref()
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            ws
+        })
+        .collect();
+    wait_for("5 members", || hub.len() == 5);
+
+    for i in 0..20 {
+        let text = format!("message {i} from client {}", i % 5);
+        clients[i % 5].send(Message::Text(text.clone())).unwrap();
+        // Every member, the sender included, gets it next.
+        for client in &mut clients {
+            assert_eq!(client.read().unwrap(), Message::Text(text.clone()));
+        }
+    }
+    // Server-side broadcast (not triggered by a client) reaches everyone.
+    let delivery = hub.broadcast(Message::Binary(vec![7; 1000]));
+    assert_eq!(delivery.queued, 5);
+    for client in &mut clients {
+        assert_eq!(client.read().unwrap(), Message::Binary(vec![7; 1000]));
+    }
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn slow_member_that_never_reads_does_not_block_the_others() {
+    let hub = ServerHub::with_queue_len(4);
+    let config = ServerConfig::default().write_timeout(Some(Duration::from_secs(2)));
+    let server = room(&hub, config);
+    // This client never reads: the kernel buffers fill, then its queue.
+    let (stuck, _) = connect(&url(&server)).unwrap();
+    let (mut reader, _) = connect(&url(&server)).unwrap();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    wait_for("2 members", || hub.len() == 2);
+
+    let payload = vec![b'x'; 64 * 1024];
+    let start = Instant::now();
+    let mut dropped = 0;
+    for _ in 0..200 {
+        let d = hub.broadcast(Message::Binary(payload.clone()));
+        dropped += d.dropped;
+        // The reading client keeps up, so it never misses a message.
+        assert_eq!(reader.read().unwrap(), Message::Binary(payload.clone()));
+    }
+    // 200 × 64 KiB is far beyond socket buffers plus a 4-message queue: the
+    // stuck client must have missed some, and broadcast never blocked on it.
+    assert!(dropped > 0, "the stuck client never missed a broadcast");
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "broadcasting was held up by the stuck client: {:?}",
+        start.elapsed()
+    );
+    drop(stuck);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn members_leave_the_hub_when_they_disconnect() {
+    let hub = ServerHub::new();
+    let server = room(&hub, ServerConfig::default());
+    let (mut a, _) = connect(&url(&server)).unwrap();
+    let (b, _) = connect(&url(&server)).unwrap();
+    wait_for("2 members", || hub.len() == 2);
+
+    a.close(CloseCode::NORMAL, "bye").unwrap();
+    loop {
+        match a.read() {
+            Ok(_) => {}
+            Err(Error::ConnectionClosed) => break,
+            Err(e) => panic!("unexpected error closing: {e}"),
+        }
+    }
+    wait_for("1 member after a clean close", || hub.len() == 1);
+
+    drop(b); // vanishes without a close frame
+    wait_for("0 members after a dropped TCP connection", || {
+        hub.is_empty()
+    });
+    assert_eq!(hub.broadcast(Message::Text("anyone?".into())).queued, 0);
+    server.shutdown().unwrap();
+}
