@@ -10,7 +10,7 @@ use rfc6455::{ClientConfig, CloseCode, Error, Keepalive, Message, WebSocketConfi
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const HELP: &str = "\
 wsclient: an interactive WebSocket client (RFC 6455).
@@ -28,6 +28,9 @@ OPTIONS:
     --subprotocol NAME        offer a subprotocol (repeatable)
     --ping-interval SECS      ping after this much silence; close if no pong in as long
     --connect-timeout SECS    [default: 10]
+    --reconnect               when the connection drops or cannot be made, try
+                              again with exponential backoff (0.5 s doubling,
+                              capped at 30 s, with jitter) until stdin ends
     -h, --help                print this help
 
 EXIT STATUS: 0 after a normal close, 1 if the connection failed or closed
@@ -37,11 +40,13 @@ abnormally, 2 for bad usage.
 struct Options {
     url: String,
     config: ClientConfig,
+    reconnect: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut url = None;
     let mut config = ClientConfig::default();
+    let mut reconnect = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -77,6 +82,7 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|_| "--connect-timeout wants seconds".to_owned())?;
                 config = config.connect_timeout(Duration::from_secs_f64(s.max(0.001)));
             }
+            "--reconnect" => reconnect = true,
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             positional => {
                 if url.replace(positional.to_owned()).is_some() {
@@ -88,6 +94,7 @@ fn parse_args() -> Result<Options, String> {
     Ok(Options {
         url: url.ok_or("missing URL (see --help)")?,
         config,
+        reconnect,
     })
 }
 
@@ -103,6 +110,30 @@ fn describe(message: &Message) -> Option<String> {
     }
 }
 
+/// What the main loop waits for: a line from stdin, its end, or the end of
+/// connection number `generation`.
+enum Event {
+    Line(String),
+    StdinEnd,
+    Closed { generation: u64, clean: bool },
+}
+
+/// Backoff before reconnect attempt `attempt` (0-based): 0.5 s doubling up
+/// to 30 s, each scaled by a random factor in [0.5, 1) so that many clients
+/// dropped at once do not come back in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(6));
+    let capped = base.min(Duration::from_secs(30));
+    let mut r = [0u8; 2];
+    let random = getrandom::fill(&mut r).map_or(0, |()| u16::from_le_bytes(r));
+    capped.mul_f64(0.5 + f64::from(random) / f64::from(u16::MAX) / 2.0)
+}
+
+/// Whether retrying cannot help (the URL or the scheme is wrong).
+fn is_permanent(error: &Error) -> bool {
+    matches!(error, Error::Url(_) | Error::TlsNotSupported)
+}
+
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
@@ -111,29 +142,151 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (ws, response) = match rfc6455::connect_with(&options.url, &options.config) {
-        Ok(ok) => ok,
-        Err(e) => {
-            eprintln!("wsclient: cannot connect to {}: {e}", options.url);
-            return ExitCode::FAILURE;
+    let (events, inbox) = mpsc::channel::<Event>();
+    let stdin_events = events.clone();
+    std::thread::spawn(move || {
+        for line in io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if stdin_events.send(Event::Line(line)).is_err() {
+                return;
+            }
         }
-    };
-    let protocol = response
-        .headers
-        .get("sec-websocket-protocol")
-        .map(|p| format!(" (subprotocol {p})"))
-        .unwrap_or_default();
-    eprintln!("wsclient: connected to {}{protocol}", options.url);
-    let (mut reader, writer) = match ws.split() {
-        Ok(halves) => halves,
-        Err(e) => {
-            eprintln!("wsclient: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+        let _ = stdin_events.send(Event::StdinEnd);
+    });
 
-    // The reader thread prints messages and reports how the connection ended.
-    let (done_tx, done_rx) = mpsc::channel::<bool>();
+    // Lines read while disconnected (with --reconnect) wait here, bounded.
+    let mut pending = Pending::default();
+    let mut attempt = 0u32;
+    let mut generation = 0u64;
+    loop {
+        let (ws, response) = match rfc6455::connect_with(&options.url, &options.config) {
+            Ok(ok) => ok,
+            Err(e) if options.reconnect && !is_permanent(&e) => {
+                let wait = backoff(attempt);
+                attempt += 1;
+                eprintln!(
+                    "wsclient: cannot connect to {}: {e}; retrying in {:.1}s",
+                    options.url,
+                    wait.as_secs_f64()
+                );
+                if pending.wait(&inbox, wait) {
+                    return ExitCode::FAILURE;
+                }
+                continue;
+            }
+            Err(e) => {
+                eprintln!("wsclient: cannot connect to {}: {e}", options.url);
+                return ExitCode::FAILURE;
+            }
+        };
+        attempt = 0;
+        generation += 1;
+        let protocol = response
+            .headers
+            .get("sec-websocket-protocol")
+            .map(|p| format!(" (subprotocol {p})"))
+            .unwrap_or_default();
+        eprintln!("wsclient: connected to {}{protocol}", options.url);
+        let (reader, writer) = match ws.split() {
+            Ok(halves) => halves,
+            Err(e) => {
+                eprintln!("wsclient: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        spawn_printer(reader, generation, events.clone());
+
+        let mut input_ended = pending.stdin_ended;
+        while let Some(line) = pending.lines.pop_front() {
+            if let Err(e) = writer.send(Message::Text(line)) {
+                eprintln!("wsclient: not sent: {e}");
+            }
+        }
+        let clean = loop {
+            if input_ended {
+                // End of input: close and wait (bounded) for the reply.
+                if !writer.is_closed() {
+                    let _ = writer.close(CloseCode::NORMAL, "");
+                }
+                return exit(wait_for_close(&inbox, generation));
+            }
+            match inbox.recv() {
+                Ok(Event::Line(line)) => {
+                    if let Err(e) = writer.send(Message::Text(line.clone())) {
+                        if options.reconnect {
+                            pending.push(line);
+                        } else {
+                            eprintln!("wsclient: not sent: {e}");
+                        }
+                    }
+                }
+                Ok(Event::Closed {
+                    generation: g,
+                    clean,
+                }) if g == generation => break clean,
+                Ok(Event::Closed { .. }) => {}
+                Ok(Event::StdinEnd) | Err(_) => {
+                    pending.stdin_ended = true;
+                    input_ended = true;
+                }
+            }
+        };
+        if !options.reconnect || (pending.stdin_ended && pending.lines.is_empty()) {
+            return exit(clean);
+        }
+        let wait = backoff(attempt);
+        attempt += 1;
+        eprintln!("wsclient: reconnecting in {:.1}s", wait.as_secs_f64());
+        if pending.wait(&inbox, wait) {
+            return exit(clean);
+        }
+    }
+}
+
+/// Lines read from stdin while there is no connection to send them on.
+#[derive(Default)]
+struct Pending {
+    lines: std::collections::VecDeque<String>,
+    stdin_ended: bool,
+}
+
+impl Pending {
+    /// Lines kept while disconnected; older ones are dropped beyond it.
+    const MAX_LINES: usize = 1000;
+
+    fn push(&mut self, line: String) {
+        if self.lines.len() == Self::MAX_LINES {
+            self.lines.pop_front();
+            eprintln!("wsclient: not connected; dropped the oldest unsent line");
+        }
+        self.lines.push_back(line);
+    }
+
+    /// Sleeps for `wait`, keeping the lines that arrive. Returns true when
+    /// there is nothing left to do: stdin ended and no line is waiting.
+    fn wait(&mut self, inbox: &mpsc::Receiver<Event>, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while !(self.stdin_ended && self.lines.is_empty()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(left) {
+                Ok(Event::Line(line)) => self.push(line),
+                Ok(Event::StdinEnd) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.stdin_ended = true
+                }
+                Ok(Event::Closed { .. }) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Prints what arrives on `reader` and reports how the connection ended.
+fn spawn_printer(
+    mut reader: rfc6455::Reader<std::net::TcpStream>,
+    generation: u64,
+    events: mpsc::Sender<Event>,
+) {
     std::thread::spawn(move || {
         let stdout = io::stdout();
         let mut clean = false;
@@ -165,28 +318,25 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let _ = done_tx.send(clean);
+        let _ = events.send(Event::Closed { generation, clean });
     });
+}
 
-    let stdin = io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        if writer.send(Message::Text(line)).is_err() {
-            break;
-        }
-        if let Ok(clean) = done_rx.try_recv() {
-            return exit(clean);
-        }
-    }
-    // End of input: close and wait (bounded) for the server's reply.
-    if !writer.is_closed() {
-        let _ = writer.close(CloseCode::NORMAL, "");
-    }
-    match done_rx.recv_timeout(Duration::from_secs(10)) {
-        Ok(clean) => exit(clean),
-        Err(_) => {
-            eprintln!("wsclient: no close reply from the server");
-            ExitCode::FAILURE
+/// Waits up to 10 s for connection `generation` to end after our close.
+fn wait_for_close(inbox: &mpsc::Receiver<Event>, generation: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match inbox.recv_timeout(left) {
+            Ok(Event::Closed {
+                generation: g,
+                clean,
+            }) if g == generation => return clean,
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!("wsclient: no close reply from the server");
+                return false;
+            }
         }
     }
 }

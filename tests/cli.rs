@@ -1,0 +1,194 @@
+//! The command-line tools as users run them: `wsclient` in a pipe, with
+//! `--reconnect` across a server restart, and its exit codes.
+
+use rfc6455::{Message, RunningServer, Server, ServerConfig};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn echo_server(addr: &str) -> RunningServer {
+    Server::bind(addr, ServerConfig::default())
+        .unwrap()
+        .spawn(|mut ws, _request| loop {
+            let message = ws.read()?;
+            if message.is_data() {
+                ws.write(message)?;
+            }
+        })
+        .unwrap()
+}
+
+fn wsclient(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_wsclient"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Lines of the child's stdout, delivered through a channel so a test can
+/// wait for each with a deadline.
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    lines_of(child.stdout.take().unwrap())
+}
+
+fn lines_of(stdout: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    for _ in 0..400 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    panic!("wsclient did not exit within 10 s");
+}
+
+#[test]
+fn wsclient_in_a_pipe_echoes_lines_and_exits_zero() {
+    let server = echo_server("127.0.0.1:0");
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = wsclient(&[&url]);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("a\nb\nünïcödé\n\n".as_bytes())
+        .unwrap();
+    let lines = stdout_lines(&mut child);
+    let status = wait_exit(&mut child);
+    let got: Vec<String> = lines.iter().collect();
+    assert_eq!(got, ["a", "b", "ünïcödé", ""]);
+    assert!(status.success(), "{status}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_cannot_connect_exits_one_with_a_message() {
+    // Port 1 on loopback: nothing listens there.
+    let mut child = wsclient(&["--connect-timeout", "2", "ws://127.0.0.1:1/"]);
+    drop(child.stdin.take());
+    let status = wait_exit(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+#[test]
+fn wsclient_bad_usage_exits_two() {
+    let mut child = wsclient(&["--no-such-flag"]);
+    assert_eq!(wait_exit(&mut child).code(), Some(2));
+    let mut child = wsclient(&[]);
+    assert_eq!(wait_exit(&mut child).code(), Some(2));
+}
+
+#[test]
+fn wsclient_wss_says_tls_is_not_supported() {
+    let mut child = wsclient(&["wss://127.0.0.1:1/"]);
+    drop(child.stdin.take());
+    assert_eq!(wait_exit(&mut child).code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.to_lowercase().contains("tls"), "{err}");
+}
+
+#[test]
+fn wsclient_reconnect_survives_a_server_restart() {
+    let first = echo_server("127.0.0.1:0");
+    let addr = first.local_addr();
+    let url = format!("ws://{addr}/");
+    let mut child = wsclient(&["--reconnect", &url]);
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = stdout_lines(&mut child);
+    let log = lines_of(child.stderr.take().unwrap());
+    let next = |what: &str| {
+        lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no echo of {what}"))
+    };
+    let connected = || loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(10))
+            .expect("wsclient did not (re)connect");
+        if line.starts_with("wsclient: connected") {
+            break;
+        }
+    };
+
+    connected();
+    writeln!(stdin, "before").unwrap();
+    assert_eq!(next("before"), "before");
+    // The server goes away (close 1001) and comes back on the same port.
+    first.shutdown().unwrap();
+    let second = echo_server(&addr.to_string());
+    // A line sent after the server's close frame but before the client has
+    // read it is discarded by the server (RFC 6455 §5.5.1), so wait for the
+    // new connection; lines typed while disconnected are kept (see below).
+    connected();
+    writeln!(stdin, "after").unwrap();
+    assert_eq!(next("after"), "after");
+    drop(stdin);
+    assert!(wait_exit(&mut child).success());
+    second.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_reconnect_keeps_lines_typed_before_the_server_is_up() {
+    // Find a free port, then leave it closed for a while.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = wsclient(&["--reconnect", &format!("ws://{addr}/")]);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"early 1\nearly 2\n")
+        .unwrap();
+    let lines = stdout_lines(&mut child);
+    std::thread::sleep(Duration::from_millis(700));
+    let server = echo_server(&addr.to_string());
+    let status = wait_exit(&mut child);
+    let got: Vec<String> = lines.iter().collect();
+    assert_eq!(got, ["early 1", "early 2"]);
+    assert!(status.success(), "{status}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_prints_binary_messages_as_a_size_and_hex() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(|mut ws, _request| {
+            ws.send(Message::Binary(vec![0xde, 0xad, 0xbe, 0xef]))?;
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let mut child = wsclient(&[&format!("ws://{}/", server.local_addr())]);
+    let stdin = child.stdin.take().unwrap();
+    let lines = stdout_lines(&mut child);
+    let line = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(line, "<binary 4 bytes: deadbeef>");
+    drop(stdin);
+    assert!(wait_exit(&mut child).success());
+    server.shutdown().unwrap();
+}
