@@ -650,3 +650,69 @@ fn oversized_message_is_refused_with_1009_and_the_server_keeps_serving() {
     assert_echo(&mut next, Message::Text("fine".into()));
     close_normally(&mut next);
 }
+
+// ---------------------------------------------------------------------------
+// The wsclient binary
+
+#[test]
+fn wsclient_piped_lines_come_back_from_our_echo_server() {
+    // `printf … | wsclient URL`: our echo handler answers each message before
+    // it reads the close frame that follows, so every line comes back even
+    // though input ends (and wsclient closes) right after the last one.
+    let server = echo_server();
+    let long = ascii(200_000);
+    let lines = ["one", "", "ünïcödé € 𝄞", long.as_str(), "last"];
+    let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wsclient"))
+        .arg(url(server.local_addr()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start wsclient");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    // Read the output while waiting, so a full pipe cannot stall wsclient.
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    // stdin is closed now; wsclient must finish on its own.
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("wsclient did not exit after end of input");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let output = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{}; stderr:\n{stderr}",
+        output.status
+    );
+    assert!(
+        output.stdout == input.as_bytes(),
+        "stdout differs from stdin; stderr:\n{stderr}"
+    );
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = pipe.read_to_end(&mut all);
+        all
+    })
+}
