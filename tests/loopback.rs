@@ -451,7 +451,7 @@ fn cloned_writers_from_several_threads_never_interleave_frames() {
 
 #[test]
 fn graceful_shutdown_sends_1001_to_a_connected_client() {
-    let server = echo_server_with(test_config().shutdown_timeout(Duration::from_secs(5)));
+    let server = echo_server_with(test_config().shutdown_timeout(Duration::from_secs(8)));
     let addr = server.local_addr();
     let handle = server.handle();
     let mut ws = client(addr);
@@ -470,7 +470,7 @@ fn graceful_shutdown_sends_1001_to_a_connected_client() {
     }
     stopping.join().unwrap().unwrap();
     assert!(
-        started.elapsed() < Duration::from_secs(4),
+        started.elapsed() < Duration::from_secs(6),
         "shutdown waited {:?} for a connection that had closed",
         started.elapsed()
     );
@@ -715,4 +715,73 @@ fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
         let _ = pipe.read_to_end(&mut all);
         all
     })
+}
+
+// ---------------------------------------------------------------------------
+// Keepalive
+
+fn keepalive_config() -> rfc6455::ServerConfig {
+    test_config().keepalive(Some(rfc6455::Keepalive {
+        interval: Duration::from_millis(150),
+        timeout: Duration::from_millis(300),
+    }))
+}
+
+#[test]
+fn keepalive_pings_are_answered_by_a_reading_client_and_the_connection_stays_open() {
+    let server = echo_server_with(keepalive_config());
+    let mut ws = client(server.local_addr());
+    // Stay silent for several keepalive rounds; our client answers each ping
+    // (the pong goes out before its next blocking read).
+    let mut pings = 0;
+    while pings < 4 {
+        match ws.read() {
+            Ok(Message::Ping(payload)) => {
+                assert!(payload.len() <= 125);
+                pings += 1;
+            }
+            other => panic!("expected keepalive pings, got {other:?}"),
+        }
+    }
+    assert_echo(&mut ws, Message::Text("still open".into()));
+    close_normally(&mut ws);
+}
+
+/// Reads one unmasked server frame from `buffered` + `stream`: (opcode, payload).
+fn read_server_frame(stream: &mut std::net::TcpStream, buffered: &mut Vec<u8>) -> (u8, Vec<u8>) {
+    let mut need = |n: usize, buffered: &mut Vec<u8>| {
+        let mut chunk = [0u8; 1024];
+        while buffered.len() < n {
+            let got = stream.read(&mut chunk).expect("read a server frame");
+            assert!(got > 0, "connection closed mid-frame");
+            buffered.extend_from_slice(&chunk[..got]);
+        }
+    };
+    need(2, buffered);
+    assert_eq!(buffered[1] & 0x80, 0, "server frames are never masked");
+    let len = usize::from(buffered[1] & 0x7f);
+    assert!(len < 126, "only small control frames expected here");
+    need(2 + len, buffered);
+    let opcode = buffered[0] & 0x0f;
+    let payload = buffered[2..2 + len].to_vec();
+    buffered.drain(..2 + len);
+    (opcode, payload)
+}
+
+#[test]
+fn a_peer_that_never_answers_keepalive_pings_is_closed_with_1011() {
+    let server = echo_server_with(keepalive_config());
+    let addr = server.local_addr();
+    let mut stream = raw(addr);
+    stream.write_all(upgrade_request(addr).as_bytes()).unwrap();
+    let (head, mut buffered) = read_response_head(&mut stream);
+    assert_eq!(status(&head), 101, "{head}");
+    let started = Instant::now();
+    // We stay deaf: a ping, then (after the pong timeout) close 1011.
+    let (opcode, _) = read_server_frame(&mut stream, &mut buffered);
+    assert_eq!(opcode, 0x9, "expected a keepalive ping first");
+    let (opcode, payload) = read_server_frame(&mut stream, &mut buffered);
+    assert_eq!(opcode, 0x8, "expected a close frame after the pong timeout");
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1011);
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }
