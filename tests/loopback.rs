@@ -785,3 +785,102 @@ fn a_peer_that_never_answers_keepalive_pings_is_closed_with_1011() {
     assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1011);
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
+
+#[test]
+fn client_keeps_frames_that_arrive_in_the_same_packet_as_the_101_response() {
+    // A hand-written server answers the handshake and sends two frames in
+    // one write; our client must deliver them, not drop them with the head.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let fake = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).unwrap(), 1, "request cut short");
+            request.push(byte[0]);
+        }
+        let request = String::from_utf8(request).unwrap();
+        let key = request
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-key"))
+            })
+            .map(|(_, v)| v.trim().to_owned())
+            .expect("request has a key");
+        let mut packet = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            rfc6455::handshake::accept_key(key.as_bytes())
+        )
+        .into_bytes();
+        packet.extend_from_slice(b"\x81\x05hello");
+        packet.extend_from_slice(b"\x89\x04ping");
+        stream.write_all(&packet).unwrap();
+        // Then expect the client's pong (masked, 4-byte payload).
+        let mut pong = [0u8; 10];
+        stream.read_exact(&mut pong).unwrap();
+        assert_eq!(pong[0], 0x8a, "expected a pong");
+        let key = [pong[2], pong[3], pong[4], pong[5]];
+        let payload: Vec<u8> = (0..4).map(|i| pong[6 + i] ^ key[i]).collect();
+        assert_eq!(payload, b"ping");
+    });
+    let mut ws = client(addr);
+    assert_eq!(ws.read().unwrap(), Message::Text("hello".into()));
+    assert_eq!(ws.read().unwrap(), Message::Ping(b"ping".to_vec()));
+    ws.flush().unwrap();
+    fake.join().expect("the fake server saw no pong");
+}
+
+#[test]
+fn graceful_shutdown_reaches_a_handler_blocked_in_a_split_reader() {
+    // A chat-style handler: its reader half blocks in read while the writer
+    // half lives elsewhere. Shutdown must still say 1001 and end it.
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(|ws, _| {
+            let (mut reader, writer) = ws.split()?;
+            loop {
+                let message = reader.read()?;
+                if message.is_data() {
+                    writer.send(message)?;
+                }
+            }
+        })
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    assert_echo(&mut ws, Message::Text("split echo".into()));
+    let stopping = thread::spawn(move || server.shutdown());
+    match read_skipping_pings(&mut ws) {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    assert!(matches!(ws.read(), Err(Error::ConnectionClosed)));
+    stopping.join().unwrap().unwrap();
+}
+
+#[test]
+fn the_handler_sees_the_request_path_query_and_client_headers() {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(move |ws, request| {
+            let _ = tx.send((
+                request.target.clone(),
+                request.headers.get("x-test-token").map(str::to_owned),
+            ));
+            echo(ws)
+        })
+        .unwrap();
+    let url = format!("ws://{}/chat/room?id=42&name=x%20y", server.local_addr());
+    let config = client_config().header("X-Test-Token", "secret value");
+    let (mut ws, response) = rfc6455::connect_with(&url, &config).unwrap();
+    assert_eq!(response.status, 101);
+    let (target, token) = rx.recv_timeout(IO_TIMEOUT).unwrap();
+    assert_eq!(target, "/chat/room?id=42&name=x%20y");
+    assert_eq!(token.as_deref(), Some("secret value"));
+    assert_echo(&mut ws, Message::Text("routed".into()));
+    close_normally(&mut ws);
+}
