@@ -217,9 +217,10 @@ struct PythonEchoServer {
 }
 
 impl PythonEchoServer {
-    fn start(python: &Path) -> PythonEchoServer {
+    fn start(python: &Path, args: &[&str]) -> PythonEchoServer {
         let mut child = Command::new(python)
             .arg(peer("py_interop_echo_server.py"))
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -314,7 +315,7 @@ fn python_websockets_client_against_our_server() {
 #[test]
 fn our_client_against_python_websockets_server() {
     let Some(python) = python() else { return };
-    let peer = PythonEchoServer::start(&python);
+    let peer = PythonEchoServer::start(&python, &[]);
     let (mut ws, response) = rfc6455::connect_with(&peer.url(), &client_config())
         .unwrap_or_else(|e| panic!("connect to the Python server: {e}"));
     assert_eq!(response.status, 101);
@@ -358,7 +359,7 @@ fn wsclient_binary_pipes_lines_through_python_echo_server() {
     // (Ending input at once would race: `websockets` answers a close frame
     // at once and drops echoes it has not sent yet, which is its right.)
     let Some(python) = python() else { return };
-    let peer = PythonEchoServer::start(&python);
+    let peer = PythonEchoServer::start(&python, &[]);
     let long = ascii(100_000);
     let lines = [
         "hello",
@@ -443,4 +444,26 @@ impl Drop for KillOnDrop<'_> {
             let _ = self.0.wait();
         }
     }
+}
+
+#[test]
+fn our_client_answers_python_websockets_keepalive_pings() {
+    // websockets pings every 50 ms; our client, blocked in read, must answer
+    // each ping (the pong leaves before its next blocking read).
+    let Some(python) = python() else { return };
+    let peer = PythonEchoServer::start(&python, &["--ping-interval", "0.05"]);
+    let (mut ws, _) = rfc6455::connect_with(&peer.url(), &client_config())
+        .unwrap_or_else(|e| panic!("connect to the Python server: {e}"));
+    let mut pings = 0;
+    while pings < 5 {
+        match ws.read() {
+            Ok(Message::Ping(_)) => pings += 1,
+            other => panic!("expected keepalive pings, got {other:?}"),
+        }
+    }
+    assert_echo(&mut ws, Message::Text("alive after pings".into()));
+    close_normally(&mut ws);
+    drop(ws);
+    assert_eq!(peer.next_line(), "PONG_RECEIVED yes");
+    assert_eq!(peer.next_line(), "CLOSED 1000 ");
 }

@@ -3,7 +3,7 @@
     python py_interop_client.py ws://127.0.0.1:PORT/
 
 Sends text and binary messages of each interesting size, checks each echo
-byte for byte, sends a ping and waits for its pong, then closes with 1000
+byte for byte, sends fragmented messages, sends a ping and waits for its pong, then closes with 1000
 and checks the close handshake completed. Exits 0 on success; any mismatch
 raises (exit 1) with a message saying which check failed.
 """
@@ -39,6 +39,12 @@ def main():
         multibyte = "h\u00e9llo \u20ac \U0001d11e"
         ws.send(multibyte)
         assert ws.recv(timeout=TIMEOUT) == multibyte, "multi-byte text echo differs"
+        # Fragmented messages: websockets sends an iterable as fragments.
+        ws.send(["fragmented ", "", "h\u00e9llo \u20ac"])
+        assert ws.recv(timeout=TIMEOUT) == "fragmented h\u00e9llo \u20ac", "fragmented text echo differs"
+        ws.send([b"\x00\x01", b"", bytes_of(70000), b"\xff"])
+        expected = b"\x00\x01" + bytes_of(70000) + b"\xff"
+        assert ws.recv(timeout=TIMEOUT) == expected, "fragmented binary echo differs"
         pong = ws.ping(b"interop ping")
         assert pong.wait(TIMEOUT), "no pong for our ping"
         ws.close(1000, "done")
