@@ -434,6 +434,29 @@ fn wsclient_binary_pipes_lines_through_python_echo_server() {
     assert_eq!(peer.next_line(), "CLOSED 1000 ");
 }
 
+#[test]
+fn wsclient_piped_all_at_once_gets_every_echo_from_python_websockets() {
+    // `printf 'a\nb\n' | wsclient URL`: input ends before any echo is back.
+    // wsclient lingers until the replies stop before it closes, because
+    // `websockets` drops unsent echoes once it gets a close frame.
+    let Some(python) = python() else { return };
+    let peer = PythonEchoServer::start(&python, &[]);
+    let input: String = (0..50).map(|i| format!("line {i}\n")).collect();
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_wsclient")).arg(peer.url()),
+        input.as_bytes(),
+        PEER_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "wsclient exited with {}; stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), input);
+    assert_eq!(peer.next_line(), "CLOSED 1000 ");
+}
+
 /// Kills a child still running when a test panics.
 struct KillOnDrop<'a>(&'a mut Child);
 

@@ -28,6 +28,8 @@ OPTIONS:
     --subprotocol NAME        offer a subprotocol (repeatable)
     --ping-interval SECS      ping after this much silence; close if no pong in as long
     --connect-timeout SECS    [default: 10]
+    --linger SECS             at end of input, wait until nothing has arrived for
+                              this long before closing [default: 0.5]
     --reconnect               when the connection drops or cannot be made, try
                               again with exponential backoff (0.5 s doubling,
                               capped at 30 s, with jitter) until stdin ends
@@ -41,12 +43,14 @@ struct Options {
     url: String,
     config: ClientConfig,
     reconnect: bool,
+    linger: Duration,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut url = None;
     let mut config = ClientConfig::default();
     let mut reconnect = false;
+    let mut linger = Duration::from_millis(500);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -83,6 +87,12 @@ fn parse_args() -> Result<Options, String> {
                 config = config.connect_timeout(Duration::from_secs_f64(s.max(0.001)));
             }
             "--reconnect" => reconnect = true,
+            "--linger" => {
+                let s: f64 = value("--linger")?
+                    .parse()
+                    .map_err(|_| "--linger wants seconds".to_owned())?;
+                linger = Duration::from_secs_f64(s.clamp(0.0, 10.0));
+            }
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             positional => {
                 if url.replace(positional.to_owned()).is_some() {
@@ -95,6 +105,7 @@ fn parse_args() -> Result<Options, String> {
         url: url.ok_or("missing URL (see --help)")?,
         config,
         reconnect,
+        linger,
     })
 }
 
@@ -115,6 +126,7 @@ fn describe(message: &Message) -> Option<String> {
 enum Event {
     Line(String),
     StdinEnd,
+    Received,
     Closed { generation: u64, clean: bool },
 }
 
@@ -204,7 +216,12 @@ fn main() -> ExitCode {
         }
         let clean = loop {
             if input_ended {
-                // End of input: close and wait (bounded) for the reply.
+                // End of input: let replies to the last lines arrive (a peer
+                // that gets our close may drop what it has not sent yet),
+                // then close and wait (bounded) for the reply.
+                if let Some(clean) = linger(&inbox, generation, options.linger) {
+                    return exit(clean);
+                }
                 if !writer.is_closed() {
                     let _ = writer.close(CloseCode::NORMAL, "");
                 }
@@ -224,7 +241,7 @@ fn main() -> ExitCode {
                     generation: g,
                     clean,
                 }) if g == generation => break clean,
-                Ok(Event::Closed { .. }) => {}
+                Ok(Event::Closed { .. } | Event::Received) => {}
                 Ok(Event::StdinEnd) | Err(_) => {
                     pending.stdin_ended = true;
                     input_ended = true;
@@ -273,7 +290,7 @@ impl Pending {
                 Ok(Event::StdinEnd) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.stdin_ended = true
                 }
-                Ok(Event::Closed { .. }) => {}
+                Ok(Event::Closed { .. } | Event::Received) => {}
                 Err(mpsc::RecvTimeoutError::Timeout) => return false,
             }
         }
@@ -309,6 +326,7 @@ fn spawn_printer(
                         let _ = writeln!(out, "{line}");
                         let _ = out.flush();
                     }
+                    let _ = events.send(Event::Received);
                 }
                 Err(Error::ConnectionClosed) => break,
                 Err(e) => {
@@ -320,6 +338,23 @@ fn spawn_printer(
         }
         let _ = events.send(Event::Closed { generation, clean });
     });
+}
+
+/// Waits until nothing has arrived for `quiet` (at most 10 s in all).
+/// Returns how the connection ended if it ended meanwhile.
+fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Option<bool> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !quiet.is_zero() && Instant::now() < deadline {
+        match inbox.recv_timeout(quiet) {
+            Ok(Event::Closed {
+                generation: g,
+                clean,
+            }) if g == generation => return Some(clean),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    None
 }
 
 /// Waits up to 10 s for connection `generation` to end after our close.
