@@ -356,8 +356,7 @@ fn our_client_against_python_websockets_server() {
 #[test]
 fn wsclient_binary_pipes_lines_through_python_echo_server() {
     // Used as a person would: type lines, see the echoes, then end input.
-    // (Ending input at once would race: `websockets` answers a close frame
-    // at once and drops echoes it has not sent yet, which is its right.)
+    // (Ending input at once is covered by the next test.)
     let Some(python) = python() else { return };
     let peer = PythonEchoServer::start(&python, &[]);
     let long = ascii(100_000);
