@@ -24,7 +24,7 @@
 # serialize on a lock file, so nobody sees a half-built venv.
 
 _peers_main() {
-    local here repo venv python pip_packages stamp lock_hash chromium
+    local here repo venv python pip_packages chromium
     here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
     repo="$(cd "$here/.." && pwd)"
     venv="${RFC6455_PEERS_VENV:-$repo/target/peers-venv}"
@@ -35,10 +35,24 @@ _peers_main() {
     mkdir -p "$venv"
     venv="$(cd "$venv" && pwd)"
 
-    # One installer at a time per venv; fd 9 stays open until we return.
+    # One installer at a time per venv. The lock is released on every way
+    # out, so a failure in a sourcing shell cannot leave it held.
     exec 9>"$venv.lock"
     flock 9
+    local rc=0
+    _peers_install "$here" "$venv" "$python" "$pip_packages" "$chromium" || rc=$?
+    exec 9>&-
+    [[ $rc == 0 ]] || return "$rc"
 
+    RFC6455_PEERS_PYTHON="$venv/bin/python"
+    RFC6455_PEERS_NODE_DIR="$here/peers"
+    RFC6455_CHROMIUM="$chromium"
+    export RFC6455_PEERS_PYTHON RFC6455_PEERS_NODE_DIR RFC6455_CHROMIUM
+}
+
+_peers_install() {
+    local here="$1" venv="$2" python="$3" pip_packages="$4" chromium="$5"
+    local stamp lock_hash
     local apt_updated=0
     _peers_apt() {
         if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
@@ -99,12 +113,6 @@ _peers_main() {
             echo "peers.sh: $chromium is missing and we are not root: the browser test will fail" >&2
         fi
     fi
-
-    RFC6455_PEERS_PYTHON="$venv/bin/python"
-    RFC6455_PEERS_NODE_DIR="$here/peers"
-    RFC6455_CHROMIUM="$chromium"
-    export RFC6455_PEERS_PYTHON RFC6455_PEERS_NODE_DIR RFC6455_CHROMIUM
-    exec 9>&-
 }
 
 if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
