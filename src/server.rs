@@ -263,7 +263,8 @@ impl ServerHandle {
     }
 
     /// Stops accepting and tells every live connection to go away: a
-    /// connection blocked in `read` sends close 1001 and returns
+    /// connection in `read` (blocked, or busy with a peer that keeps
+    /// sending) sends close 1001 and returns
     /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed). `serve`
     /// returns once every connection thread has finished (or after the
     /// shutdown timeout, when the stragglers are cut off).
@@ -353,11 +354,12 @@ impl Server {
                 continue;
             }
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-            let stream = Shared::new(stream);
+            let stream = Shared::with_stop(stream, Arc::clone(&self.shared.shutting_down));
             lock(&self.shared.live).insert(id, stream.clone());
             let conn = Conn {
                 id,
                 shared: Arc::clone(&self.shared),
+                linger: self.config.close_timeout,
             };
             let config = Arc::clone(&self.config);
             let handler = Arc::clone(&handler);
@@ -462,36 +464,71 @@ impl Drop for RunningServer {
     }
 }
 
-/// Deregisters a connection when its thread ends, however it ends.
+/// Closes and deregisters a connection when its thread ends, however it ends.
 struct Conn {
     id: u64,
     shared: Arc<Shared_>,
+    /// How long the closing socket may drain the peer's input.
+    linger: Duration,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let mut live = lock(&self.shared.live);
-        if let Some(stream) = live.remove(&self.id) {
-            drop(live);
-            close_gracefully(&stream);
+        let stream = lock(&self.shared.live).get(&self.id).cloned();
+        if let Some(stream) = stream {
+            if self.shared.shutting_down.load(Ordering::Acquire) {
+                close_read_shut(&stream, self.linger);
+            } else {
+                close_gracefully(&stream, self.linger);
+            }
         }
+        // Deregistered only once the socket is closed: a draining connection
+        // still holds a thread and a descriptor, so it still counts against
+        // `max_connections`, and shutdown waits for it (and cuts it off at the
+        // shutdown timeout) instead of returning while it drains.
+        lock(&self.shared.live).remove(&self.id);
         self.shared.drained.notify_all();
     }
 }
 
 /// Closes a TCP connection without a reset: send FIN, then drain what the
-/// peer still sends for a moment. Closing with unread input makes the kernel
-/// send RST, which can destroy our last bytes (the close frame or an HTTP
-/// error) before the peer reads them.
-fn close_gracefully(stream: &TcpStream) {
+/// peer still sends until it closes too, it pauses for half a second, or
+/// `linger` is over. Closing with unread input makes the kernel send RST,
+/// which destroys our last bytes (the close frame or an HTTP error) if they
+/// are still queued, as they are behind a backlog of echoes to a peer that
+/// streams fast: so the linger is the close timeout (the time a peer has to
+/// answer our close frame anyway), not a fixed second.
+fn close_gracefully(stream: &TcpStream, linger: Duration) {
     let _ = stream.shutdown(Shutdown::Write);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let mut sink = [0u8; 1024];
+    let deadline = Instant::now() + linger;
+    let mut sink = [0u8; 4096];
     while Instant::now() < deadline {
         match (&*stream).read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
+        }
+    }
+}
+
+/// [`close_gracefully`] for a socket whose read side shutdown already shut:
+/// no FIN before the peer goes quiet. Linux answers data arriving on such a
+/// socket after our FIN with RST (RFC 1122 §4.2.2.13 lets it), and the reset
+/// discards what we have not sent yet: the 1001 close frame behind a backlog
+/// of echoes, for a peer that streams until it reads that frame. So keep
+/// taking its input (reads return at once now, with data or 0) until it has
+/// been quiet for a moment; dropping the socket then sends FIN after our
+/// queued bytes.
+fn close_read_shut(stream: &TcpStream, linger: Duration) {
+    const QUIET: Duration = Duration::from_millis(300);
+    let deadline = Instant::now() + linger;
+    let mut heard = Instant::now();
+    let mut sink = [0u8; 4096];
+    while Instant::now() < deadline && heard.elapsed() < QUIET {
+        match (&*stream).read(&mut sink) {
+            Ok(0) => thread::sleep(Duration::from_millis(20)),
+            Ok(_) => heard = Instant::now(),
+            Err(_) => break,
         }
     }
 }
@@ -562,7 +599,7 @@ fn spawn_rejecter() -> Option<SyncSender<TcpStream>> {
             for stream in rx {
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
                 let _ = (&stream).write_all(&Rejection::new(503).to_bytes());
-                close_gracefully(&stream);
+                close_gracefully(&stream, Duration::from_secs(1));
             }
         })
         .ok()?;
