@@ -13,7 +13,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rfc6455::frame::{apply_mask, FrameHeader, OpCode, Parsed, Role};
-use rfc6455::protocol::{Config, Connection, Message};
+use rfc6455::protocol::{Config, Connection, Message, MessageRef};
 use rfc6455::utf8::Validator;
 use std::io::{self, Cursor, Read, Write};
 
@@ -138,6 +138,27 @@ fn decode_ours(wire: &[u8]) -> usize {
     count
 }
 
+/// Ours, zero-copy: the bytes are copied into a reusable buffer (as a socket
+/// read would put them there; tungstenite's read copies them likewise), then
+/// each frame is unmasked in place and lent out by `receive_in_place`.
+fn decode_ours_in_place(wire: &[u8], buf: &mut Vec<u8>) -> usize {
+    buf.clear();
+    buf.extend_from_slice(wire);
+    let mut connection = Connection::new(Role::Server, Config::default());
+    let mut rest = &mut buf[..];
+    let mut count = 0;
+    while !rest.is_empty() {
+        let received = connection.receive_in_place(rest).unwrap();
+        let consumed = received.consumed;
+        if let Some(MessageRef::Text(text)) = received.message {
+            black_box(text);
+            count += 1;
+        }
+        rest = &mut rest[consumed..];
+    }
+    count
+}
+
 /// An in-memory stream for tungstenite: reads come from the buffer, writes
 /// (there are none: no pings or closes in the input) are discarded.
 struct MemoryStream<'a> {
@@ -182,12 +203,19 @@ fn decode_stream(c: &mut Criterion) {
     let wire = masked_text_stream();
     assert_eq!(decode_ours(&wire), FRAMES);
     assert_eq!(decode_tungstenite(&wire), FRAMES);
+    let mut buf = Vec::new();
+    assert_eq!(decode_ours_in_place(&wire, &mut buf), FRAMES);
 
     let mut group = c.benchmark_group("decode_stream");
     group.throughput(Throughput::Elements(FRAMES as u64));
     let label = format!("{FRAMES}x20B_masked_text");
+    // `ours`: the owned `receive` (a `String` per message, like tungstenite's
+    // `read`); `ours_in_place`: the borrowing `receive_in_place`.
     group.bench_function(BenchmarkId::new("ours", &label), |b| {
         b.iter(|| decode_ours(black_box(&wire)))
+    });
+    group.bench_function(BenchmarkId::new("ours_in_place", &label), |b| {
+        b.iter(|| decode_ours_in_place(black_box(&wire), &mut buf))
     });
     group.bench_function(BenchmarkId::new("tungstenite", &label), |b| {
         b.iter(|| decode_tungstenite(black_box(&wire)))

@@ -30,6 +30,11 @@ const DIRECT_WRITE: usize = 16 * 1024;
 /// Queued output is flushed without waiting for the next read once it
 /// reaches this size, so a writer that never reads cannot grow it unbounded.
 const MAX_QUEUED: usize = 64 * 1024;
+/// When at least this much of a data frame's payload is still to come and
+/// the read buffer is drained, it is read straight into the message buffer
+/// (see [`Incoming::payload_space`]): one copy (the kernel's) instead of two.
+/// Below it, reading into the read buffer can take in following frames too.
+const DIRECT_READ: usize = 16 * 1024;
 
 /// Server-side keepalive: ping after `interval` of silence, fail the
 /// connection (1011) if no pong arrives within `timeout`.
@@ -156,6 +161,7 @@ struct RecvSide {
 /// shares with its [`Writer`]s behind a mutex.
 trait SendSide {
     fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize>;
+    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T;
     /// Whether replies may wait for the input to drain (one owner) or must
     /// go out at once (split halves, where nobody else flushes for us).
@@ -218,6 +224,17 @@ fn write_message(stream: &mut dyn Write, out: &mut Outgoing, message: Message) -
     }
 }
 
+/// Fails the connection after a protocol error: the close frame with its
+/// code goes out at once.
+fn fail<K: SendSide>(side: &mut K, e: crate::ProtocolError) -> Error {
+    side.with(|w, out| {
+        out.on_error(&e);
+        // Best effort: the peer may already be gone.
+        let _ = flush_outgoing(w, out);
+    });
+    Error::Protocol(e)
+}
+
 impl RecvSide {
     fn new(role: Role, config: &WebSocketConfig, leftover: Vec<u8>) -> RecvSide {
         RecvSide {
@@ -248,14 +265,7 @@ impl RecvSide {
                             return Ok(message);
                         }
                     }
-                    Err(e) => {
-                        side.with(|w, out| {
-                            out.on_error(&e);
-                            // Best effort: the peer may already be gone.
-                            let _ = flush_outgoing(w, out);
-                        });
-                        return Err(Error::Protocol(e));
-                    }
+                    Err(e) => return Err(fail(side, e)),
                 }
                 continue;
             }
@@ -273,14 +283,31 @@ impl RecvSide {
             if close_sent && self.close_wait_since.is_none() {
                 self.close_wait_since = Some(Instant::now());
             }
-            match side.read(&mut self.rbuf) {
+            let (got, direct) = match self.incoming.payload_space(DIRECT_READ) {
+                Some(space) => (side.read_into(space), true),
+                None => (side.read(&mut self.rbuf), false),
+            };
+            match got {
                 Ok(0) => {
                     self.eof = true;
                     return Err(self.on_eof(side));
                 }
-                Ok(_) => {
+                Ok(n) => {
                     if self.keepalive.is_some() {
                         self.last_rx = Instant::now();
+                    }
+                    if direct {
+                        match self.incoming.payload_filled(n) {
+                            Ok(Received {
+                                message: Some(message),
+                                ..
+                            }) => {
+                                self.on_message(side, &message)?;
+                                return Ok(message);
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Err(fail(side, e)),
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -401,6 +428,9 @@ struct Owned<'a, S> {
 impl<S: Read + Write> SendSide for Owned<'_, S> {
     fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize> {
         rbuf.fill(self.stream)
+    }
+    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
     }
     fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T {
         f(self.stream, self.outgoing)
@@ -588,6 +618,9 @@ struct SplitSide<'a, S> {
 impl<S: Read + Write> SendSide for SplitSide<'_, S> {
     fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize> {
         rbuf.fill(self.stream)
+    }
+    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
     }
     fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T {
         let mut guard = lock(self.shared);

@@ -25,6 +25,7 @@ impl OpCode {
     /// assert_eq!(OpCode::from_u4(0x9), Some(OpCode::Ping));
     /// assert_eq!(OpCode::from_u4(0x3), None);
     /// ```
+    #[inline]
     pub const fn from_u4(bits: u8) -> Option<OpCode> {
         match bits {
             0x0 => Some(OpCode::Continuation),
@@ -38,6 +39,7 @@ impl OpCode {
     }
 
     /// The 4-bit wire value.
+    #[inline]
     pub const fn as_u4(self) -> u8 {
         match self {
             OpCode::Continuation => 0x0,
@@ -50,6 +52,7 @@ impl OpCode {
     }
 
     /// RFC 6455 §5.5: opcodes with the high bit set (close, ping, pong) are control frames.
+    #[inline]
     pub const fn is_control(self) -> bool {
         matches!(self, OpCode::Close | OpCode::Ping | OpCode::Pong)
     }

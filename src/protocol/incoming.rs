@@ -1,8 +1,9 @@
 //! The receiving half of the protocol: bytes in, messages out.
 
-use super::{Config, Message};
+use super::{Config, Message, MessageRef};
 use crate::frame::{
-    apply_mask_offset, parse_close_payload, FrameHeader, OpCode, Parsed, Role, MAX_HEADER_LEN,
+    apply_mask, apply_mask_offset, parse_close_payload, FrameHeader, OpCode, Parsed, Role,
+    MAX_HEADER_LEN,
 };
 use crate::utf8::Validator;
 use crate::ProtocolError;
@@ -15,6 +16,16 @@ pub struct Received {
     pub consumed: usize,
     /// A complete message or control frame, if one finished within those bytes.
     pub message: Option<Message>,
+}
+
+/// The outcome of one [`Incoming::receive_in_place`] call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedRef<'a> {
+    /// How many bytes of the input were used.
+    pub consumed: usize,
+    /// A complete message or control frame, borrowed from the input or the
+    /// decoder.
+    pub message: Option<MessageRef<'a>>,
 }
 
 /// The frame being received.
@@ -63,6 +74,12 @@ pub struct Incoming {
     control: Vec<u8>,
     close_received: bool,
     failed: Option<ProtocolError>,
+    /// Where the slice handed out by `payload_space` starts in the message
+    /// buffer, until `payload_filled` takes it in.
+    direct: Option<usize>,
+    /// The last message `receive_in_place` decoded the slow way, which it
+    /// lends out until the next call.
+    held: Option<Message>,
 }
 
 impl Incoming {
@@ -79,6 +96,8 @@ impl Incoming {
             control: Vec::new(),
             close_received: false,
             failed: None,
+            direct: None,
+            held: None,
         }
     }
 
@@ -95,7 +114,10 @@ impl Incoming {
 
     /// Bytes held for the data message being reassembled.
     pub fn buffered(&self) -> usize {
-        self.message.as_ref().map_or(0, |m| m.data.len())
+        // Not counting a `payload_space` slice that is not filled yet.
+        self.message
+            .as_ref()
+            .map_or(0, |m| self.direct.unwrap_or(m.data.len()))
     }
 
     /// Decodes bytes until one message completes or the input runs out.
@@ -119,7 +141,183 @@ impl Incoming {
         }
     }
 
+    /// Like [`receive`](Incoming::receive), without allocating when it can:
+    /// a whole unfragmented message or control frame at the start of `data`
+    /// is unmasked in place and returned borrowed from `data`; anything else
+    /// is decoded by `receive` and lent out from the decoder until the next
+    /// call. `data` is modified (payloads are unmasked where they lie).
+    ///
+    /// Why: `receive` copies each payload into a new allocation. Decoding a
+    /// stream of 20-byte masked text frames, profiles showed malloc/free at
+    /// ~18% of the time, the copy of a 40-byte `Result` ~14% and the
+    /// out-of-line masking call ~12%; this path has none of them.
+    pub fn receive_in_place<'a>(
+        &'a mut self,
+        data: &'a mut [u8],
+    ) -> Result<ReceivedRef<'a>, ProtocolError> {
+        self.held = None;
+        if let Some((opcode, start, end)) = self.whole_frame_at_start(data) {
+            return self.borrow_fast(opcode, &data[start..end], end);
+        }
+        let Received { consumed, message } = self.receive(data)?;
+        self.held = message;
+        Ok(ReceivedRef {
+            consumed,
+            message: self.held.as_ref().map(MessageRef::from),
+        })
+    }
+
+    /// If `data` starts with a whole frame that needs no state (a final text
+    /// or binary frame outside a fragmented message, or a ping or pong),
+    /// passes every header rule and limit, unmasks its payload in place and
+    /// returns its opcode and where its payload starts and ends. Anything
+    /// unusual (errors included) is left to the general path, which reports it.
+    #[inline]
+    fn whole_frame_at_start(&self, data: &mut [u8]) -> Option<(OpCode, usize, usize)> {
+        if self.failed.is_some()
+            || self.close_received
+            || self.header_len > 0
+            || self.frame.is_some()
+            || self.direct.is_some()
+        {
+            return None;
+        }
+        let Ok(Parsed::Complete(h, used)) = FrameHeader::parse(data) else {
+            return None;
+        };
+        let data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
+        let control = matches!(h.opcode, OpCode::Ping | OpCode::Pong);
+        if !(h.fin && (control || (data_frame && self.message.is_none())))
+            || h.payload_len > self.max_frame
+            || h.payload_len > self.max_message
+            || h.check(self.role).is_err()
+        {
+            return None;
+        }
+        let end = used.checked_add(usize::try_from(h.payload_len).ok()?)?;
+        let payload = data.get_mut(used..end)?;
+        if let Some(key) = h.mask {
+            apply_mask(payload, key);
+        }
+        Some((h.opcode, used, end))
+    }
+
+    fn borrow_fast<'a>(
+        &mut self,
+        opcode: OpCode,
+        payload: &'a [u8],
+        consumed: usize,
+    ) -> Result<ReceivedRef<'a>, ProtocolError> {
+        let message = match opcode {
+            OpCode::Text => match std::str::from_utf8(payload) {
+                Ok(text) => MessageRef::Text(text),
+                Err(_) => {
+                    self.failed = Some(ProtocolError::InvalidUtf8);
+                    return Err(ProtocolError::InvalidUtf8);
+                }
+            },
+            OpCode::Binary => MessageRef::Binary(payload),
+            OpCode::Ping => MessageRef::Ping(payload),
+            _ => MessageRef::Pong(payload),
+        };
+        Ok(ReceivedRef {
+            consumed,
+            message: Some(message),
+        })
+    }
+
+    /// Space to read the current data frame's payload into directly, when at
+    /// least `min` payload bytes of it are still to come; `None` otherwise.
+    ///
+    /// For large messages this saves a copy: a driver reads from the socket
+    /// straight into the message buffer instead of into its read buffer and
+    /// from there into the message (on the 10 × 1 MiB echo benchmark that
+    /// copy was 31% of all CPU time, the largest item). Fill a prefix of the
+    /// slice, then call [`payload_filled`](Incoming::payload_filled) with how
+    /// many bytes were written. Nothing else may be received in between
+    /// (a frame's payload is contiguous on the wire).
+    ///
+    /// The slice never extends past the frame's declared end, and the buffer
+    /// grows at most by `max(64 KiB, bytes of the message already here)` per
+    /// call, so a peer that declares a huge length and sends nothing costs
+    /// 64 KiB, not its claim (RFC 6455 §10.4).
+    pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
+        self.discard_unfilled();
+        if self.failed.is_some() || self.close_received {
+            return None;
+        }
+        let frame = self.frame.as_ref()?;
+        if frame.opcode.is_control() || frame.remaining < min.max(1) as u64 {
+            return None;
+        }
+        let m = self.message.as_mut()?;
+        let start = m.data.len();
+        let step = frame.remaining.min(start.max(64 * 1024) as u64) as usize;
+        m.data.resize(start + step, 0);
+        self.direct = Some(start);
+        Some(&mut m.data[start..])
+    }
+
+    /// Takes in `n` payload bytes written at the start of the slice that
+    /// [`payload_space`](Incoming::payload_space) returned: unmasks and
+    /// validates them, and returns the message if the frame completed it.
+    /// `consumed` is always 0 (no bytes of an input slice were used).
+    pub fn payload_filled(&mut self, n: usize) -> Result<Received, ProtocolError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let Some(start) = self.direct.take() else {
+            return Ok(done(0));
+        };
+        match self.payload_filled_inner(start, n) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.failed = Some(e);
+                self.message = None;
+                self.frame = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn payload_filled_inner(&mut self, start: usize, n: usize) -> Result<Received, ProtocolError> {
+        let (Some(frame), Some(m)) = (self.frame.as_mut(), self.message.as_mut()) else {
+            return Ok(done(0));
+        };
+        let n = n.min(m.data.len() - start);
+        m.data.truncate(start + n);
+        if let Some(key) = frame.mask {
+            apply_mask_offset(&mut m.data[start..], key, frame.received as usize);
+        }
+        if m.text {
+            m.utf8
+                .feed(&m.data[start..])
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        frame.remaining -= n as u64;
+        frame.received += n as u64;
+        if frame.remaining > 0 {
+            return Ok(done(0));
+        }
+        let message = self.finish_frame()?;
+        Ok(Received {
+            consumed: 0,
+            message,
+        })
+    }
+
+    /// Drops the zeroed tail a [`payload_space`](Incoming::payload_space)
+    /// left that was never filled.
+    fn discard_unfilled(&mut self) {
+        if let Some(start) = self.direct.take() {
+            if let Some(m) = self.message.as_mut() {
+                m.data.truncate(start);
+            }
+        }
+    }
+
     fn receive_inner(&mut self, data: &[u8]) -> Result<Received, ProtocolError> {
+        self.discard_unfilled();
         let mut pos = 0;
         loop {
             if self.close_received {
@@ -293,5 +491,155 @@ fn done(consumed: usize) -> Received {
     Received {
         consumed,
         message: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::apply_mask;
+
+    const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+    fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+        let mut header =
+            FrameHeader::new(OpCode::from_u4(first & 0x0F).unwrap(), payload.len() as u64);
+        header.fin = first & 0x80 != 0;
+        header.mask = Some(KEY);
+        let mut wire = header.encode().as_bytes().to_vec();
+        let start = wire.len();
+        wire.extend_from_slice(payload);
+        apply_mask(&mut wire[start..], KEY);
+        wire
+    }
+
+    fn server() -> Incoming {
+        Incoming::new(Role::Server, &Config::default())
+    }
+
+    #[test]
+    fn in_place_borrows_whole_frames_from_the_input() {
+        let mut wire = masked(0x81, b"Hello");
+        wire.extend(masked(0x89, b"ping"));
+        wire.extend(masked(0x82, &[1, 2, 3]));
+        let mut rx = server();
+        let r = rx.receive_in_place(&mut wire).unwrap();
+        assert_eq!(
+            (r.consumed, r.message),
+            (11, Some(MessageRef::Text("Hello")))
+        );
+        let r = rx.receive_in_place(&mut wire[11..]).unwrap();
+        assert_eq!(r.message, Some(MessageRef::Ping(b"ping")));
+        let r = rx.receive_in_place(&mut wire[21..]).unwrap();
+        assert_eq!(r.message, Some(MessageRef::Binary(&[1, 2, 3])));
+    }
+
+    #[test]
+    fn in_place_falls_back_for_fragments_split_frames_and_close() {
+        let mut wire = masked(0x01, b"Hel");
+        wire.extend(masked(0x80, b"lo"));
+        wire.extend(masked(0x88, &[0x03, 0xe8]));
+        let mut rx = server();
+        let mut pos = 0;
+        let mut got = Vec::new();
+        // Byte by byte: every frame is split across calls.
+        let mut pending = Vec::new();
+        while pos < wire.len() {
+            pending.push(wire[pos]);
+            pos += 1;
+            let len = pending.len();
+            let r = rx.receive_in_place(&mut pending).unwrap();
+            assert_eq!(r.consumed, len);
+            if let Some(m) = r.message {
+                got.push(m.to_message());
+            }
+            pending.clear();
+        }
+        assert_eq!(
+            got,
+            [
+                Message::Text("Hello".into()),
+                Message::Close(Some(crate::CloseFrame::new(crate::CloseCode::NORMAL)))
+            ]
+        );
+    }
+
+    #[test]
+    fn in_place_rejects_invalid_utf8_and_stays_failed() {
+        let mut wire = masked(0x81, b"ok \xC0");
+        let mut rx = server();
+        assert_eq!(
+            rx.receive_in_place(&mut wire),
+            Err(ProtocolError::InvalidUtf8)
+        );
+        let mut more = masked(0x81, b"fine");
+        assert_eq!(
+            rx.receive_in_place(&mut more),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn in_place_applies_the_header_rules() {
+        let mut rx = server();
+        let mut unmasked = vec![0x81, 0x02, b'h', b'i'];
+        assert_eq!(
+            rx.receive_in_place(&mut unmasked),
+            Err(ProtocolError::UnmaskedFrameFromClient)
+        );
+        let mut rx = Incoming::new(Role::Server, &Config::default().max_frame_size(3));
+        let mut big = masked(0x82, &[0; 4]);
+        assert_eq!(
+            rx.receive_in_place(&mut big),
+            Err(ProtocolError::FrameTooBig)
+        );
+    }
+
+    #[test]
+    fn direct_payload_reads_match_the_buffered_path() {
+        let text: String = "κόσμε-".repeat(30_000);
+        let wire = masked(0x81, text.as_bytes());
+        let mut rx = server();
+        // The header and the first bytes arrive through `receive`...
+        let r = rx.receive(&wire[..100]).unwrap();
+        assert_eq!((r.consumed, r.message), (100, None));
+        let mut pos = 100;
+        let mut message = None;
+        // ... the rest straight into the message, in odd-sized pieces.
+        while message.is_none() {
+            let buffered = rx.buffered();
+            let space = rx.payload_space(1).expect("payload space");
+            assert!(space.len() <= 64 * 1024 + buffered);
+            let n = space.len().min(7777).min(wire.len() - pos);
+            space[..n].copy_from_slice(&wire[pos..pos + n]);
+            pos += n;
+            message = rx.payload_filled(n).unwrap().message;
+        }
+        assert_eq!(pos, wire.len());
+        assert_eq!(message, Some(Message::Text(text)));
+        assert!(rx.payload_space(1).is_none());
+    }
+
+    #[test]
+    fn unfilled_payload_space_is_discarded() {
+        let payload = vec![7u8; 100_000];
+        let wire = masked(0x82, &payload);
+        let mut rx = server();
+        rx.receive(&wire[..50]).unwrap();
+        let before = rx.buffered();
+        assert!(rx.payload_space(1).is_some());
+        assert_eq!(rx.buffered(), before);
+        // Not filled: the bytes come through `receive` after all.
+        let r = rx.receive(&wire[50..]).unwrap();
+        assert_eq!(r.message, Some(Message::Binary(payload)));
+    }
+
+    #[test]
+    fn a_declared_length_alone_reserves_at_most_64_kib() {
+        let mut header = FrameHeader::new(OpCode::Binary, 10 << 20);
+        header.mask = Some(KEY);
+        let mut rx = server();
+        rx.receive(header.encode().as_bytes()).unwrap();
+        assert_eq!(rx.payload_space(1).map(|s| s.len()), Some(64 * 1024));
     }
 }

@@ -26,7 +26,7 @@
 mod incoming;
 mod outgoing;
 
-pub use incoming::{Incoming, Received};
+pub use incoming::{Incoming, Received, ReceivedRef};
 pub use outgoing::Outgoing;
 
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
@@ -114,6 +114,47 @@ impl Message {
     }
 }
 
+/// A message or control frame borrowed from the buffer it was decoded in,
+/// returned by [`Connection::receive_in_place`]: no allocation, no copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message (always valid UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+    /// A ping (answered automatically by a [`Connection`]).
+    Ping(&'a [u8]),
+    /// A pong.
+    Pong(&'a [u8]),
+    /// A close frame, with its code and reason if it had any.
+    Close(Option<CloseFrame>),
+}
+
+impl MessageRef<'_> {
+    /// An owned copy.
+    pub fn to_message(&self) -> Message {
+        match self {
+            MessageRef::Text(t) => Message::Text((*t).to_owned()),
+            MessageRef::Binary(d) => Message::Binary(d.to_vec()),
+            MessageRef::Ping(d) => Message::Ping(d.to_vec()),
+            MessageRef::Pong(d) => Message::Pong(d.to_vec()),
+            MessageRef::Close(c) => Message::Close(c.clone()),
+        }
+    }
+}
+
+impl<'a> From<&'a Message> for MessageRef<'a> {
+    fn from(message: &'a Message) -> MessageRef<'a> {
+        match message {
+            Message::Text(t) => MessageRef::Text(t),
+            Message::Binary(d) => MessageRef::Binary(d),
+            Message::Ping(d) => MessageRef::Ping(d),
+            Message::Pong(d) => MessageRef::Pong(d),
+            Message::Close(c) => MessageRef::Close(c.clone()),
+        }
+    }
+}
+
 impl From<String> for Message {
     fn from(text: String) -> Message {
         Message::Text(text)
@@ -192,6 +233,51 @@ impl Connection {
             Ok(received) => {
                 if let Some(message) = &received.message {
                     self.outgoing.on_received(message);
+                }
+                Ok(received)
+            }
+            Err(e) => {
+                self.outgoing.on_error(&e);
+                Err(Error::Protocol(e))
+            }
+        }
+    }
+
+    /// Like [`receive`](Connection::receive), without allocating: a whole
+    /// unfragmented message or control frame found in `data` is unmasked in
+    /// place and returned borrowed from `data`. Anything else (a fragmented
+    /// message, a frame split across calls, a close frame) goes through
+    /// [`receive`](Connection::receive) and is returned borrowed from the
+    /// connection until the next call.
+    ///
+    /// `data` is modified: payloads are unmasked where they lie. This is the
+    /// fast path for a driver that owns its read buffer; decoding 20-byte
+    /// masked text frames it takes about half the time of `receive`, which
+    /// allocates each message (see `benches/codec.rs`).
+    ///
+    /// ```
+    /// use rfc6455::protocol::{Config, Connection, MessageRef};
+    /// use rfc6455::frame::Role;
+    ///
+    /// let mut server = Connection::new(Role::Server, Config::default());
+    /// // RFC 6455 §5.7: a masked "Hello" from a client.
+    /// let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    /// let received = server.receive_in_place(&mut wire).unwrap();
+    /// assert_eq!(received.consumed, 11);
+    /// assert_eq!(received.message, Some(MessageRef::Text("Hello")));
+    /// ```
+    pub fn receive_in_place<'a>(&'a mut self, data: &'a mut [u8]) -> Result<ReceivedRef<'a>> {
+        if self.outgoing.failed() {
+            return Err(Error::AlreadyClosed);
+        }
+        match self.incoming.receive_in_place(data) {
+            Ok(received) => {
+                match &received.message {
+                    Some(MessageRef::Ping(payload)) => self.outgoing.on_ping(payload),
+                    Some(MessageRef::Close(frame)) => {
+                        self.outgoing.on_received(&Message::Close(frame.clone()))
+                    }
+                    _ => {}
                 }
                 Ok(received)
             }

@@ -200,10 +200,7 @@ impl Outgoing {
     /// status code (§5.5.1), unless a close frame was already sent.
     pub fn on_received(&mut self, message: &Message) {
         match message {
-            Message::Ping(data) if !self.close_sent => {
-                // Cannot fail: open, not fragmenting a control frame, ≤ 125 bytes.
-                let _ = self.encode_frame(OpCode::Pong, true, data);
-            }
+            Message::Ping(data) => self.on_ping(data),
             Message::Close(frame) => {
                 self.close_received = true;
                 if !self.close_sent {
@@ -212,6 +209,15 @@ impl Outgoing {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Answers a received ping with a pong carrying the same payload
+    /// (§5.5.2), unless a close frame was already sent.
+    pub(crate) fn on_ping(&mut self, data: &[u8]) {
+        if !self.close_sent {
+            // Cannot fail: open, not fragmenting a control frame, ≤ 125 bytes.
+            let _ = self.encode_frame(OpCode::Pong, true, data);
         }
     }
 
