@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# What an idle connection costs wsecho: start it, open N idle WebSocket
+# connections from a separate process (examples/hold_connections.rs, so the
+# client's descriptors and memory are not counted), and compare wsecho's RSS
+# and thread count before, while holding them, and after closing them.
+#
+#   .ci/mem10k.sh [N]        default N=10000; target <= 16 KiB RSS each
+#
+# Needs `ulimit -n` above N + a few (each side holds N descriptors).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-10000}
+PORT=${PORT:-0}
+TARGET_KIB=${TARGET_KIB:-16}
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((N + 100)) ]; then
+    echo "mem10k: ulimit -n is $(ulimit -n), need more than $N" >&2
+    exit 2
+fi
+
+cargo build --release --quiet --bin wsecho --example hold_connections
+
+LOG=$(mktemp)
+FIFO=$(mktemp -u)
+mkfifo "$FIFO"
+cleanup() {
+    [ -n "${HOLDER:-}" ] && kill "$HOLDER" 2>/dev/null || true
+    [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null || true
+    rm -f "$LOG" "$FIFO"
+}
+trap cleanup EXIT
+
+target/release/wsecho --listen "127.0.0.1:$PORT" --quiet --max-connections $((N + 100)) 2>"$LOG" &
+SERVER=$!
+for _ in $(seq 100); do
+    grep -q "listening on" "$LOG" && break
+    sleep 0.05
+done
+ADDR=$(sed -n 's|.*listening on ws://\([^/]*\)/.*|\1|p' "$LOG")
+[ -n "$ADDR" ] || { echo "mem10k: wsecho did not start" >&2; cat "$LOG" >&2; exit 1; }
+
+status() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SERVER/status"; }
+sample() { echo "$(status VmRSS) $(status Threads)"; }
+
+sleep 0.3
+read -r RSS0 THREADS0 < <(sample)
+echo "wsecho at $ADDR: baseline RSS ${RSS0} KiB, ${THREADS0} threads"
+
+# The holder prints "ready ..." once all N are open and echoed, then holds
+# them until its stdin (the FIFO) is closed.
+exec 3<>"$FIFO"
+target/release/examples/hold_connections "$ADDR" "$N" <"$FIFO" >"$LOG.holder" 3>&- &
+HOLDER=$!
+for _ in $(seq 1200); do
+    grep -q "^ready" "$LOG.holder" 2>/dev/null && break
+    kill -0 "$HOLDER" 2>/dev/null || { echo "mem10k: holder failed" >&2; exit 1; }
+    sleep 0.1
+done
+cat "$LOG.holder"
+sleep 1
+read -r RSS1 THREADS1 < <(sample)
+PER=$(( (RSS1 - RSS0) * 1024 / N ))
+echo "holding $N: RSS ${RSS1} KiB, ${THREADS1} threads"
+echo "RSS per idle connection: ${PER} bytes ($(( PER / 1024 )) KiB; target <= ${TARGET_KIB} KiB)"
+
+exec 3>&-   # end of the holder's stdin: it closes every connection
+wait "$HOLDER" || true
+HOLDER=
+cat "$LOG.holder"; rm -f "$LOG.holder"
+for _ in $(seq 100); do
+    [ "$(status Threads)" -le "$THREADS0" ] && break
+    sleep 0.1
+done
+read -r RSS2 THREADS2 < <(sample)
+echo "after closing: RSS ${RSS2} KiB, ${THREADS2} threads (baseline ${THREADS0})"
+
+kill -INT "$SERVER"
+wait "$SERVER" || true
+SERVER=
+
+FAIL=0
+[ "$THREADS2" -le "$THREADS0" ] || { echo "mem10k: threads did not return to baseline" >&2; FAIL=1; }
+[ "$PER" -le $((TARGET_KIB * 1024)) ] || { echo "mem10k: over ${TARGET_KIB} KiB per connection" >&2; FAIL=1; }
+exit $FAIL
