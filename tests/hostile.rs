@@ -82,6 +82,15 @@ fn meter_peak() -> isize {
 /// Generous bound for anything that should happen "at once".
 const SOON: Duration = Duration::from_secs(3);
 
+/// Tests that assert timing and tests that load the machine (thousands of
+/// threads or fragments) take this lock, so the first never run beside the
+/// second: on a small shared machine that is what keeps them from flaking.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn echo(mut ws: ServerWebSocket, _request: Request) -> rfc6455::Result<()> {
     loop {
         let message = ws.read()?;
@@ -501,6 +510,7 @@ fn handshake_1mib_header_line_is_431_before_the_line_ends() {
 
 #[test]
 fn handshake_slowloris_gets_408_in_bounded_time() {
+    let _serial = serial();
     let config = ServerConfig::default().handshake_timeout(Duration::from_millis(500));
     let server = start(config);
     let mut s = raw(server.local_addr());
@@ -523,7 +533,7 @@ fn handshake_slowloris_gets_408_in_bounded_time() {
     trickler.join().unwrap();
     assert_eq!(reply.status, 408, "{}", reply.head);
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
         "408 after {took:?}"
     );
     wait_connections(&server.handle(), 0, SOON);
@@ -546,6 +556,7 @@ fn frame_64bit_length_top_bit_is_1002() {
 
 #[test]
 fn frame_declared_1tib_is_1009_before_any_payload() {
+    let _serial = serial();
     let server = start(ServerConfig::default());
     let mut s = handshake(server.local_addr());
     let start = Instant::now();
@@ -558,6 +569,7 @@ fn frame_declared_1tib_is_1009_before_any_payload() {
 
 #[test]
 fn frame_declared_512mib_then_trickled_is_1009_without_waiting() {
+    let _serial = serial();
     let server = start(ServerConfig::default());
     let mut s = handshake(server.local_addr());
     let mut writer = s.try_clone().unwrap();
@@ -580,7 +592,7 @@ fn frame_declared_512mib_then_trickled_is_1009_without_waiting() {
     stop.store(true, Ordering::Relaxed);
     trickler.join().unwrap();
     assert_eq!(code, Some(1009));
-    assert!(took < Duration::from_secs(1), "1009 after {took:?}");
+    assert!(took < Duration::from_secs(2), "1009 after {took:?}");
     wait_connections(&server.handle(), 0, SOON);
 }
 
@@ -732,6 +744,7 @@ fn tiny_fragments(total: usize) -> Vec<u8> {
 
 #[test]
 fn frame_300k_tiny_fragments_complete_with_bounded_memory() {
+    let _serial = serial();
     const TOTAL: usize = 300_000;
     // The handler reports how much heap its thread held at the peak while
     // reassembling the message.
@@ -767,6 +780,7 @@ fn frame_300k_tiny_fragments_complete_with_bounded_memory() {
 
 #[test]
 fn frame_tiny_fragments_over_max_message_are_1009() {
+    let _serial = serial();
     let config = ServerConfig::default().protocol(Config::default().max_message_size(100_000));
     let server = start(config);
     let mut s = handshake(server.local_addr());
@@ -784,6 +798,7 @@ fn frame_tiny_fragments_over_max_message_are_1009() {
 
 #[test]
 fn frame_empty_fragments_cost_nothing() {
+    let _serial = serial();
     // 100,000 empty continuation frames: legal, and must not accumulate.
     let server = start(ServerConfig::default());
     let mut s = handshake(server.local_addr());
@@ -866,7 +881,8 @@ fn fault_half_close_ends_the_connection() {
 
 #[test]
 fn fault_peer_never_reads_frees_the_thread() {
-    let config = ServerConfig::default().write_timeout(Some(Duration::from_secs(1)));
+    let _serial = serial();
+    let config = ServerConfig::default().write_timeout(Some(Duration::from_millis(500)));
     let server = start_with(config, |mut ws, _| {
         let big = vec![0x5a; 1 << 20];
         loop {
@@ -878,10 +894,10 @@ fn fault_peer_never_reads_frees_the_thread() {
     wait_connections(&handle, 1, SOON);
     let start = Instant::now();
     // Never read: the socket buffers fill and a write makes no progress for
-    // 1 s. (A write that made some progress before blocking returns it, and
+    // 0.5 s. (A write that made some progress before blocking returns it, and
     // the next one gets its own second: expect a few seconds, not forever.)
     wait_connections(&handle, 0, Duration::from_secs(8));
-    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert!(start.elapsed() >= Duration::from_millis(400));
     drop(s);
 }
 
@@ -904,7 +920,7 @@ fn check_close_timeout(config: ServerConfig) {
     expect_eof(&mut s);
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(200) && took < Duration::from_secs(3),
         "TCP closed {took:?} after the close frame"
     );
     wait_connections(&server.handle(), 0, SOON);
@@ -912,6 +928,7 @@ fn check_close_timeout(config: ServerConfig) {
 
 #[test]
 fn fault_peer_never_answers_close() {
+    let _serial = serial();
     check_close_timeout(ServerConfig::default().close_timeout(Duration::from_millis(300)));
 }
 
@@ -920,6 +937,7 @@ fn fault_peer_never_answers_close() {
             fatal when keepalive is off, so Server::read_tick sets no read timeout when \
             keepalive and idle_timeout are both off, and close_timeout is never enforced"]
 fn fault_peer_never_answers_close_without_keepalive() {
+    let _serial = serial();
     // No keepalive and no idle timeout: the close timeout alone must still
     // bound the wait.
     check_close_timeout(
@@ -931,12 +949,13 @@ fn fault_peer_never_answers_close_without_keepalive() {
 
 #[test]
 fn fault_ping_flood_from_a_peer_that_never_reads() {
+    let _serial = serial();
     // Every ping queues a pong; a peer that never reads them must cost a
     // bounded buffer and, once the socket buffers are full, the write
     // timeout, never an unbounded queue.
     let config = ServerConfig::default()
-        .write_timeout(Some(Duration::from_secs(1)))
-        .close_timeout(Duration::from_secs(1));
+        .write_timeout(Some(Duration::from_millis(500)))
+        .close_timeout(Duration::from_millis(500));
     let server = start(config);
     let handle = server.handle();
     let s = handshake(server.local_addr());
@@ -1015,16 +1034,23 @@ fn keepalive_config() -> ServerConfig {
 
 #[test]
 fn fault_idle_peer_without_pong_is_closed_1011() {
+    let _serial = serial();
     let server = start(keepalive_config());
     let mut s = handshake(server.local_addr());
     let start = Instant::now();
     let ping = read_frame(&mut s).unwrap();
     assert_eq!(ping.opcode, PING);
-    assert!(start.elapsed() < Duration::from_secs(1));
+    // Due after 200-400 ms; the bounds leave room for a loaded machine while
+    // staying far below the 20 s defaults.
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "ping after {:?}",
+        start.elapsed()
+    );
     // No pong: documented as close 1011 after the ping timeout.
     assert_eq!(read_close(&mut s), Some(1011));
     let took = start.elapsed();
-    assert!(took < Duration::from_secs(2), "closed after {took:?}");
+    assert!(took < Duration::from_secs(3), "closed after {took:?}");
     // The close frame answered, TCP closes.
     s.write_all(&frame(FIN | CLOSE, &1011u16.to_be_bytes()))
         .unwrap();
@@ -1034,6 +1060,7 @@ fn fault_idle_peer_without_pong_is_closed_1011() {
 
 #[test]
 fn fault_idle_peer_answering_pings_stays_open() {
+    let _serial = serial();
     let server = start(keepalive_config());
     let mut s = handshake(server.local_addr());
     let start = Instant::now();
@@ -1058,6 +1085,7 @@ fn fault_idle_peer_answering_pings_stays_open() {
 
 #[test]
 fn fault_2000_idle_connections_all_served() {
+    let _serial = serial();
     const N: usize = 2000;
     let server = start(ServerConfig::default());
     let handle = server.handle();
@@ -1097,6 +1125,7 @@ fn fault_over_max_connections_is_503() {
 
 #[test]
 fn fault_shutdown_while_busy_sends_1001() {
+    let _serial = serial();
     const CLIENTS: usize = 4;
     let config = ServerConfig::default().shutdown_timeout(Duration::from_secs(2));
     let server = start(config);
@@ -1145,21 +1174,24 @@ fn fault_shutdown_while_busy_sends_1001() {
     let took = start.elapsed();
     let codes: Vec<_> = rx.iter().collect();
     assert_eq!(codes, vec![Ok(1001); CLIENTS]);
+    // Normally at once; at worst the 2 s shutdown timeout, then up to 2 s
+    // for the cut-off threads to leave (as `serve` documents).
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_millis(4500),
         "serve returned after {took:?}"
     );
 }
 
 #[test]
 fn fault_shutdown_while_idle_sends_1001_and_returns_fast() {
+    let _serial = serial();
     let server = start(ServerConfig::default());
     let handle = server.handle();
     let mut clients: Vec<TcpStream> = (0..10).map(|_| handshake(server.local_addr())).collect();
     wait_connections(&handle, 10, SOON);
     let start = Instant::now();
     server.shutdown().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(2));
+    assert!(start.elapsed() < Duration::from_secs(3));
     for s in &mut clients {
         assert_eq!(read_close(s), Some(1001));
     }
