@@ -16,7 +16,7 @@
 //!   that. The server pings every 20 s and drops clients that do not answer.
 
 use rfc6455::handshake::{AcceptOptions, Request};
-use rfc6455::{CloseCode, HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Shared};
+use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Shared};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -206,7 +206,9 @@ fn main() -> ExitCode {
     let config = ServerConfig::default()
         .keepalive(keepalive)
         .accept(accept)
-        .http_handler(move |request| http(&page_hub, request));
+        .http_handler(move |request| http(&page_hub, request))
+        // Upgrades anywhere but /ws are refused before the handshake.
+        .check_upgrade(|request| (path(&request.target) != "/ws").then(HttpResponse::not_found));
     let server = match Server::bind(&options.listen, config) {
         Ok(s) => s,
         Err(e) => {
@@ -232,13 +234,7 @@ fn main() -> ExitCode {
     }
 
     let room = hub.clone();
-    let result = server.serve(move |mut ws, request| {
-        if path(&request.target) != "/ws" {
-            // Upgrades anywhere else are refused once open: 1008 policy.
-            ws.close(CloseCode::POLICY_VIOLATION, "the chat is at /ws")?;
-            while ws.read().is_ok() {}
-            return Ok(());
-        }
+    let result = server.serve(move |ws, _request| {
         let (mut reader, writer) = ws.split()?;
         let _member = room.join(writer);
         loop {

@@ -64,6 +64,7 @@ impl HttpResponse {
 }
 
 type HttpHandler = Arc<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
+type UpgradeCheck = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;
 
 /// Server settings. `Default` gives the documented defaults; setters take and
 /// return the config by value.
@@ -100,6 +101,7 @@ pub struct ServerConfig {
     /// Subprotocols, origin check, extra response headers.
     pub accept: AcceptOptions,
     http: Option<HttpHandler>,
+    upgrade_check: Option<UpgradeCheck>,
 }
 
 impl Default for ServerConfig {
@@ -120,6 +122,7 @@ impl Default for ServerConfig {
             http_limits: Limits::default(),
             accept: AcceptOptions::default(),
             http: None,
+            upgrade_check: None,
         }
     }
 }
@@ -138,6 +141,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("protocol", &self.protocol)
             .field("http_limits", &self.http_limits)
             .field("http", &self.http.is_some())
+            .field("upgrade_check", &self.upgrade_check.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +188,27 @@ impl ServerConfig {
         handler: impl Fn(&Request) -> HttpResponse + Send + Sync + 'static,
     ) -> ServerConfig {
         self.http = Some(Arc::new(handler));
+        self
+    }
+
+    /// Looks at each WebSocket upgrade request before the handshake:
+    /// returning a response refuses the upgrade with it (a `404` for a path
+    /// that has no WebSocket endpoint, a `401` without credentials), `None`
+    /// lets the handshake go on. Origins and subprotocols have their own
+    /// hooks in [`ServerConfig::accept`].
+    ///
+    /// ```
+    /// use rfc6455::{HttpResponse, ServerConfig};
+    ///
+    /// let config = ServerConfig::default().check_upgrade(|request| {
+    ///     (request.target != "/ws").then(HttpResponse::not_found)
+    /// });
+    /// ```
+    pub fn check_upgrade(
+        mut self,
+        check: impl Fn(&Request) -> Option<HttpResponse> + Send + Sync + 'static,
+    ) -> ServerConfig {
+        self.upgrade_check = Some(Arc::new(check));
         self
     }
 
@@ -568,6 +593,12 @@ fn serve_connection<F>(
     if let Some(http) = &config.http {
         if !request.headers.has_token("upgrade", "websocket") {
             let _ = (&*stream).write_all(&http(&request).to_bytes());
+            return;
+        }
+    }
+    if let Some(check) = &config.upgrade_check {
+        if let Some(response) = check(&request) {
+            let _ = (&*stream).write_all(&response.to_bytes());
             return;
         }
     }

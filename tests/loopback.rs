@@ -534,6 +534,31 @@ fn a_panicking_handler_does_not_stop_the_server() {
 // Opening handshake over raw TCP (RFC 6455 §4.2)
 
 #[test]
+fn upgrade_check_refuses_other_paths_before_the_handshake() {
+    let config = test_config().check_upgrade(|request| {
+        (request.target != "/ws").then(rfc6455::HttpResponse::not_found)
+    });
+    let server = echo_server_with(config);
+    let addr = server.local_addr();
+    let request = upgrade_request(addr);
+    let elsewhere = request.replacen("GET / ", "GET /elsewhere ", 1);
+    assert_ne!(elsewhere, request, "the request line changed");
+    let response = raw_exchange(addr, elsewhere.as_bytes());
+    assert_eq!(status(&response), 404, "{response}");
+    let at_ws = request.replacen("GET / ", "GET /ws ", 1);
+    let mut stream = raw(addr);
+    stream.write_all(at_ws.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("the 101 response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert_eq!(status(&head), 101, "{head}");
+}
+
+#[test]
 fn handshake_with_post_is_rejected_with_405() {
     let server = echo_server();
     let addr = server.local_addr();
