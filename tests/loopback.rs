@@ -535,9 +535,8 @@ fn a_panicking_handler_does_not_stop_the_server() {
 
 #[test]
 fn upgrade_check_refuses_other_paths_before_the_handshake() {
-    let config = test_config().check_upgrade(|request| {
-        (request.target != "/ws").then(rfc6455::HttpResponse::not_found)
-    });
+    let config = test_config()
+        .check_upgrade(|request| (request.target != "/ws").then(rfc6455::HttpResponse::not_found));
     let server = echo_server_with(config);
     let addr = server.local_addr();
     let request = upgrade_request(addr);
