@@ -78,7 +78,7 @@ pub struct ServerConfig {
     /// Default 10 s; a late peer gets `408 Request Timeout`.
     pub handshake_timeout: Duration,
     /// With keepalive off: how long a connection may be silent before it is
-    /// closed. `None` (the default) waits forever.
+    /// closed with 1001 "idle timeout". `None` (the default) waits forever.
     pub idle_timeout: Option<Duration>,
     /// How long one blocked write may take before the connection is dropped
     /// (a peer that never reads). Default 30 s.
@@ -217,17 +217,22 @@ impl ServerConfig {
             .protocol(self.protocol.clone())
             .keepalive(self.keepalive)
             .close_timeout(self.close_timeout)
+            .idle_timeout(self.idle_timeout)
     }
 
     /// The socket read timeout: the driver's clock ticks when a read times
     /// out, which is when keepalive pings and close timeouts are checked.
-    fn read_tick(&self) -> Option<Duration> {
-        let mut tick = self.idle_timeout;
-        if let Some(k) = self.keepalive {
-            let t = k.interval.min(k.timeout);
-            tick = Some(tick.map_or(t, |i| i.min(t)));
+    fn read_tick(&self) -> Duration {
+        // Always set, at most the close timeout: a handler that closes and
+        // then reads must not wait forever for a peer that never answers.
+        let mut tick = self.close_timeout;
+        if let Some(idle) = self.idle_timeout {
+            tick = tick.min(idle);
         }
-        tick.map(|t| t.min(self.close_timeout).max(Duration::from_millis(10)))
+        if let Some(k) = self.keepalive {
+            tick = tick.min(k.interval.min(k.timeout));
+        }
+        tick.max(Duration::from_millis(10))
     }
 }
 
@@ -612,10 +617,11 @@ fn serve_connection<F>(
     if (&*stream).write_all(&accepted.response).is_err() {
         return;
     }
-    let _ = stream.set_read_timeout(config.read_tick());
+    let _ = stream.set_read_timeout(Some(config.read_tick()));
     let mut ws =
         WebSocket::from_partially_read(stream, leftover, Role::Server, config.websocket_config());
     ws.set_going_away(going_away);
+    ws.set_timeouts_are_ticks();
     let _ = handler(ws, request);
 }
 

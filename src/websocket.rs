@@ -65,6 +65,10 @@ pub struct WebSocketConfig {
     /// server's TCP close) after sending ours. Default 5 s. Enforced when a
     /// read times out, so it needs a read timeout on the stream.
     pub close_timeout: Duration,
+    /// With keepalive off: close (1001 "idle timeout") after this much
+    /// silence from the peer. `None` (the default) waits forever. Enforced
+    /// when a read times out, like keepalive.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for WebSocketConfig {
@@ -73,6 +77,7 @@ impl Default for WebSocketConfig {
             protocol: Config::default(),
             keepalive: None,
             close_timeout: Duration::from_secs(5),
+            idle_timeout: None,
         }
     }
 }
@@ -93,6 +98,12 @@ impl WebSocketConfig {
     /// Sets the close timeout.
     pub fn close_timeout(mut self, timeout: Duration) -> WebSocketConfig {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle timeout.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> WebSocketConfig {
+        self.idle_timeout = timeout;
         self
     }
 }
@@ -154,6 +165,10 @@ struct RecvSide {
     role: Role,
     keepalive: Option<Keepalive>,
     close_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    /// Read timeouts are only the driver's clock ticks (the server sets
+    /// them); otherwise one with nothing due is returned to the caller.
+    timeouts_are_ticks: bool,
     last_rx: Instant,
     ping_sent_at: Option<Instant>,
     close_wait_since: Option<Instant>,
@@ -247,6 +262,8 @@ impl RecvSide {
             role,
             keepalive: config.keepalive,
             close_timeout: config.close_timeout,
+            idle_timeout: config.idle_timeout,
+            timeouts_are_ticks: false,
             last_rx: Instant::now(),
             ping_sent_at: None,
             close_wait_since: None,
@@ -297,7 +314,7 @@ impl RecvSide {
                     return Err(self.on_eof(side));
                 }
                 Ok(n) => {
-                    if self.keepalive.is_some() {
+                    if self.keepalive.is_some() || self.idle_timeout.is_some() {
                         self.last_rx = Instant::now();
                     }
                     if direct {
@@ -377,7 +394,24 @@ impl RecvSide {
             return Ok(());
         }
         let Some(keepalive) = self.keepalive else {
-            return Err(Error::Io(e));
+            if let Some(idle) = self.idle_timeout {
+                if now.duration_since(self.last_rx) < idle {
+                    return Ok(());
+                }
+                side.with(|w, out| {
+                    out.close_with(CloseCode::GOING_AWAY, "idle timeout");
+                    let _ = flush_outgoing(w, out);
+                });
+                return Err(Error::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "idle timeout",
+                )));
+            }
+            return if self.timeouts_are_ticks {
+                Ok(())
+            } else {
+                Err(Error::Io(e))
+            };
         };
         match self.ping_sent_at {
             Some(sent) if now.duration_since(sent) >= keepalive.timeout => {
@@ -559,6 +593,12 @@ impl<S: Read + Write> WebSocket<S> {
     /// `read`, by shutting down the socket's read side.
     pub(crate) fn set_going_away(&mut self, flag: Arc<AtomicBool>) {
         self.recv.going_away = Some(flag);
+    }
+
+    /// Read timeouts on the stream are the driver's clock (keepalive, idle
+    /// and close timeouts), never errors for the caller by themselves.
+    pub(crate) fn set_timeouts_are_ticks(&mut self) {
+        self.recv.timeouts_are_ticks = true;
     }
 
     /// Splits into a [`Reader`] and a [`Writer`] for full duplex from two

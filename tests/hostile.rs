@@ -933,9 +933,6 @@ fn fault_peer_never_answers_close() {
 }
 
 #[test]
-#[ignore = "bug: src/websocket.rs RecvSide::on_timeout treats every read timeout as \
-            fatal when keepalive is off, so Server::read_tick sets no read timeout when \
-            keepalive and idle_timeout are both off, and close_timeout is never enforced"]
 fn fault_peer_never_answers_close_without_keepalive() {
     let _serial = serial();
     // No keepalive and no idle timeout: the close timeout alone must still
@@ -1056,6 +1053,47 @@ fn fault_idle_peer_without_pong_is_closed_1011() {
         .unwrap();
     expect_eof(&mut s);
     wait_connections(&server.handle(), 0, SOON);
+}
+
+#[test]
+fn fault_idle_peer_with_idle_timeout_is_closed_1001() {
+    let _serial = serial();
+    let config = ServerConfig::default()
+        .keepalive(None)
+        .idle_timeout(Some(Duration::from_millis(300)));
+    let server = start(config);
+    let mut s = handshake(server.local_addr());
+    let start = Instant::now();
+    // Traffic resets the idle clock.
+    s.write_all(&frame(FIN | TEXT, b"hi")).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().payload, b"hi");
+    assert_eq!(read_close(&mut s), Some(1001));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+    s.write_all(&frame(FIN | CLOSE, &1001u16.to_be_bytes()))
+        .unwrap();
+    expect_eof(&mut s);
+    wait_connections(&server.handle(), 0, SOON);
+}
+
+#[test]
+fn fault_silent_peer_without_keepalive_or_idle_timeout_stays_open() {
+    let _serial = serial();
+    // The server's read timeout is only a clock tick (here every 200 ms, the
+    // close timeout): silence longer than that is not an error.
+    let config = ServerConfig::default()
+        .keepalive(None)
+        .close_timeout(Duration::from_millis(200));
+    let server = start(config);
+    let mut s = handshake(server.local_addr());
+    thread::sleep(Duration::from_millis(1000));
+    s.write_all(&frame(FIN | TEXT, b"still here")).unwrap();
+    let f = read_frame(&mut s).unwrap();
+    assert_eq!((f.opcode, f.payload.as_slice()), (TEXT, &b"still here"[..]));
+    assert_eq!(server.handle().connections(), 1);
 }
 
 #[test]
