@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// The read buffer starts here: with a small thread stack, this keeps an idle
 /// connection's memory to a few KiB (tungstenite's 128 KiB default buffer
 /// costs ~143 KiB of RSS per idle connection).
-const MIN_READ_BUF: usize = 4 * 1024;
+const MIN_READ_BUF: usize = 1024;
 /// ... and grows (while reads fill it) up to this. Payloads of 16 KiB and
 /// more are read straight into the message (`DIRECT_READ`), so a bigger read
 /// buffer only adds a copy: at 64 KiB, one read took in most of a 64 KiB
@@ -122,6 +122,9 @@ impl ReadBuf {
         let mut buf = leftover;
         if buf.len() < MIN_READ_BUF {
             buf.resize(MIN_READ_BUF, 0);
+            // The handshake's buffer (4 KiB) becomes this one: give back
+            // what an idle connection does not need.
+            buf.shrink_to_fit();
         }
         ReadBuf { buf, pos: 0, len }
     }

@@ -125,7 +125,7 @@ fn main() -> ExitCode {
     eprintln!("wsecho: listening on ws://{}/", server.local_addr());
     install_signal_handler(server.handle());
     let quiet = options.quiet;
-    let result = server.serve(move |mut ws, _request| {
+    let result = server.serve(move |mut ws, _| {
         let peer = ws
             .get_ref()
             .peer_addr()
