@@ -97,7 +97,11 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Time allowed for the server's handshake response. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Read timeout on the connection after the handshake. Default none.
+    /// Read timeout on the connection after the handshake: `read` fails
+    /// with `TimedOut` after this much silence (unless keepalive is on).
+    /// Default none: `read` waits as long as it takes, though the socket
+    /// still wakes up internally every close timeout, so that the close
+    /// handshake is bounded even against a server that never closes TCP.
     pub read_timeout: Option<Duration>,
     /// Write timeout on the connection. Default 30 s.
     pub write_timeout: Option<Duration>,
@@ -236,8 +240,22 @@ pub fn client_handshake(
         HeadError::Io(e) => Error::Io(e),
     })?;
     verify_response(&response, &request)?;
-    stream.set_read_timeout(config.read_timeout)?;
-    let ws =
-        WebSocket::from_partially_read(stream, leftover, Role::Client, config.websocket.clone());
+    let ws_config = config.websocket.clone();
+    let tick = config.read_timeout.is_none().then(|| {
+        // No read timeout asked for: reads still wake up now and then (the
+        // close timeout, or sooner for keepalive) so that a server that never
+        // closes TCP after the close handshake cannot hold us forever; such
+        // wake-ups are not errors.
+        let mut tick = ws_config.close_timeout;
+        if let Some(k) = ws_config.keepalive {
+            tick = tick.min(k.interval.min(k.timeout));
+        }
+        tick.max(Duration::from_millis(10))
+    });
+    stream.set_read_timeout(config.read_timeout.or(tick))?;
+    let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Client, ws_config);
+    if tick.is_some() {
+        ws.set_timeouts_are_ticks();
+    }
     Ok((ws, response))
 }

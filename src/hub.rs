@@ -225,7 +225,9 @@ impl<S: Write + Send + 'static> Hub<S> {
     }
 }
 
-/// Sends a shared message without copying its payload.
+/// Sends a shared message: a server writes payloads of 16 KiB and more
+/// straight from it (see [`Writer::send_frame`]), so a broadcast costs one
+/// copy of the message, not one per member.
 fn send<S: Write>(writer: &Writer<S>, message: &Message) -> crate::Result<()> {
     match message {
         Message::Text(text) => writer.send_frame(OpCode::Text, text.as_bytes(), true),

@@ -386,17 +386,19 @@ impl Server {
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
             let stream = Shared::with_stop(stream, Arc::clone(&self.shared.shutting_down));
             lock(&self.shared.live).insert(id, stream.clone());
-            let conn = Conn {
+            let mut conn = Conn {
                 id,
                 shared: Arc::clone(&self.shared),
-                linger: self.config.close_timeout,
+                linger: Duration::ZERO,
             };
+            let linger = self.config.close_timeout;
             let config = Arc::clone(&self.config);
             let handler = Arc::clone(&handler);
             let going_away = Arc::clone(&self.shared.shutting_down);
             let spawned = thread::Builder::new()
                 .stack_size(self.config.stack_size)
                 .spawn(move || {
+                    conn.linger = linger;
                     let _conn = conn; // deregisters on exit, even on panic
                     serve_connection(stream, &config, going_away, &*handler);
                 });
@@ -498,7 +500,9 @@ impl Drop for RunningServer {
 struct Conn {
     id: u64,
     shared: Arc<Shared_>,
-    /// How long the closing socket may drain the peer's input.
+    /// How long the closing socket may drain the peer's input: zero until
+    /// the connection's thread runs, so that a connection whose thread could
+    /// not be spawned is closed at once, without stalling the accept loop.
     linger: Duration,
 }
 

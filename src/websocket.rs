@@ -11,9 +11,10 @@ use crate::frame::{apply_mask, CloseCode, OpCode, Role};
 use crate::protocol::{Config, Incoming, Message, Outgoing, Received, State};
 use crate::stream::{write_all_vectored, TryClone};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::io::{self, IoSlice, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// The read buffer starts here: with a small thread stack, this keeps an idle
@@ -180,11 +181,17 @@ struct RecvSide {
 }
 
 /// Access to the sending side, which a [`WebSocket`] owns and a [`Reader`]
-/// shares with its [`Writer`]s behind a mutex.
+/// shares with its [`Writer`]s.
 trait SendSide {
     fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize>;
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize>;
-    fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T;
+    /// Runs `f` on the sending state. For split halves this takes a lock
+    /// that is never held across I/O, so a reader never waits on a writer
+    /// blocked in a write.
+    fn state<T>(&mut self, f: impl FnOnce(&mut Outgoing) -> T) -> T;
+    /// Writes what is queued. For split halves, if a writer is busy writing,
+    /// that writer writes it before it lets go of the stream.
+    fn flush(&mut self) -> io::Result<()>;
     /// Whether replies may wait for the input to drain (one owner) or must
     /// go out at once (split halves, where nobody else flushes for us).
     fn batches_replies(&self) -> bool;
@@ -228,7 +235,11 @@ fn write_data(
         IoSlice::new(encoded.as_bytes()),
         IoSlice::new(&payload),
     ];
-    write_all_vectored(stream, &mut bufs)?;
+    if let Err(e) = write_all_vectored(stream, &mut bufs) {
+        // Part of the frame may be out: the stream is no longer in sync.
+        out.on_io_error();
+        return Err(e.into());
+    }
     out.consume(queued);
     Ok(())
 }
@@ -246,14 +257,25 @@ fn write_message(stream: &mut dyn Write, out: &mut Outgoing, message: Message) -
     }
 }
 
+/// The close timeout ran out: with the close handshake done (a client
+/// waiting for the server to close TCP, RFC 6455 §7.1.1) that is the normal
+/// end; without the peer's close frame it is a timeout.
+fn close_wait_over(handshake_done: bool) -> Error {
+    if handshake_done {
+        return Error::ConnectionClosed;
+    }
+    Error::Io(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "no close reply from the peer",
+    ))
+}
+
 /// Fails the connection after a protocol error: the close frame with its
 /// code goes out at once.
 fn fail<K: SendSide>(side: &mut K, e: crate::ProtocolError) -> Error {
-    side.with(|w, out| {
-        out.on_error(&e);
-        // Best effort: the peer may already be gone.
-        let _ = flush_outgoing(w, out);
-    });
+    side.state(|out| out.on_error(&e));
+    // Best effort: the peer may already be gone.
+    let _ = side.flush();
     Error::Protocol(e)
 }
 
@@ -276,7 +298,7 @@ impl RecvSide {
     }
 
     fn read<K: SendSide>(&mut self, side: &mut K) -> Result<Message> {
-        if side.with(|_, out| out.failed()) {
+        if side.state(|out| out.failed()) {
             return Err(Error::AlreadyClosed);
         }
         loop {
@@ -295,17 +317,20 @@ impl RecvSide {
             }
             // Input drained: everything queued while processing it goes out
             // in one write before we block.
-            let (closed, close_sent) = side.with(|w, out| -> Result<(bool, bool)> {
-                flush_outgoing(w, out)?;
-                Ok((out.is_closed(), out.close_sent()))
-            })?;
+            side.flush()?;
+            let (closed, close_sent) = side.state(|out| (out.is_closed(), out.close_sent()));
             if closed && (self.role == Role::Server || self.eof) {
                 // RFC 6455 §7.1.1: the server closes TCP first, right after the
                 // close handshake; a client waits for that (below) first.
                 return Err(Error::ConnectionClosed);
             }
-            if close_sent && self.close_wait_since.is_none() {
-                self.close_wait_since = Some(Instant::now());
+            if close_sent {
+                // Checked here as well as on read timeouts: a peer that keeps
+                // sending but never answers our close must not hold us.
+                let since = *self.close_wait_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.close_timeout {
+                    return Err(close_wait_over(closed));
+                }
             }
             let (got, direct) = match self.incoming.payload_space(DIRECT_READ) {
                 Some(space) => (side.read_into(space), true),
@@ -353,17 +378,15 @@ impl RecvSide {
             self.ping_sent_at = None;
         }
         let urgent = !side.batches_replies() || matches!(message, Message::Close(_));
-        side.with(|w, out| -> Result<()> {
-            out.on_received(message);
-            if urgent {
-                flush_outgoing(w, out)?;
-            }
-            Ok(())
-        })
+        side.state(|out| out.on_received(message));
+        if urgent {
+            side.flush()?;
+        }
+        Ok(())
     }
 
     fn on_eof<K: SendSide>(&mut self, side: &mut K) -> Error {
-        let (closed, close_received) = side.with(|_, out| (out.is_closed(), out.close_received()));
+        let (closed, close_received) = side.state(|out| (out.is_closed(), out.close_received()));
         if closed || close_received {
             return Error::ConnectionClosed;
         }
@@ -373,10 +396,8 @@ impl RecvSide {
             .is_some_and(|f| f.load(Ordering::Acquire))
         {
             // The server is shutting down and stopped our reads: say so.
-            side.with(|w, out| {
-                out.close_with(CloseCode::GOING_AWAY, "server shutting down");
-                let _ = flush_outgoing(w, out);
-            });
+            side.state(|out| out.close_with(CloseCode::GOING_AWAY, "server shutting down"));
+            let _ = side.flush();
             return Error::ConnectionClosed;
         }
         Error::Io(io::Error::new(
@@ -389,10 +410,7 @@ impl RecvSide {
         let now = Instant::now();
         if let Some(since) = self.close_wait_since {
             if now.duration_since(since) >= self.close_timeout {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no close reply from the peer",
-                )));
+                return Err(close_wait_over(side.state(|out| out.is_closed())));
             }
             return Ok(());
         }
@@ -401,10 +419,8 @@ impl RecvSide {
                 if now.duration_since(self.last_rx) < idle {
                     return Ok(());
                 }
-                side.with(|w, out| {
-                    out.close_with(CloseCode::GOING_AWAY, "idle timeout");
-                    let _ = flush_outgoing(w, out);
-                });
+                side.state(|out| out.close_with(CloseCode::GOING_AWAY, "idle timeout"));
+                let _ = side.flush();
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "idle timeout",
@@ -418,10 +434,10 @@ impl RecvSide {
         };
         match self.ping_sent_at {
             Some(sent) if now.duration_since(sent) >= keepalive.timeout => {
-                side.with(|w, out| {
-                    out.close_with(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
-                    let _ = flush_outgoing(w, out);
+                side.state(|out| {
+                    out.close_with(CloseCode::INTERNAL_ERROR, "keepalive ping timeout")
                 });
+                let _ = side.flush();
                 Err(Error::Io(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "keepalive ping timeout",
@@ -429,11 +445,9 @@ impl RecvSide {
             }
             None if now.duration_since(self.last_rx) >= keepalive.interval => {
                 self.ping_sent_at = Some(now);
-                side.with(|w, out| -> Result<()> {
-                    out.encode_frame(OpCode::Ping, true, b"keepalive")?;
-                    flush_outgoing(w, out)?;
-                    Ok(())
-                })
+                side.state(|out| out.encode_frame(OpCode::Ping, true, b"keepalive"))?;
+                side.flush()?;
+                Ok(())
             }
             _ => Ok(()),
         }
@@ -473,8 +487,11 @@ impl<S: Read + Write> SendSide for Owned<'_, S> {
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf)
     }
-    fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T {
-        f(self.stream, self.outgoing)
+    fn state<T>(&mut self, f: impl FnOnce(&mut Outgoing) -> T) -> T {
+        f(self.outgoing)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        flush_outgoing(self.stream, self.outgoing)
     }
     fn batches_replies(&self) -> bool {
         true
@@ -606,7 +623,8 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Splits into a [`Reader`] and a [`Writer`] for full duplex from two
     /// threads: one blocks in `read` while others send. The reader still
-    /// answers pings and close frames, through the writer's lock.
+    /// answers pings and close frames, and never waits for a writer that is
+    /// blocked in a write (the writer sends those replies when it is done).
     ///
     /// ```no_run
     /// # fn main() -> rfc6455::Result<()> {
@@ -622,10 +640,13 @@ impl<S: Read + Write> WebSocket<S> {
         S: TryClone,
     {
         let read_stream = self.stream.try_clone()?;
-        let shared = Arc::new(Mutex::new(WriteHalf {
-            stream: self.stream,
-            outgoing: self.outgoing,
-        }));
+        let shared = Arc::new(SplitShared {
+            state: Mutex::new(self.outgoing),
+            stream: Mutex::new(WriteStream {
+                stream: self.stream,
+                scratch: Vec::new(),
+            }),
+        });
         Ok((
             Reader {
                 stream: read_stream,
@@ -637,16 +658,125 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
+/// What the halves of a split connection share. Two locks, taken in this
+/// order: `stream` (held across blocking writes, by one writer at a time)
+/// and `state` (held only to encode or check, never across I/O).
+///
+/// A [`Reader`] only ever *tries* to take `stream`: if a writer holds it,
+/// the reader leaves its pongs and close replies queued in `state`, and the
+/// writer writes them before letting go. A writer lets go of `stream` while
+/// holding `state`, having seen nothing queued, so a reply is never
+/// stranded. (Before, the reader needed the writer's one lock before every
+/// read: a writer blocked on a peer that was itself blocked writing to us
+/// stopped the reader too, a deadlock only the write timeout broke.)
 #[derive(Debug)]
-struct WriteHalf<S> {
-    stream: S,
-    outgoing: Outgoing,
+struct SplitShared<S> {
+    state: Mutex<Outgoing>,
+    stream: Mutex<WriteStream<S>>,
 }
 
-fn lock<S>(m: &Mutex<WriteHalf<S>>) -> MutexGuard<'_, WriteHalf<S>> {
-    // A panic while holding the lock leaves the outgoing state consistent
-    // (every method finishes its bookkeeping before writing), so go on.
+#[derive(Debug)]
+struct WriteStream<S> {
+    stream: S,
+    /// Bytes taken out of `state` to be written without holding its lock;
+    /// kept to reuse its allocation.
+    scratch: Vec<u8>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding either lock leaves the state consistent (every
+    // method finishes its bookkeeping before writing), so go on.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl<S: Write> SplitShared<S> {
+    /// Writes what is queued, unless a writer is busy: it will.
+    fn try_flush(&self) -> io::Result<()> {
+        let state = lock(&self.state);
+        if state.pending().is_empty() {
+            return Ok(());
+        }
+        let stream = match self.stream.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+        };
+        self.drain_and_release(stream, state)
+    }
+
+    /// With the stream held: writes everything queued until nothing is, then
+    /// lets go of the stream while still holding the state lock.
+    fn drain_and_release<'a>(
+        &'a self,
+        mut stream: MutexGuard<'a, WriteStream<S>>,
+        mut state: MutexGuard<'a, Outgoing>,
+    ) -> io::Result<()> {
+        loop {
+            if state.pending().is_empty() {
+                drop(stream);
+                return Ok(());
+            }
+            let ws = &mut *stream;
+            state.swap_pending(&mut ws.scratch);
+            drop(state);
+            let written = ws
+                .stream
+                .write_all(&ws.scratch)
+                .and_then(|()| ws.stream.flush());
+            state = lock(&self.state);
+            if let Err(e) = written {
+                state.on_io_error();
+                drop(stream);
+                return Err(e);
+            }
+        }
+    }
+
+    /// Sends one frame: encoded under the state lock, written with only the
+    /// stream held. Large payloads go out with one vectored write, without
+    /// a copy when no mask is needed (a server).
+    fn send(&self, opcode: OpCode, fin: bool, payload: Cow<'_, [u8]>) -> Result<()> {
+        let mut stream = lock(&self.stream);
+        let mut state = lock(&self.state);
+        if payload.len() < DIRECT_WRITE {
+            let encoded = state.encode_frame(opcode, fin, &payload);
+            // Even on a refused send, write what the reader queued.
+            self.drain_and_release(stream, state)?;
+            return encoded;
+        }
+        let header = match state.frame_header(opcode, fin, payload.len()) {
+            Ok(header) => header,
+            Err(e) => {
+                self.drain_and_release(stream, state)?;
+                return Err(e);
+            }
+        };
+        let payload = match header.mask {
+            Some(key) => {
+                let mut masked = payload.into_owned();
+                apply_mask(&mut masked, key);
+                Cow::Owned(masked)
+            }
+            None => payload,
+        };
+        let ws = &mut *stream;
+        state.swap_pending(&mut ws.scratch);
+        drop(state);
+        let encoded = header.encode();
+        let mut bufs = [
+            IoSlice::new(&ws.scratch),
+            IoSlice::new(encoded.as_bytes()),
+            IoSlice::new(&payload),
+        ];
+        let written = write_all_vectored(&mut ws.stream, &mut bufs);
+        let mut state = lock(&self.state);
+        if let Err(e) = written {
+            state.on_io_error();
+            return Err(e.into());
+        }
+        self.drain_and_release(stream, state)?;
+        Ok(())
+    }
 }
 
 /// The reading half of a split [`WebSocket`].
@@ -654,12 +784,12 @@ fn lock<S>(m: &Mutex<WriteHalf<S>>) -> MutexGuard<'_, WriteHalf<S>> {
 pub struct Reader<S> {
     stream: S,
     recv: RecvSide,
-    shared: Arc<Mutex<WriteHalf<S>>>,
+    shared: Arc<SplitShared<S>>,
 }
 
 struct SplitSide<'a, S> {
     stream: &'a mut S,
-    shared: &'a Mutex<WriteHalf<S>>,
+    shared: &'a SplitShared<S>,
 }
 
 impl<S: Read + Write> SendSide for SplitSide<'_, S> {
@@ -669,10 +799,11 @@ impl<S: Read + Write> SendSide for SplitSide<'_, S> {
     fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf)
     }
-    fn with<T>(&mut self, f: impl FnOnce(&mut dyn Write, &mut Outgoing) -> T) -> T {
-        let mut guard = lock(self.shared);
-        let half = &mut *guard;
-        f(&mut half.stream, &mut half.outgoing)
+    fn state<T>(&mut self, f: impl FnOnce(&mut Outgoing) -> T) -> T {
+        f(&mut lock(&self.shared.state))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.shared.try_flush()
     }
     fn batches_replies(&self) -> bool {
         false
@@ -681,7 +812,7 @@ impl<S: Read + Write> SendSide for SplitSide<'_, S> {
 
 impl<S: Read + Write> Reader<S> {
     /// Reads the next message, as [`WebSocket::read`]; pongs and close
-    /// replies are written at once through the shared writer.
+    /// replies are written at once (or by a writer busy writing).
     pub fn read(&mut self) -> Result<Message> {
         let mut side = SplitSide {
             stream: &mut self.stream,
@@ -704,11 +835,12 @@ impl<S: Read + Write> Reader<S> {
 }
 
 /// The sending half of a split [`WebSocket`]: cloneable and usable from any
-/// thread; each call takes a lock, so messages from several threads never
-/// interleave on the wire.
+/// thread. Sends are serialized, so frames from several threads never
+/// interleave on the wire, and a sender blocked on a slow peer never stops
+/// the [`Reader`].
 #[derive(Debug)]
 pub struct Writer<S> {
-    shared: Arc<Mutex<WriteHalf<S>>>,
+    shared: Arc<SplitShared<S>>,
 }
 
 impl<S> Clone for Writer<S> {
@@ -720,22 +852,33 @@ impl<S> Clone for Writer<S> {
 }
 
 impl<S: Write> Writer<S> {
-    /// Sends a message and flushes.
+    /// Sends a message and flushes. Payloads of 16 KiB and more are written
+    /// from the message itself (masked in place by a client), not copied.
     pub fn send(&self, message: Message) -> Result<()> {
-        let mut guard = lock(&self.shared);
-        let half = &mut *guard;
-        write_message(&mut half.stream, &mut half.outgoing, message)?;
-        flush_outgoing(&mut half.stream, &mut half.outgoing)?;
-        Ok(())
+        match message {
+            Message::Text(text) => {
+                self.shared
+                    .send(OpCode::Text, true, Cow::Owned(text.into_bytes()))
+            }
+            Message::Binary(data) => self.shared.send(OpCode::Binary, true, Cow::Owned(data)),
+            Message::Ping(data) => self.shared.send(OpCode::Ping, true, Cow::Owned(data)),
+            Message::Pong(data) => self.shared.send(OpCode::Pong, true, Cow::Owned(data)),
+            Message::Close(frame) => {
+                let stream = lock(&self.shared.stream);
+                let mut state = lock(&self.shared.state);
+                let queued = state.close(frame.as_ref());
+                self.shared.drain_and_release(stream, state)?;
+                queued
+            }
+        }
     }
 
-    /// Sends one frame of a fragmented message and flushes.
+    /// Sends one frame of a message (`fin` false for all but the last of a
+    /// fragmented one) and flushes. A server writes payloads of 16 KiB and
+    /// more straight from `payload`, so sending one message to many clients
+    /// (a broadcast) does not copy it per client.
     pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
-        let mut guard = lock(&self.shared);
-        let half = &mut *guard;
-        half.outgoing.encode_frame(opcode, fin, payload)?;
-        flush_outgoing(&mut half.stream, &mut half.outgoing)?;
-        Ok(())
+        self.shared.send(opcode, fin, Cow::Borrowed(payload))
     }
 
     /// Sends a close frame; the [`Reader`] completes the handshake.
@@ -749,7 +892,7 @@ impl<S: Write> Writer<S> {
     /// Whether a close frame was sent or the connection failed: nothing more
     /// can be sent.
     pub fn is_closed(&self) -> bool {
-        let half = lock(&self.shared);
-        half.outgoing.close_sent() || half.outgoing.failed()
+        let state = lock(&self.shared.state);
+        state.close_sent() || state.failed()
     }
 }

@@ -945,6 +945,39 @@ fn fault_peer_never_answers_close_without_keepalive() {
 }
 
 #[test]
+fn fault_peer_that_keeps_pinging_but_never_answers_close() {
+    let _serial = serial();
+    // Traffic after our close must not keep the connection alive: the close
+    // timeout counts from the close, not from the last silence.
+    let config = ServerConfig::default()
+        .keepalive(None)
+        .close_timeout(Duration::from_millis(500));
+    let server = start_with(config, close_on_first_message);
+    let mut s = handshake(server.local_addr());
+    s.write_all(&frame(FIN | TEXT, b"hi")).unwrap();
+    assert_eq!(read_close(&mut s), Some(1000));
+    let start = Instant::now();
+    let mut pinger = s.try_clone().unwrap();
+    let pinging = thread::spawn(move || {
+        // A ping every 100 ms, well inside any read tick, for up to 5 s.
+        while start.elapsed() < Duration::from_secs(5) {
+            if pinger.write_all(&frame(FIN | PING, b"")).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    });
+    wait_connections(&server.handle(), 0, Duration::from_secs(4));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "held for {took:?} after the close"
+    );
+    drop(s);
+    pinging.join().unwrap();
+}
+
+#[test]
 fn fault_ping_flood_from_a_peer_that_never_reads() {
     let _serial = serial();
     // Every ping queues a pong; a peer that never reads them must cost a

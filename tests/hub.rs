@@ -137,3 +137,39 @@ fn members_leave_the_hub_when_they_disconnect() {
     assert_eq!(hub.broadcast(Message::Text("anyone?".into())).queued, 0);
     server.shutdown().unwrap();
 }
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn broadcast_to_members_that_never_read_costs_one_copy_of_the_message() {
+    // 20 members never read; a 16 MiB broadcast used to be copied into each
+    // member's output buffer and held there while its write blocked
+    // (20 × 16 MiB). Now large payloads are written from the shared message.
+    const MEMBERS: usize = 20;
+    const SIZE: usize = 16 << 20;
+    let hub = ServerHub::new();
+    let config = ServerConfig::default().write_timeout(Some(Duration::from_secs(5)));
+    let server = room(&hub, config);
+    let stuck: Vec<_> = (0..MEMBERS)
+        .map(|_| connect(&url(&server)).unwrap().0)
+        .collect();
+    wait_for("20 members", || hub.len() == MEMBERS);
+    let before = rss_kib();
+    hub.broadcast(Message::Binary(vec![b'x'; SIZE]));
+    // Give the sender threads time to block in their writes.
+    std::thread::sleep(Duration::from_millis(500));
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 3 * (SIZE as u64 >> 20),
+        "RSS grew by {grown_mib} MiB for one 16 MiB broadcast to {MEMBERS} stuck members"
+    );
+    drop(stuck);
+    server.shutdown().unwrap();
+}

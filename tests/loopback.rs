@@ -323,6 +323,47 @@ fn fifty_concurrent_clients_each_get_their_own_hundred_echoes() {
 }
 
 #[test]
+fn split_writer_blocked_on_a_busy_echo_does_not_stop_the_reader() {
+    // The writer pushes far more than the socket buffers hold to an echo
+    // server that writes every message back. The server blocks writing until
+    // we read; we read only if the reader is never stuck behind the blocked
+    // writer (it used to need the writer's lock before every read: deadlock,
+    // broken only by the 10 s write timeout, which failed the connection).
+    const N: usize = 8;
+    const SIZE: usize = 4 << 20;
+    let server = echo_server();
+    let ws = client(server.local_addr());
+    let (mut reader, writer) = ws.split().unwrap();
+    let sending = thread::spawn(move || {
+        for i in 0..N {
+            writer
+                .send(Message::Binary(vec![i as u8; SIZE]))
+                .unwrap_or_else(|e| panic!("send {i}: {e}"));
+        }
+        writer
+    });
+    let start = Instant::now();
+    for i in 0..N {
+        match reader.read() {
+            Ok(Message::Binary(data)) => {
+                assert_eq!(data.len(), SIZE, "echo {i}");
+                assert!(data.iter().all(|&b| b == i as u8), "echo {i} corrupted");
+            }
+            other => panic!("echo {i}: {other:?} after {:?}", start.elapsed()),
+        }
+    }
+    let writer = sending.join().expect("the writer failed");
+    writer.close(CloseCode::NORMAL, "").unwrap();
+    loop {
+        match reader.read() {
+            Ok(_) => {}
+            Err(Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
+}
+
+#[test]
 fn split_halves_run_full_duplex_from_two_threads_on_both_ends() {
     // The server splits too: its writer pushes 1000 messages while its reader
     // takes the client's 1000, neither side echoing.
@@ -810,6 +851,74 @@ fn a_peer_that_never_answers_keepalive_pings_is_closed_with_1011() {
     assert!(started.elapsed() >= Duration::from_millis(300));
 }
 
+/// Accepts one connection on `listener`, reads its upgrade request and
+/// returns the stream with the 101 response, not yet sent.
+fn fake_server_handshake(listener: &std::net::TcpListener) -> (std::net::TcpStream, Vec<u8>) {
+    let (mut stream, _) = listener.accept().unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "request cut short");
+        request.push(byte[0]);
+    }
+    let request = String::from_utf8(request).unwrap();
+    let key = request
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-key"))
+        })
+        .map(|(_, v)| v.trim().to_owned())
+        .expect("request has a key");
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        rfc6455::handshake::accept_key(key.as_bytes())
+    );
+    (stream, response.into_bytes())
+}
+
+#[test]
+fn client_close_ends_even_if_the_server_never_closes_tcp() {
+    // RFC 6455 §7.1.1: the server should close TCP after the close
+    // handshake; one that does not must not hold a default client forever.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (release, hold) = mpsc::channel::<()>();
+    let fake = thread::spawn(move || {
+        let (mut stream, response) = fake_server_handshake(&listener);
+        stream.write_all(&response).unwrap();
+        // The client's close (masked, code 1000, no reason): echo it.
+        let mut close = [0u8; 8];
+        stream.read_exact(&mut close).unwrap();
+        assert_eq!(close[0], 0x88, "expected a close frame");
+        stream.write_all(b"\x88\x02\x03\xe8").unwrap();
+        // ...and keep TCP open until the test is done.
+        let _ = hold.recv_timeout(Duration::from_secs(20));
+    });
+    let config = rfc6455::ClientConfig::default()
+        .websocket(WebSocketConfig::default().close_timeout(Duration::from_millis(300)));
+    let (mut ws, _) = rfc6455::connect_with(&url(addr), &config).unwrap();
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let start = Instant::now();
+    let end = loop {
+        match ws.read() {
+            Ok(Message::Close(_)) => {}
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(end, Error::ConnectionClosed), "{end}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    release.send(()).unwrap();
+    fake.join().unwrap();
+}
+
 #[test]
 fn client_keeps_frames_that_arrive_in_the_same_packet_as_the_101_response() {
     // A hand-written server answers the handshake and sends two frames in
@@ -817,29 +926,7 @@ fn client_keeps_frames_that_arrive_in_the_same_packet_as_the_101_response() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let fake = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        let mut request = Vec::new();
-        let mut byte = [0u8; 1];
-        while !request.ends_with(b"\r\n\r\n") {
-            assert_eq!(stream.read(&mut byte).unwrap(), 1, "request cut short");
-            request.push(byte[0]);
-        }
-        let request = String::from_utf8(request).unwrap();
-        let key = request
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(n, _)| n.eq_ignore_ascii_case("sec-websocket-key"))
-            })
-            .map(|(_, v)| v.trim().to_owned())
-            .expect("request has a key");
-        let mut packet = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            rfc6455::handshake::accept_key(key.as_bytes())
-        )
-        .into_bytes();
+        let (mut stream, mut packet) = fake_server_handshake(&listener);
         packet.extend_from_slice(b"\x81\x05hello");
         packet.extend_from_slice(b"\x89\x04ping");
         stream.write_all(&packet).unwrap();

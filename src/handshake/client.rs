@@ -260,8 +260,11 @@ pub fn verify_response(
     // 2. "If the response lacks an |Upgrade| header field or the |Upgrade|
     //    header field contains a value that is not an ASCII case-insensitive
     //    match for the value "websocket" [...]"
-    if !headers.has_token("upgrade", "websocket") {
-        return Err(HandshakeError::NotUpgrade);
+    //    The value itself must match, not merely contain the token.
+    let mut upgrades = headers.get_all("upgrade");
+    match (upgrades.next(), upgrades.next()) {
+        (Some(value), None) if value.trim().eq_ignore_ascii_case("websocket") => {}
+        _ => return Err(HandshakeError::NotUpgrade),
     }
     // 3. "If the response lacks a |Connection| header field or the
     //    |Connection| header field doesn't contain a token that is an ASCII
@@ -680,5 +683,32 @@ Origin: http://example.com\r\n\r\n"
             verify_response(&resp, &other),
             Err(HandshakeError::BadAccept)
         );
+    }
+
+    #[test]
+    fn upgrade_listing_more_than_websocket_is_refused() {
+        // RFC 6455 §4.1: the |Upgrade| value must be an ASCII
+        // case-insensitive match for "websocket", not a list holding it.
+        let request = build_request("example.com", 80, false, "/", &[], &[]).unwrap();
+        for upgrade in ["websocket, h2c", "h2c, websocket", "websockets"] {
+            let head = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {upgrade}\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+                request.expected_accept
+            );
+            let (response, _) = crate::handshake::http::parse_response(
+                head.as_bytes(),
+                &crate::handshake::http::Limits::default(),
+            )
+            .unwrap()
+            .unwrap();
+            assert!(
+                matches!(
+                    verify_response(&response, &request),
+                    Err(HandshakeError::NotUpgrade)
+                ),
+                "{upgrade}"
+            );
+        }
     }
 }

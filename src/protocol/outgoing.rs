@@ -106,6 +106,22 @@ impl Outgoing {
         out
     }
 
+    /// Moves every pending byte into `buf` (cleared first) and keeps `buf`'s
+    /// old allocation for later output, so a driver that writes outside its
+    /// lock does not allocate a buffer per write.
+    pub fn swap_pending(&mut self, buf: &mut Vec<u8>) {
+        buf.clear();
+        self.out.drain(..self.written);
+        self.written = 0;
+        std::mem::swap(&mut self.out, buf);
+    }
+
+    /// Marks the connection broken after a failed write: part of a frame
+    /// may be on the wire, so nothing more can be sent.
+    pub fn on_io_error(&mut self) {
+        self.failed = true;
+    }
+
     /// Whether a close frame was sent (queued).
     pub fn close_sent(&self) -> bool {
         self.close_sent
