@@ -538,6 +538,10 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Error::ConnectionClosed`] once the close handshake is complete (after
     /// returning the peer's [`Message::Close`]), and [`Error::Protocol`] after
     /// failing the connection with a close frame.
+    ///
+    /// The stream is closed when the `WebSocket` is dropped: drop it after
+    /// [`Error::ConnectionClosed`] (some peers wait for our side of TCP to
+    /// close before they release the connection).
     pub fn read(&mut self) -> Result<Message> {
         let (recv, mut side) = self.parts();
         recv.read(&mut side)
