@@ -192,3 +192,63 @@ fn wsclient_prints_binary_messages_as_a_size_and_hex() {
     assert!(wait_exit(&mut child).success());
     server.shutdown().unwrap();
 }
+
+/// Starts `wsecho` on a free port and returns it with its URL.
+fn wsecho(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsecho"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = lines_of(child.stderr.take().unwrap());
+    let first = log.recv_timeout(Duration::from_secs(10)).unwrap();
+    let url = first
+        .strip_prefix("wsecho: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    // Keep draining stderr so wsecho never blocks on it.
+    std::thread::spawn(move || for _ in log {});
+    (child, url)
+}
+
+#[test]
+fn wsecho_sigint_closes_connections_with_1001_and_exits_zero() {
+    let (mut server, url) = wsecho(&["--quiet"]);
+    let (mut ws, _) = rfc6455::connect(&url).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    ws.send(Message::Text("before".into())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Text("before".into()));
+
+    let status = Command::new("kill")
+        .args(["-INT", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    match ws.read().unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, rfc6455::CloseCode::GOING_AWAY),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    let exit = wait_exit(&mut server);
+    assert!(exit.success(), "wsecho exited with {exit}");
+}
+
+#[test]
+fn wsecho_help_and_bad_flags() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsecho"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(help.contains("--listen"), "{help}");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsecho"))
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
