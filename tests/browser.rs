@@ -17,6 +17,9 @@
 //! chromium). If they still cannot be had the tests fail, saying so, unless
 //! `RFC6455_SKIP_BROWSER=1`.
 
+mod common;
+
+use common::{install_peers, repo};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,17 +39,6 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 struct Browser {
     node_dir: PathBuf,
     chromium: PathBuf,
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf()
 }
 
 /// The browser setup, or `None` when explicitly skipped. Panics, saying
@@ -81,19 +73,7 @@ fn find_browser() -> Result<Browser, String> {
         Some(why) if explicit => return Err(why),
         Some(why) => eprintln!("{why}: running .ci/peers.sh once"),
     }
-    let output = Command::new("bash")
-        .arg(repo().join(".ci").join("peers.sh"))
-        .env("RFC6455_PEERS_VENV", target_dir().join("peers-venv"))
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run .ci/peers.sh: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            ".ci/peers.sh failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+    install_peers(&[])?;
     match missing(&browser) {
         None => Ok(browser),
         Some(why) => Err(format!("{why}, even after .ci/peers.sh")),

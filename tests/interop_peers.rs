@@ -23,11 +23,14 @@
 
 mod common;
 
-use common::{ascii, assert_echo, bytes, client_config, close_normally, test_config};
+use common::{
+    ascii, assert_echo, bytes, client_config, close_normally, install_peers, repo, target_dir,
+    test_config,
+};
 use rfc6455::{connect_with, CloseCode, Error, Message, RunningServer, Server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{mpsc, OnceLock};
 use std::thread;
@@ -48,10 +51,6 @@ const PING: &[u8] = b"are you there?";
 struct Peers {
     python: PathBuf,
     node_dir: PathBuf,
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn scripts() -> PathBuf {
@@ -80,11 +79,7 @@ fn peers() -> Option<&'static Peers> {
 }
 
 fn find_peers() -> Result<Peers, String> {
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf();
-    let venv = target.join("peers-venv");
+    let venv = target_dir().join("peers-venv");
     let explicit = std::env::var_os("RFC6455_PEERS_PYTHON").is_some()
         || std::env::var_os("RFC6455_PEERS_NODE_DIR").is_some();
     let peers = Peers {
@@ -97,21 +92,8 @@ fn find_peers() -> Result<Peers, String> {
         Some(why) if explicit => return Err(why),
         Some(why) => eprintln!("{why}: running .ci/peers.sh once"),
     }
-    let output = Command::new("bash")
-        .arg(repo().join(".ci").join("peers.sh"))
-        .env("RFC6455_PEERS_VENV", &venv)
-        // The browser is tests/browser.rs's business.
-        .env("RFC6455_PEERS_NO_BROWSER", "1")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run .ci/peers.sh: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            ".ci/peers.sh failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
+    // The browser is tests/browser.rs's business.
+    install_peers(&[("RFC6455_PEERS_NO_BROWSER", "1")])?;
     match missing(&peers) {
         None => Ok(peers),
         Some(why) => Err(format!("{why}, even after .ci/peers.sh")),

@@ -15,6 +15,33 @@ use rfc6455::Error;
 /// | 5    | flags: bit 0 = start our own close handshake before feeding |
 pub const PREFIX: usize = 6;
 
+/// An input split by its [`PREFIX`].
+struct Layout<'a> {
+    chunks: [u8; 4],
+    max_message: usize,
+    config: Config,
+    close_first: bool,
+    wire: &'a [u8],
+}
+
+fn layout(input: &[u8]) -> Option<Layout<'_>> {
+    if input.len() < PREFIX {
+        return None;
+    }
+    let (head, wire) = input.split_at(PREFIX);
+    let max_frame = 64usize << (head[4] & 7);
+    let max_message = max_frame << ((head[4] >> 3) & 3);
+    Some(Layout {
+        chunks: [head[0], head[1], head[2], head[3]],
+        max_message,
+        config: Config::default()
+            .max_frame_size(max_frame)
+            .max_message_size(max_message),
+        close_first: head[5] & 1 != 0,
+        wire,
+    })
+}
+
 /// Feeds the wire bytes of `input` (see [`PREFIX`]) to a connection of `role`
 /// and checks:
 ///
@@ -29,18 +56,16 @@ pub const PREFIX: usize = 6;
 ///   peer of the other role decodes without error, with the data messages
 ///   echoed in order and a close frame last once the connection closed.
 pub fn run_connection(role: Role, input: &[u8]) {
-    if input.len() < PREFIX {
+    let Some(Layout {
+        chunks,
+        max_message,
+        config,
+        close_first,
+        wire,
+    }) = layout(input)
+    else {
         return;
-    }
-    let (head, wire) = input.split_at(PREFIX);
-    let chunks = [head[0], head[1], head[2], head[3]];
-    let max_frame = 64usize << (head[4] & 7);
-    let max_message = max_frame << ((head[4] >> 3) & 3);
-    let close_first = head[5] & 1 != 0;
-
-    let config = Config::default()
-        .max_frame_size(max_frame)
-        .max_message_size(max_message);
+    };
     let mut conn = Connection::new(role, config);
     let mut sent = Vec::new();
     let mut echoed = Vec::new();
@@ -201,16 +226,15 @@ fn check_output(
 /// same messages in the same order, fail with the same error at the same
 /// point, and queue the same bytes for the peer (pongs, close replies).
 pub fn run_in_place_differential(role: Role, input: &[u8]) {
-    if input.len() < PREFIX {
+    let Some(Layout {
+        chunks,
+        config,
+        wire,
+        ..
+    }) = layout(input)
+    else {
         return;
-    }
-    let (head, wire) = input.split_at(PREFIX);
-    let chunks = [head[0], head[1], head[2], head[3]];
-    let max_frame = 64usize << (head[4] & 7);
-    let max_message = max_frame << ((head[4] >> 3) & 3);
-    let config = Config::default()
-        .max_frame_size(max_frame)
-        .max_message_size(max_message);
+    };
     let mut owned = Connection::new(role, config.clone());
     let mut in_place = Connection::new(role, config);
 

@@ -191,3 +191,43 @@ pub fn has_header(response: &str, name: &str, value: &str) -> bool {
         })
     })
 }
+
+// ---------------------------------------------------------------------------
+// Real peers installed by `.ci/peers.sh`
+
+/// The repository root.
+pub fn repo() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Cargo's target directory (where `.ci/peers.sh` puts its venv).
+pub fn target_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// Runs `.ci/peers.sh` (idempotent, locked against concurrent runs) with the
+/// venv in the target directory and the extra environment `envs`.
+pub fn install_peers(envs: &[(&str, &str)]) -> Result<(), String> {
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(repo().join(".ci").join("peers.sh"))
+        .env("RFC6455_PEERS_VENV", target_dir().join("peers-venv"))
+        .stdin(std::process::Stdio::null());
+    for (name, value) in envs {
+        command.env(name, value);
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run .ci/peers.sh: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            ".ci/peers.sh failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
