@@ -254,8 +254,8 @@ pub fn client_handshake(
     });
     stream.set_read_timeout(config.read_timeout.or(tick))?;
     let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Client, ws_config);
-    if tick.is_some() {
-        ws.set_timeouts_are_ticks();
+    if let Some(tick) = tick {
+        ws.set_timeouts_are_ticks(tick);
     }
     Ok((ws, response))
 }

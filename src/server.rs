@@ -625,7 +625,7 @@ fn serve_connection<F>(
     let mut ws =
         WebSocket::from_partially_read(stream, leftover, Role::Server, config.websocket_config());
     ws.set_going_away(going_away);
-    ws.set_timeouts_are_ticks();
+    ws.set_timeouts_are_ticks(config.read_tick());
     let _ = handler(ws, request);
 }
 

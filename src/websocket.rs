@@ -170,9 +170,12 @@ struct RecvSide {
     keepalive: Option<Keepalive>,
     close_timeout: Duration,
     idle_timeout: Option<Duration>,
-    /// Read timeouts are only the driver's clock ticks (the server sets
-    /// them); otherwise one with nothing due is returned to the caller.
-    timeouts_are_ticks: bool,
+    /// The stream's read timeout when it is only the driver's clock (set
+    /// by the server and by clients without a read timeout): a timeout with
+    /// nothing due is then not an error. One that comes much sooner than
+    /// the tick is the caller's own (a read timeout or non-blocking mode set
+    /// on the stream) and is returned to them.
+    tick: Option<Duration>,
     last_rx: Instant,
     ping_sent_at: Option<Instant>,
     close_wait_since: Option<Instant>,
@@ -190,8 +193,13 @@ trait SendSide {
     /// blocked in a write.
     fn state<T>(&mut self, f: impl FnOnce(&mut Outgoing) -> T) -> T;
     /// Writes what is queued. For split halves, if a writer is busy writing,
-    /// that writer writes it before it lets go of the stream.
+    /// that writer writes it before it lets go of the stream (unless too
+    /// much is queued: then this waits, which is the peer's backpressure).
     fn flush(&mut self) -> io::Result<()>;
+    /// Writes what is queued, waiting for a busy writer if need be: for the
+    /// last bytes of a connection (a close frame), which must go out before
+    /// the caller is told the connection is over.
+    fn flush_all(&mut self) -> io::Result<()>;
     /// Whether replies may wait for the input to drain (one owner) or must
     /// go out at once (split halves, where nobody else flushes for us).
     fn batches_replies(&self) -> bool;
@@ -275,7 +283,7 @@ fn close_wait_over(handshake_done: bool) -> Error {
 fn fail<K: SendSide>(side: &mut K, e: crate::ProtocolError) -> Error {
     side.state(|out| out.on_error(&e));
     // Best effort: the peer may already be gone.
-    let _ = side.flush();
+    let _ = side.flush_all();
     Error::Protocol(e)
 }
 
@@ -288,7 +296,7 @@ impl RecvSide {
             keepalive: config.keepalive,
             close_timeout: config.close_timeout,
             idle_timeout: config.idle_timeout,
-            timeouts_are_ticks: false,
+            tick: None,
             last_rx: Instant::now(),
             ping_sent_at: None,
             close_wait_since: None,
@@ -321,7 +329,9 @@ impl RecvSide {
             let (closed, close_sent) = side.state(|out| (out.is_closed(), out.close_sent()));
             if closed && (self.role == Role::Server || self.eof) {
                 // RFC 6455 §7.1.1: the server closes TCP first, right after the
-                // close handshake; a client waits for that (below) first.
+                // close handshake; a client waits for that (below) first. Our
+                // close reply must be out before the caller closes TCP.
+                let _ = side.flush_all();
                 return Err(Error::ConnectionClosed);
             }
             if close_sent {
@@ -332,6 +342,7 @@ impl RecvSide {
                     return Err(close_wait_over(closed));
                 }
             }
+            let read_started = self.tick.map(|_| Instant::now());
             let (got, direct) = match self.incoming.payload_space(DIRECT_READ) {
                 Some(space) => (side.read_into(space), true),
                 None => (side.read(&mut self.rbuf), false),
@@ -366,7 +377,7 @@ impl RecvSide {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    self.on_timeout(side, e)?;
+                    self.on_timeout(side, e, read_started)?;
                 }
                 Err(e) => return Err(Error::Io(e)),
             }
@@ -397,7 +408,7 @@ impl RecvSide {
         {
             // The server is shutting down and stopped our reads: say so.
             side.state(|out| out.close_with(CloseCode::GOING_AWAY, "server shutting down"));
-            let _ = side.flush();
+            let _ = side.flush_all();
             return Error::ConnectionClosed;
         }
         Error::Io(io::Error::new(
@@ -406,8 +417,20 @@ impl RecvSide {
         ))
     }
 
-    fn on_timeout<K: SendSide>(&mut self, side: &mut K, e: io::Error) -> Result<()> {
+    fn on_timeout<K: SendSide>(
+        &mut self,
+        side: &mut K,
+        e: io::Error,
+        read_started: Option<Instant>,
+    ) -> Result<()> {
         let now = Instant::now();
+        if let (Some(tick), Some(started)) = (self.tick, read_started) {
+            if now.duration_since(started) < tick / 2 {
+                // Not our clock: the caller's own timeout or non-blocking
+                // mode. Theirs to handle, and no busy loop here.
+                return Err(Error::Io(e));
+            }
+        }
         if let Some(since) = self.close_wait_since {
             if now.duration_since(since) >= self.close_timeout {
                 return Err(close_wait_over(side.state(|out| out.is_closed())));
@@ -420,13 +443,13 @@ impl RecvSide {
                     return Ok(());
                 }
                 side.state(|out| out.close_with(CloseCode::GOING_AWAY, "idle timeout"));
-                let _ = side.flush();
+                let _ = side.flush_all();
                 return Err(Error::Io(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "idle timeout",
                 )));
             }
-            return if self.timeouts_are_ticks {
+            return if self.tick.is_some() {
                 Ok(())
             } else {
                 Err(Error::Io(e))
@@ -437,7 +460,7 @@ impl RecvSide {
                 side.state(|out| {
                     out.close_with(CloseCode::INTERNAL_ERROR, "keepalive ping timeout")
                 });
-                let _ = side.flush();
+                let _ = side.flush_all();
                 Err(Error::Io(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "keepalive ping timeout",
@@ -491,6 +514,9 @@ impl<S: Read + Write> SendSide for Owned<'_, S> {
         f(self.outgoing)
     }
     fn flush(&mut self) -> io::Result<()> {
+        flush_outgoing(self.stream, self.outgoing)
+    }
+    fn flush_all(&mut self) -> io::Result<()> {
         flush_outgoing(self.stream, self.outgoing)
     }
     fn batches_replies(&self) -> bool {
@@ -621,8 +647,8 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Read timeouts on the stream are the driver's clock (keepalive, idle
     /// and close timeouts), never errors for the caller by themselves.
-    pub(crate) fn set_timeouts_are_ticks(&mut self) {
-        self.recv.timeouts_are_ticks = true;
+    pub(crate) fn set_timeouts_are_ticks(&mut self, tick: Duration) {
+        self.recv.tick = Some(tick);
     }
 
     /// Splits into a [`Reader`] and a [`Writer`] for full duplex from two
@@ -694,7 +720,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: Write> SplitShared<S> {
-    /// Writes what is queued, unless a writer is busy: it will.
+    /// Writes what is queued, unless a writer is busy: it will. But past
+    /// `MAX_QUEUED` bytes (a peer flooding pings while a writer is blocked
+    /// on it) the reader waits for the stream instead of queueing more, so
+    /// the peer meets TCP backpressure rather than our memory growing.
     fn try_flush(&self) -> io::Result<()> {
         let state = lock(&self.state);
         if state.pending().is_empty() {
@@ -703,8 +732,23 @@ impl<S: Write> SplitShared<S> {
         let stream = match self.stream.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::WouldBlock) => {
+                let too_much = state.pending().len() >= MAX_QUEUED;
+                drop(state);
+                return if too_much { self.flush_all() } else { Ok(()) };
+            }
         };
+        self.drain_and_release(stream, state)
+    }
+
+    /// Writes what is queued, waiting for a busy writer to finish first.
+    fn flush_all(&self) -> io::Result<()> {
+        if lock(&self.state).pending().is_empty() {
+            return Ok(());
+        }
+        // Lock order: stream, then state (never the other way round).
+        let stream = lock(&self.stream);
+        let state = lock(&self.state);
         self.drain_and_release(stream, state)
     }
 
@@ -727,6 +771,11 @@ impl<S: Write> SplitShared<S> {
                 .stream
                 .write_all(&ws.scratch)
                 .and_then(|()| ws.stream.flush());
+            if ws.scratch.capacity() > MAX_QUEUED {
+                // A burst left a big buffer: do not keep it for the
+                // connection's lifetime.
+                ws.scratch = Vec::new();
+            }
             state = lock(&self.state);
             if let Err(e) = written {
                 state.on_io_error();
@@ -808,6 +857,9 @@ impl<S: Read + Write> SendSide for SplitSide<'_, S> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.shared.try_flush()
+    }
+    fn flush_all(&mut self) -> io::Result<()> {
+        self.shared.flush_all()
     }
     fn batches_replies(&self) -> bool {
         false

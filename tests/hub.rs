@@ -173,3 +173,90 @@ fn broadcast_to_members_that_never_read_costs_one_copy_of_the_message() {
     drop(stuck);
     server.shutdown().unwrap();
 }
+
+/// A room that greets each member with an 8 MiB broadcast: more than the
+/// socket buffers hold, so the member's sender thread stays blocked in its
+/// write until the member reads.
+fn greeting_room(hub: &ServerHub) -> RunningServer {
+    let room = hub.clone();
+    Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |ws, _request| {
+            let (mut reader, writer) = ws.split()?;
+            let _member = room.join(writer);
+            room.broadcast(Message::Binary(vec![7; 8 << 20]));
+            loop {
+                reader.read()?;
+            }
+        })
+        .unwrap()
+}
+
+#[test]
+fn close_reply_is_not_lost_while_a_broadcast_is_being_written() {
+    // The reader gets our close while the member's sender thread is blocked
+    // writing to us; its close reply must still follow the broadcast, whole,
+    // before the server closes TCP (it used to be dropped: a 1006 here).
+    let hub = ServerHub::new();
+    let server = greeting_room(&hub);
+    let (mut ws, _) = connect(&url(&server)).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    wait_for("1 member", || hub.len() == 1);
+    std::thread::sleep(Duration::from_millis(200));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let mut got = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(data)) => got.push(format!("binary {}", data.len())),
+            Ok(Message::Close(frame)) => got.push(format!("close {:?}", frame.map(|f| f.code.0))),
+            Ok(other) => got.push(format!("{other:?}")),
+            Err(Error::ConnectionClosed) => break,
+            Err(e) => panic!("after {got:?}: {e}"),
+        }
+    }
+    assert_eq!(got, ["binary 8388608", "close Some(1000)"]);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn ping_flood_while_a_broadcast_is_blocked_meets_backpressure() {
+    // The member never reads; its sender thread is blocked. Every ping it
+    // floods queues a pong: past 64 KiB the reader must stop reading (TCP
+    // backpressure) rather than let the queue, and our memory, grow.
+    use std::io::Write;
+    let hub = ServerHub::new();
+    let server = greeting_room(&hub);
+    let (ws, _) = connect(&url(&server)).unwrap();
+    wait_for("1 member", || hub.len() == 1);
+    let mut raw = ws.get_ref().try_clone().unwrap();
+    raw.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut ping = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+    ping.extend_from_slice(&[0x5a; 125]);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 500)
+        .collect();
+    let mut sent = 0usize;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(8) {
+        match raw.write(&burst) {
+            Ok(n) => sent += n,
+            Err(_) => break, // blocked: backpressure reached us
+        }
+        if sent > 256 << 20 {
+            break;
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "the server took {} MiB of pings without reading being held back",
+        sent >> 20
+    );
+    drop(raw);
+    drop(ws);
+    server.shutdown().unwrap();
+}

@@ -995,3 +995,35 @@ fn the_handler_sees_the_request_path_query_and_client_headers() {
     assert_echo(&mut ws, Message::Text("routed".into()));
     close_normally(&mut ws);
 }
+
+#[test]
+fn a_default_client_still_reports_its_callers_own_read_timeout() {
+    // Default clients tick every close timeout for the close handshake; a
+    // read timeout the caller sets on the socket is still theirs.
+    let server = echo_server();
+    let (mut ws, _) = rfc6455::connect(&url(server.local_addr())).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    match ws.read() {
+        Err(Error::Io(e)) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "{e}"
+        ),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    // Non-blocking mode: WouldBlock at once, not a busy loop inside read.
+    ws.get_ref().set_nonblocking(true).unwrap();
+    let start = Instant::now();
+    assert!(matches!(ws.read(), Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock));
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
