@@ -98,7 +98,8 @@ pub struct ServerConfig {
     pub protocol: Config,
     /// Limits on the request head.
     pub http_limits: Limits,
-    /// Subprotocols, origin check, extra response headers.
+    /// Subprotocols, origin check, extra response headers. The default adds
+    /// `Server: rfc6455/VERSION` to the 101; options set here replace it.
     pub accept: AcceptOptions,
     http: Option<HttpHandler>,
     upgrade_check: Option<UpgradeCheck>,
@@ -120,7 +121,9 @@ impl Default for ServerConfig {
             stack_size: 128 * 1024,
             protocol: Config::default(),
             http_limits: Limits::default(),
-            accept: AcceptOptions::default(),
+            // Names us in the 101 (Autobahn reports use it as the agent).
+            accept: AcceptOptions::default()
+                .header("Server", concat!("rfc6455/", env!("CARGO_PKG_VERSION"))),
             http: None,
             upgrade_check: None,
         }
