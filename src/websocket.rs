@@ -804,6 +804,10 @@ impl<S: Write> SplitShared<S> {
                 return Err(e);
             }
         };
+        let ws = &mut *stream;
+        state.swap_pending(&mut ws.scratch);
+        drop(state);
+        // Masked outside the state lock: a reader never waits on it.
         let payload = match header.mask {
             Some(key) => {
                 let mut masked = payload.into_owned();
@@ -812,9 +816,6 @@ impl<S: Write> SplitShared<S> {
             }
             None => payload,
         };
-        let ws = &mut *stream;
-        state.swap_pending(&mut ws.scratch);
-        drop(state);
         let encoded = header.encode();
         let mut bufs = [
             IoSlice::new(&ws.scratch),
