@@ -129,16 +129,20 @@ impl Incoming {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        match self.receive_inner(data) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                self.failed = Some(e);
-                // Drop what was buffered: a failed connection delivers nothing more.
-                self.message = None;
-                self.frame = None;
-                Err(e)
-            }
+        let result = self.receive_inner(data);
+        self.sticky(result)
+    }
+
+    /// Makes an error final: it is remembered, returned by every later call,
+    /// and what was buffered is dropped (a failed connection delivers
+    /// nothing more).
+    fn sticky<T>(&mut self, result: Result<T, ProtocolError>) -> Result<T, ProtocolError> {
+        if let Err(e) = &result {
+            self.failed = Some(*e);
+            self.message = None;
+            self.frame = None;
         }
+        result
     }
 
     /// Like [`receive`](Incoming::receive), without allocating when it can:
@@ -211,10 +215,7 @@ impl Incoming {
         let message = match opcode {
             OpCode::Text => match std::str::from_utf8(payload) {
                 Ok(text) => MessageRef::Text(text),
-                Err(_) => {
-                    self.failed = Some(ProtocolError::InvalidUtf8);
-                    return Err(ProtocolError::InvalidUtf8);
-                }
+                Err(_) => return self.sticky(Err(ProtocolError::InvalidUtf8)),
             },
             OpCode::Binary => MessageRef::Binary(payload),
             OpCode::Ping => MessageRef::Ping(payload),
@@ -269,15 +270,8 @@ impl Incoming {
         let Some(start) = self.direct.take() else {
             return Ok(done(0));
         };
-        match self.payload_filled_inner(start, n) {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                self.failed = Some(e);
-                self.message = None;
-                self.frame = None;
-                Err(e)
-            }
-        }
+        let result = self.payload_filled_inner(start, n);
+        self.sticky(result)
     }
 
     fn payload_filled_inner(&mut self, start: usize, n: usize) -> Result<Received, ProtocolError> {
