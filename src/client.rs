@@ -241,17 +241,11 @@ pub fn client_handshake(
     })?;
     verify_response(&response, &request)?;
     let ws_config = config.websocket.clone();
-    let tick = config.read_timeout.is_none().then(|| {
-        // No read timeout asked for: reads still wake up now and then (the
-        // close timeout, or sooner for keepalive) so that a server that never
-        // closes TCP after the close handshake cannot hold us forever; such
-        // wake-ups are not errors.
-        let mut tick = ws_config.close_timeout;
-        if let Some(k) = ws_config.keepalive {
-            tick = tick.min(k.interval.min(k.timeout));
-        }
-        tick.max(Duration::from_millis(10))
-    });
+    // No read timeout asked for: reads still wake up now and then (the
+    // close timeout, or sooner for keepalive) so that a server that never
+    // closes TCP after the close handshake cannot hold us forever; such
+    // wake-ups are not errors.
+    let tick = config.read_timeout.is_none().then(|| ws_config.read_tick());
     stream.set_read_timeout(config.read_timeout.or(tick))?;
     let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Client, ws_config);
     if let Some(tick) = tick {

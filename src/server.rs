@@ -222,21 +222,6 @@ impl ServerConfig {
             .close_timeout(self.close_timeout)
             .idle_timeout(self.idle_timeout)
     }
-
-    /// The socket read timeout: the driver's clock ticks when a read times
-    /// out, which is when keepalive pings and close timeouts are checked.
-    fn read_tick(&self) -> Duration {
-        // Always set, at most the close timeout: a handler that closes and
-        // then reads must not wait forever for a peer that never answers.
-        let mut tick = self.close_timeout;
-        if let Some(idle) = self.idle_timeout {
-            tick = tick.min(idle);
-        }
-        if let Some(k) = self.keepalive {
-            tick = tick.min(k.interval.min(k.timeout));
-        }
-        tick.max(Duration::from_millis(10))
-    }
 }
 
 /// State shared by the accept loop, the connection threads and the handles.
@@ -624,11 +609,15 @@ fn serve_connection<F>(
     if (&*stream).write_all(&accepted.response).is_err() {
         return;
     }
-    let _ = stream.set_read_timeout(Some(config.read_tick()));
-    let mut ws =
-        WebSocket::from_partially_read(stream, leftover, Role::Server, config.websocket_config());
+    let ws_config = config.websocket_config();
+    // Always a read timeout: it is the driver's clock (keepalive, idle and
+    // close timeouts), so a handler that closes and then reads never waits
+    // forever for a peer that does not answer.
+    let tick = ws_config.read_tick();
+    let _ = stream.set_read_timeout(Some(tick));
+    let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Server, ws_config);
     ws.set_going_away(going_away);
-    ws.set_timeouts_are_ticks(config.read_tick());
+    ws.set_timeouts_are_ticks(tick);
     let _ = handler(ws, request);
 }
 

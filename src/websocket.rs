@@ -107,6 +107,21 @@ impl WebSocketConfig {
         self.idle_timeout = timeout;
         self
     }
+
+    /// The stream read timeout that serves as the driver's clock: often
+    /// enough for keepalive and the idle timeout, and never longer than the
+    /// close timeout, so that waiting for a peer's close (or, for a client,
+    /// the server's TCP close) is always bounded.
+    pub(crate) fn read_tick(&self) -> Duration {
+        let mut tick = self.close_timeout;
+        if let Some(idle) = self.idle_timeout {
+            tick = tick.min(idle);
+        }
+        if let Some(k) = self.keepalive {
+            tick = tick.min(k.interval.min(k.timeout));
+        }
+        tick.max(Duration::from_millis(10))
+    }
 }
 
 /// A read buffer that starts small and grows only while reads fill it.
