@@ -31,16 +31,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/wsecho --listen "127.0.0.1:$PORT" --quiet --max-connections $((N + 100)) 2>"$LOG" &
-SERVER=$!
-for _ in $(seq 100); do
-    grep -q "listening on" "$LOG" && break
-    sleep 0.05
-done
-ADDR=$(sed -n 's|.*listening on ws://\([^/]*\)/.*|\1|p' "$LOG")
-[ -n "$ADDR" ] || { echo "mem10k: wsecho did not start" >&2; cat "$LOG" >&2; exit 1; }
-
-status() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SERVER/status"; }
+# shellcheck source=.ci/wsecho_proc.sh
+. .ci/wsecho_proc.sh
+start_wsecho mem10k "$LOG" --listen "127.0.0.1:$PORT" --max-connections $((N + 100))
 sample() { echo "$(status VmRSS) $(status Threads)"; }
 
 sleep 0.3

@@ -22,16 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-target/release/wsecho --listen 127.0.0.1:0 --quiet 2>"$LOG" &
-SERVER=$!
-for _ in $(seq 100); do
-    grep -q "listening on" "$LOG" && break
-    sleep 0.05
-done
-ADDR=$(sed -n 's|.*listening on ws://\([^/]*\)/.*|\1|p' "$LOG")
-[ -n "$ADDR" ] || { echo "soak: wsecho did not start" >&2; exit 1; }
-
-status() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$SERVER/status"; }
+# shellcheck source=.ci/wsecho_proc.sh
+. .ci/wsecho_proc.sh
+start_wsecho soak "$LOG" --listen 127.0.0.1:0
 THREADS0=$(status Threads)
 echo "wsecho at $ADDR: baseline RSS $(status VmRSS) KiB, $THREADS0 threads"
 echo "soak: $CLIENTS clients x $MESSAGES messages, sizes 0..$MAX bytes"
