@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::{install_peers, repo};
+use common::{install_peers, node_missing, repo};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,16 +91,7 @@ fn missing(browser: &Browser) -> Option<String> {
     if !browser.chromium.is_file() {
         return Some(format!("no browser at {}", browser.chromium.display()));
     }
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !node_ok {
-        return Some("no `node` on PATH".into());
-    }
-    None
+    node_missing()
 }
 
 // ---------------------------------------------------------------------------

@@ -24,8 +24,8 @@
 mod common;
 
 use common::{
-    ascii, assert_echo, bytes, client_config, close_normally, install_peers, repo, target_dir,
-    test_config,
+    ascii, assert_echo, bytes, client_config, close_normally, install_peers, node_missing, repo,
+    target_dir, test_config,
 };
 use rfc6455::{connect_with, CloseCode, Error, Message, RunningServer, Server};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -119,16 +119,7 @@ fn missing(peers: &Peers) -> Option<String> {
     if !ws.join("package.json").is_file() {
         return Some(format!("no Node `ws` at {}", ws.display()));
     }
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !node_ok {
-        return Some("no `node` on PATH".into());
-    }
-    None
+    node_missing()
 }
 
 impl Peers {

@@ -231,3 +231,14 @@ pub fn install_peers(envs: &[(&str, &str)]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Why Node.js cannot be used, if it cannot.
+pub fn node_missing() -> Option<String> {
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!node_ok).then(|| "no `node` on PATH".to_owned())
+}
