@@ -7,7 +7,7 @@
 //! the next blocking read); large payloads go out with one vectored write of
 //! header and payload, without copying them into a buffer.
 
-use crate::frame::{apply_mask, CloseCode, OpCode, Role};
+use crate::frame::{apply_mask, CloseCode, FrameHeader, OpCode, Role};
 use crate::protocol::{Config, Incoming, Message, Outgoing, Received, State};
 use crate::stream::{write_all_vectored, TryClone};
 use crate::{Error, Result};
@@ -251,20 +251,31 @@ fn write_data(
     if let Some(key) = header.mask {
         apply_mask(&mut payload, key);
     }
-    let encoded = header.encode();
     let queued = out.pending().len();
-    let mut bufs = [
-        IoSlice::new(out.pending()),
-        IoSlice::new(encoded.as_bytes()),
-        IoSlice::new(&payload),
-    ];
-    if let Err(e) = write_all_vectored(stream, &mut bufs) {
+    if let Err(e) = write_behind(stream, out.pending(), &header, &payload) {
         // Part of the frame may be out: the stream is no longer in sync.
         out.on_io_error();
         return Err(e.into());
     }
     out.consume(queued);
     Ok(())
+}
+
+/// Writes `queued` bytes, then a frame's header and (already masked)
+/// payload, in one vectored write: the large payload is never copied.
+fn write_behind<W: Write + ?Sized>(
+    stream: &mut W,
+    queued: &[u8],
+    header: &FrameHeader,
+    payload: &[u8],
+) -> io::Result<()> {
+    let encoded = header.encode();
+    let mut bufs = [
+        IoSlice::new(queued),
+        IoSlice::new(encoded.as_bytes()),
+        IoSlice::new(payload),
+    ];
+    write_all_vectored(stream, &mut bufs)
 }
 
 fn write_message(stream: &mut dyn Write, out: &mut Outgoing, message: Message) -> Result<()> {
@@ -831,13 +842,7 @@ impl<S: Write> SplitShared<S> {
             }
             None => payload,
         };
-        let encoded = header.encode();
-        let mut bufs = [
-            IoSlice::new(&ws.scratch),
-            IoSlice::new(encoded.as_bytes()),
-            IoSlice::new(&payload),
-        ];
-        let written = write_all_vectored(&mut ws.stream, &mut bufs);
+        let written = write_behind(&mut ws.stream, &ws.scratch, &header, &payload);
         let mut state = lock(&self.state);
         if let Err(e) = written {
             state.on_io_error();
