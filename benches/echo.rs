@@ -468,12 +468,18 @@ fn run_echo(addr: SocketAddr, s: &Scenario, secs: f64) -> Outcome {
         );
     }
     start_gate.wait();
+    // Echoes recorded are those whose batch *started* in the measured window
+    // (the loop checks the clock once per pass over its connections).
+    outcome(handles, measure)
+}
+
+/// Joins the client threads and turns the round trips they timed (ns) in
+/// the measured window into a rate and percentiles.
+fn outcome(handles: Vec<thread::JoinHandle<Vec<u32>>>, measure: Duration) -> Outcome {
     let mut all: Vec<u32> = Vec::new();
     for h in handles {
         all.extend(h.join().expect("client thread"));
     }
-    // Echoes recorded are those whose batch *started* in the measured window
-    // (the loop checks the clock once per pass over its connections).
     all.sort_unstable();
     Outcome {
         rate: all.len() as f64 / measure.as_secs_f64(),
@@ -524,16 +530,7 @@ fn run_churn(addr: SocketAddr, s: &Scenario, secs: f64) -> Outcome {
         );
     }
     gate.wait();
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.join().expect("churn thread"));
-    }
-    all.sort_unstable();
-    Outcome {
-        rate: all.len() as f64 / measure.as_secs_f64(),
-        p50_us: percentile(&all, 0.5),
-        p99_us: percentile(&all, 0.99),
-    }
+    outcome(handles, measure)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
