@@ -1,6 +1,7 @@
-//! Echo load benchmark: our `Server` against a tungstenite echo server, both
-//! in this process on 127.0.0.1, driven by the same raw-TCP load generator,
-//! interleaved round by round so that the machine's noise hits both alike.
+//! Echo load benchmark: our `Server` against a tungstenite echo server and a
+//! raw thread-per-connection floor, all in this process on 127.0.0.1, driven
+//! by the same raw-TCP load generator, interleaved round by round so that the
+//! machine's noise hits them alike.
 //!
 //! ```text
 //! cargo bench --bench echo
@@ -10,16 +11,21 @@
 //!
 //! Environment: `ECHO_ROUNDS` (default 5), `ECHO_SECS` per run (default 2),
 //! `ECHO_ONLY` (substring filter on scenario names), `ECHO_SERVERS`
-//! (`ours`, `tungstenite` or both, the default).
+//! (comma-separated: `ours`, `tungstenite`, `floor`; default all three).
 //!
 //! The servers:
-//! - ours: `rfc6455::Server` with `wsecho`'s handler (read; if data, write),
-//!   default configuration (keepalive on, TCP_NODELAY set by the server);
+//! - ours: `rfc6455::Server` with `wsecho`'s handler (`read_ref`; if data,
+//!   write it back from the read buffer), default configuration (keepalive
+//!   on, TCP_NODELAY set by the server);
 //! - tungstenite: what its README shows (`TcpListener::incoming`, a thread per
 //!   connection, `tungstenite::accept`, loop `read()` → `send()`), default
 //!   configuration (its 16 MiB frame / 64 MiB message limits equal ours), plus
 //!   TCP_NODELAY so that small echoes are not held back by Nagle's algorithm
 //!   (without it, pipelined echoes would measure delayed ACKs, not tungstenite).
+//! - floor: the least a thread-per-connection echo can do: a fixed 101, then
+//!   per `read` every whole frame unmasked into one buffer and one `write`;
+//!   no limits, no UTF-8, no control frames, no timers. What the
+//!   architecture costs, so `ours/floor` is what our protocol work costs.
 //!
 //! The load generator holds N connections, each with P messages in flight,
 //! and checks every echoed byte. It uses few threads (two cores are shared by
@@ -49,13 +55,25 @@ const PATTERN: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 enum Server {
     Ours,
     Tungstenite,
+    Floor,
 }
 
 impl Server {
+    const ALL: [Server; 3] = [Server::Ours, Server::Tungstenite, Server::Floor];
+
     fn name(self) -> &'static str {
         match self {
             Server::Ours => "ours",
             Server::Tungstenite => "tungstenite",
+            Server::Floor => "floor",
+        }
+    }
+
+    fn start(self) -> SocketAddr {
+        match self {
+            Server::Ours => start_ours(),
+            Server::Tungstenite => start_tungstenite(),
+            Server::Floor => start_floor(),
         }
     }
 }
@@ -131,9 +149,9 @@ fn start_ours() -> SocketAddr {
     // The same handler as `src/bin/wsecho.rs`.
     let running = server
         .spawn(|mut ws, _request| loop {
-            let message = ws.read()?;
+            let (message, mut sender) = ws.read_ref()?;
             if message.is_data() {
-                ws.write(message)?;
+                sender.write(message)?;
             }
         })
         .expect("spawn ours");
@@ -168,6 +186,97 @@ fn start_tungstenite() -> SocketAddr {
         }
     });
     addr
+}
+
+fn start_floor() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind floor");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            thread::spawn(move || {
+                let _ = floor_echo(stream);
+            });
+        }
+    });
+    addr
+}
+
+/// The floor's connection: every whole frame of each read echoed in one write.
+fn floor_echo(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut have = 0;
+    // The load generator sends its head and waits for ours.
+    while !buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf[have..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+    }
+    have = 0;
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Accept: {HANDSHAKE_ACCEPT}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes())?;
+    let mut out = Vec::with_capacity(64 << 10);
+    loop {
+        if have == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = stream.read(&mut buf[have..])?;
+        if n == 0 {
+            return Ok(());
+        }
+        have += n;
+        let mut pos = 0;
+        // Masked client frames: 2-byte head, 16/64-bit length, 4-byte key.
+        while have - pos >= 6 {
+            let b = &buf[pos..have];
+            let (len, at) = match b[1] & 0x7f {
+                126 if b.len() >= 8 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+                127 if b.len() >= 14 => (
+                    u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                126 | 127 => break,
+                l => (l as usize, 2),
+            };
+            if b.len() < at + 4 + len {
+                if buf.len() < at + 4 + len {
+                    buf.resize(at + 4 + len, 0);
+                }
+                break;
+            }
+            let key = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+            out.push(b[0]);
+            match len {
+                0..=125 => out.push(len as u8),
+                126..=65535 => {
+                    out.push(126);
+                    out.extend_from_slice(&(len as u16).to_be_bytes());
+                }
+                _ => {
+                    out.push(127);
+                    out.extend_from_slice(&(len as u64).to_be_bytes());
+                }
+            }
+            let start = out.len();
+            out.extend_from_slice(&b[at + 4..at + 4 + len]);
+            for (i, byte) in out[start..].iter_mut().enumerate() {
+                *byte ^= key[i & 3];
+            }
+            pos += at + 4 + len;
+        }
+        buf.copy_within(pos..have, 0);
+        have -= pos;
+        if !out.is_empty() {
+            stream.write_all(&out)?;
+            out.clear();
+        }
+    }
 }
 
 // ---------------------------------------------------------------- client
@@ -565,13 +674,11 @@ fn main() {
         .copied()
         .filter(|s| s.name.contains(only.as_str()))
         .collect();
-    let mut servers = vec![];
-    if which.is_empty() || which == "ours" {
-        servers.push((Server::Ours, start_ours()));
-    }
-    if which.is_empty() || which == "tungstenite" {
-        servers.push((Server::Tungstenite, start_tungstenite()));
-    }
+    let servers: Vec<(Server, SocketAddr)> = Server::ALL
+        .into_iter()
+        .filter(|s| which.is_empty() || which.split(',').any(|w| w == s.name()))
+        .map(|s| (s, s.start()))
+        .collect();
     eprintln!(
         "echo bench: {rounds} rounds x {} scenarios x {} servers, {secs} s each",
         scenarios.len(),
@@ -617,8 +724,11 @@ fn main() {
         "Echo load, medians of {rounds} interleaved rounds of {secs} s \
          (rate: messages/s, churn: connections/s; round trip p50/p99 in µs)\n\n"
     ));
-    table.push_str("| scenario | ours | tungstenite | ours/tungstenite | ours p50/p99 | tungstenite p50/p99 |\n");
-    table.push_str("|---|---:|---:|---:|---:|---:|\n");
+    table.push_str(
+        "| scenario | ours | tungstenite | floor | ours/tungstenite | ours/floor | ours p50/p99 | tungstenite p50/p99 |\n",
+    );
+    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    let index = |server: Server| servers.iter().position(|(s, _)| *s == server);
     for (si, s) in scenarios.iter().enumerate() {
         let cell = |k: Option<usize>| -> (f64, String) {
             match k {
@@ -632,12 +742,8 @@ fn main() {
                 None => (f64::NAN, "-".into()),
             }
         };
-        let ours = servers.iter().position(|(s, _)| *s == Server::Ours);
-        let theirs = servers.iter().position(|(s, _)| *s == Server::Tungstenite);
-        let (ro, lo) = cell(ours);
-        let (rt, lt) = cell(theirs);
         // The ratio of each round's pair, then the median: robust to a slow round.
-        let ratio = match (ours, theirs) {
+        let ratio = |a: Option<usize>, b: Option<usize>| match (a, b) {
             (Some(a), Some(b)) => median(
                 results[si][a]
                     .iter()
@@ -647,9 +753,24 @@ fn main() {
             ),
             _ => f64::NAN,
         };
+        let (ours, tung, floor) = (
+            index(Server::Ours),
+            index(Server::Tungstenite),
+            index(Server::Floor),
+        );
+        let (ro, lo) = cell(ours);
+        let (rt, lt) = cell(tung);
+        let (rf, _) = cell(floor);
         table.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.2}x | {} | {} |\n",
-            s.name, ro, rt, ratio, lo, lt
+            "| {} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x | {} | {} |\n",
+            s.name,
+            ro,
+            rt,
+            rf,
+            ratio(ours, tung),
+            ratio(ours, floor),
+            lo,
+            lt
         ));
     }
     println!("\n{table}");

@@ -16,8 +16,8 @@
 //!   that. The server pings every 20 s and drops clients that do not answer.
 
 use rfc6455::handshake::{AcceptOptions, Request};
-use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Shared};
-use std::net::{SocketAddr, TcpStream};
+use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Stream};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -151,7 +151,7 @@ fn utc_time() -> String {
     )
 }
 
-fn http(hub: &Hub<Shared<TcpStream>>, request: &Request) -> HttpResponse {
+fn http(hub: &Hub<Stream>, request: &Request) -> HttpResponse {
     if request.method != "GET" && request.method != "HEAD" {
         return HttpResponse::new(405, "text/plain", "only GET\n");
     }
@@ -181,7 +181,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let hub: Hub<Shared<TcpStream>> = Hub::new();
+    let hub: Hub<Stream> = Hub::new();
 
     let keepalive = (options.ping_interval > 0).then(|| Keepalive {
         interval: Duration::from_secs(options.ping_interval),

@@ -12,16 +12,15 @@
 //! `--sessions` sessions have run (or forever without it). Stop the server
 //! and start it again to watch the backoff.
 
-use rfc6455::{connect, CloseCode, CloseFrame, Error, Message, Writer};
-use std::net::TcpStream;
+use rfc6455::{connect, CloseCode, CloseFrame, Error, Message, Stream, Writer};
 use std::time::Duration;
 
 /// What an application implements; every method has a default.
 trait Callbacks {
     /// The handshake succeeded; `out` sends on this connection.
-    fn on_open(&mut self, _out: &Writer<TcpStream>) {}
+    fn on_open(&mut self, _out: &Writer<Stream>) {}
     /// A text or binary message arrived.
-    fn on_message(&mut self, _out: &Writer<TcpStream>, _message: Message) {}
+    fn on_message(&mut self, _out: &Writer<Stream>, _message: Message) {}
     /// The connection ended; `frame` is the peer's close frame, if any.
     fn on_close(&mut self, _frame: Option<CloseFrame>) {}
     /// Connecting failed or the connection broke.
@@ -101,7 +100,7 @@ struct Greeter {
 }
 
 impl Callbacks for Greeter {
-    fn on_open(&mut self, out: &Writer<TcpStream>) {
+    fn on_open(&mut self, out: &Writer<Stream>) {
         self.session += 1;
         self.received = 0;
         println!("[session {}] open", self.session);
@@ -111,7 +110,7 @@ impl Callbacks for Greeter {
         )));
     }
 
-    fn on_message(&mut self, out: &Writer<TcpStream>, message: Message) {
+    fn on_message(&mut self, out: &Writer<Stream>, message: Message) {
         self.received += 1;
         if let Message::Text(text) = &message {
             println!("[session {}] message: {text}", self.session);

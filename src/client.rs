@@ -1,15 +1,19 @@
 //! The client: `ws://` URL → TCP → opening handshake → [`WebSocket`].
 
 use crate::frame::Role;
-use crate::handshake::client::{build_request, verify_response};
+use crate::handshake::client::{build_request, verify_response, RequestOptions};
 use crate::handshake::http::{parse_response, Limits, Response};
 use crate::handshake::HandshakeError;
-use crate::stream::{read_head, HeadError};
-use crate::websocket::{WebSocket, WebSocketConfig};
+use crate::protocol::WebSocketConfig;
+use crate::transport::{read_head, HeadError, Stream, Transport};
+use crate::websocket::WebSocket;
 use crate::{Error, Result};
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+/// The WebSocket a client gets, over the crate's [`Stream`].
+pub type ClientWebSocket = WebSocket<Stream>;
 
 /// A parsed `ws://` URL (RFC 6455 §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,15 +181,15 @@ impl ClientConfig {
 /// println!("{:?}", ws.read()?);
 /// # Ok::<(), rfc6455::Error>(())
 /// ```
-pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Response)> {
+pub fn connect(url: &str) -> Result<(ClientWebSocket, Response)> {
     connect_with(url, &ClientConfig::default())
 }
 
 /// Connects to a `ws://` URL.
-pub fn connect_with(url: &str, config: &ClientConfig) -> Result<(WebSocket<TcpStream>, Response)> {
+pub fn connect_with(url: &str, config: &ClientConfig) -> Result<(ClientWebSocket, Response)> {
     let url = WsUrl::parse(url)?;
     let stream = open_tcp(&url, config.connect_timeout)?;
-    client_handshake(stream, &url, config)
+    client_handshake(Stream::from_tcp(stream), &url, config)
 }
 
 fn open_tcp(url: &WsUrl, timeout: Duration) -> Result<TcpStream> {
@@ -203,24 +207,24 @@ fn open_tcp(url: &WsUrl, timeout: Duration) -> Result<TcpStream> {
 
 /// Runs the client side of the opening handshake on a connected stream.
 pub fn client_handshake(
-    stream: TcpStream,
+    mut stream: Stream,
     url: &WsUrl,
     config: &ClientConfig,
-) -> Result<(WebSocket<TcpStream>, Response)> {
+) -> Result<(ClientWebSocket, Response)> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(config.write_timeout)?;
-    let request = build_request(
-        &url.host,
-        url.port,
-        url.explicit_port,
-        &url.resource,
-        &config.subprotocols,
-        &config.headers,
-    )?;
-    (&stream).write_all(request.bytes())?;
+    let request = build_request(&RequestOptions {
+        host: &url.host,
+        port: url.port,
+        explicit_port: url.explicit_port,
+        resource: &url.resource,
+        subprotocols: &config.subprotocols,
+        headers: &config.headers,
+    })?;
+    stream.write_all(request.bytes())?;
     let deadline = Instant::now() + config.handshake_timeout;
     let limits = &config.http_limits;
-    let (response, leftover) = read_head(&stream, deadline, limits.max_head, |buf| {
+    let (response, leftover) = read_head(&mut stream, deadline, limits.max_head, |buf| {
         parse_response(buf, limits)
     })
     .map_err(|e| match e {
@@ -239,7 +243,7 @@ pub fn client_handshake(
         )),
         HeadError::Io(e) => Error::Io(e),
     })?;
-    verify_response(&response, &request)?;
+    let negotiated = verify_response(&response, &request)?;
     let ws_config = config.websocket.clone();
     // No read timeout asked for: reads still wake up now and then (the
     // close timeout, or sooner for keepalive) so that a server that never
@@ -247,7 +251,7 @@ pub fn client_handshake(
     // wake-ups are not errors.
     let tick = config.read_timeout.is_none().then(|| ws_config.read_tick());
     stream.set_read_timeout(config.read_timeout.or(tick))?;
-    let mut ws = WebSocket::from_partially_read(stream, leftover, Role::Client, ws_config);
+    let mut ws = WebSocket::after_handshake(stream, leftover, Role::Client, negotiated, ws_config);
     if let Some(tick) = tick {
         ws.set_timeouts_are_ticks(tick);
     }

@@ -147,7 +147,7 @@ impl<S> Hub<S> {
     /// ```
     /// use rfc6455::{Hub, Message, ServerWebSocket};
     ///
-    /// let hub: Hub<rfc6455::Shared<std::net::TcpStream>> = Hub::new();
+    /// let hub: Hub<rfc6455::Stream> = Hub::new();
     /// let delivery = hub.broadcast(Message::Text("nobody here".into()));
     /// assert_eq!(delivery.queued, 0);
     /// # let _: Option<ServerWebSocket> = None;

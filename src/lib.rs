@@ -35,20 +35,26 @@ pub mod handshake;
 pub mod hub;
 pub mod protocol;
 pub mod server;
-mod stream;
+pub mod transport;
 pub mod utf8;
 mod websocket;
 
-pub use client::{connect, connect_with, ClientConfig};
-pub use error::{Error, ProtocolError, Result};
-pub use frame::{CloseCode, CloseFrame, Role};
-pub use hub::{Delivery, Hub, Member};
-pub use protocol::{Config, Message};
+// What most programs use: a server, a client, the connection, its messages.
+pub use client::{connect, connect_with, ClientConfig, ClientWebSocket};
+pub use protocol::Message;
 pub use server::{
     HttpResponse, RunningServer, Server, ServerConfig, ServerHandle, ServerWebSocket,
 };
-pub use stream::{Shared, TryClone};
-pub use websocket::{Keepalive, Reader, WebSocket, WebSocketConfig, Writer};
+pub use websocket::{Reader, Sender, WebSocket, Writer};
+
+// Configuration and errors.
+pub use error::{Error, ProtocolError, Result, SendError, Timeout};
+pub use protocol::{Config, Keepalive, WebSocketConfig};
+
+// Building blocks.
+pub use frame::{CloseCode, CloseFrame, Role};
+pub use hub::{Delivery, Hub, Member};
+pub use transport::{Stream, Transport};
 
 // Runs the README's Rust snippets as doc tests, so the README cannot drift.
 #[doc = include_str!("../README.md")]

@@ -3,12 +3,11 @@
 //! when they disconnect.
 
 use rfc6455::{
-    connect, CloseCode, Error, Hub, Message, RunningServer, Server, ServerConfig, Shared,
+    connect, CloseCode, Error, Hub, Message, RunningServer, Server, ServerConfig, Stream,
 };
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-type ServerHub = Hub<Shared<TcpStream>>;
+type ServerHub = Hub<Stream>;
 
 /// A chat-room server: every text message is broadcast to all members.
 fn room(hub: &ServerHub, config: ServerConfig) -> RunningServer {

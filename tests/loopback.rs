@@ -421,7 +421,7 @@ fn split_halves_run_full_duplex_from_two_threads_on_both_ends() {
     }
     sending.join().unwrap();
     writer.close(CloseCode::NORMAL, "").unwrap();
-    assert!(writer.is_closed());
+    assert!(writer.send_closed());
     loop {
         match reader.read() {
             Ok(Message::Close(_)) | Ok(Message::Ping(_)) => {}
@@ -687,8 +687,12 @@ fn frames_sent_in_the_same_packet_as_the_handshake_are_not_lost() {
     let (head, leftover) = read_response_head(&mut stream);
     assert_eq!(status(&head), 101, "{head}");
     // Whatever followed the head is the start of the server's frames.
-    let mut ws =
-        WebSocket::from_partially_read(stream, leftover, Role::Client, WebSocketConfig::default());
+    let mut ws = WebSocket::from_partially_read(
+        rfc6455::Stream::from_tcp(stream),
+        leftover,
+        Role::Client,
+        WebSocketConfig::default(),
+    );
     assert_eq!(ws.read().unwrap(), Message::Text("early bird".into()));
     assert_eq!(ws.read().unwrap(), Message::Binary(vec![0, 1, 2, 255]));
     assert_eq!(ws.read().unwrap(), Message::Pong(b"early ping".to_vec()));

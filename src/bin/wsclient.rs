@@ -222,7 +222,7 @@ fn main() -> ExitCode {
                 if let Some(clean) = linger(&inbox, generation, options.linger) {
                     return exit(clean);
                 }
-                if !writer.is_closed() {
+                if !writer.send_closed() {
                     let _ = writer.close(CloseCode::NORMAL, "");
                 }
                 return exit(wait_for_close(&inbox, generation));
@@ -300,7 +300,7 @@ impl Pending {
 
 /// Prints what arrives on `reader` and reports how the connection ended.
 fn spawn_printer(
-    mut reader: rfc6455::Reader<std::net::TcpStream>,
+    mut reader: rfc6455::Reader<rfc6455::Stream>,
     generation: u64,
     events: mpsc::Sender<Event>,
 ) {

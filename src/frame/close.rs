@@ -1,6 +1,6 @@
 //! Close frame payloads (RFC 6455 §5.5.1, §7.4).
 
-use crate::ProtocolError;
+use super::ProtocolError;
 use std::fmt;
 
 /// A close status code (RFC 6455 §7.4).

@@ -1,5 +1,5 @@
+use super::ProtocolError;
 use super::{OpCode, Role};
-use crate::ProtocolError;
 
 /// The longest possible header: 2 fixed bytes, an 8-byte extended length and a
 /// 4-byte masking key (RFC 6455 §5.2).
@@ -10,7 +10,7 @@ pub const MAX_HEADER_LEN: usize = 14;
 pub struct FrameHeader {
     /// FIN: this is the final fragment of a message.
     pub fin: bool,
-    /// RSV1; MUST be 0 unless an extension defines it (none is negotiated here).
+    /// RSV1; MUST be 0 unless a negotiated extension defines it.
     pub rsv1: bool,
     /// RSV2; as RSV1.
     pub rsv2: bool,

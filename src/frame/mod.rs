@@ -3,11 +3,13 @@
 //! (except building a close payload), no state beyond what a caller passes in.
 
 mod close;
+mod error;
 mod header;
 mod mask;
 mod opcode;
 
 pub use close::{encode_close_payload, parse_close_payload, CloseCode, CloseFrame};
+pub use error::ProtocolError;
 pub use header::{EncodedHeader, FrameHeader, Parsed, MAX_HEADER_LEN};
 pub use mask::{apply_mask, apply_mask_offset};
 pub use opcode::OpCode;

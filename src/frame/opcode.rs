@@ -1,6 +1,6 @@
 /// A frame opcode (RFC 6455 §5.2). The reserved values 0x3–0x7 and 0xB–0xF are
 /// not representable: [`OpCode::from_u4`] returns `None` for them and the
-/// header parser reports [`ProtocolError::ReservedOpcode`](crate::ProtocolError::ReservedOpcode).
+/// header parser reports [`ProtocolError::ReservedOpcode`](super::ProtocolError::ReservedOpcode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpCode {
     /// 0x0: a continuation of a fragmented message.

@@ -7,9 +7,8 @@ use std::net::Ipv6Addr;
 
 use base64::Engine as _;
 
-use super::http::{is_token, Response};
-use super::server::is_valid_header;
-use super::{accept_key, HandshakeError};
+use super::http::{is_token, is_valid_header, Response};
+use super::{accept_key, HandshakeError, Negotiated};
 
 /// Headers the handshake writes itself, which a caller may not add.
 /// (`Host` may be given: it replaces the one derived from the host and port.)
@@ -55,6 +54,57 @@ impl ClientRequest {
     }
 }
 
+/// What an opening handshake request asks for (see [`build_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestOptions<'a> {
+    /// The host (see [`build_request`]).
+    pub host: &'a str,
+    /// The port; 80 by default.
+    pub port: u16,
+    /// Whether the URL named the port (then `Host` carries it even when it
+    /// is 80).
+    pub explicit_port: bool,
+    /// Path and query, starting with `/`.
+    pub resource: &'a str,
+    /// Subprotocols to offer, most preferred first.
+    pub subprotocols: &'a [String],
+    /// Extra request headers.
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> RequestOptions<'a> {
+    /// A request for `resource` on `host`, port 80, with nothing else.
+    pub fn new(host: &'a str, resource: &'a str) -> RequestOptions<'a> {
+        RequestOptions {
+            host,
+            port: 80,
+            explicit_port: false,
+            resource,
+            subprotocols: &[],
+            headers: &[],
+        }
+    }
+
+    /// Sets the port, as named in the URL (`Host` carries it).
+    pub fn port(mut self, port: u16) -> RequestOptions<'a> {
+        self.port = port;
+        self.explicit_port = true;
+        self
+    }
+
+    /// Sets the subprotocols to offer.
+    pub fn subprotocols(mut self, subprotocols: &'a [String]) -> RequestOptions<'a> {
+        self.subprotocols = subprotocols;
+        self
+    }
+
+    /// Sets the extra request headers.
+    pub fn headers(mut self, headers: &'a [(String, String)]) -> RequestOptions<'a> {
+        self.headers = headers;
+        self
+    }
+}
+
 /// Writes an opening handshake request (RFC 6455 §4.1) with a fresh random
 /// key.
 ///
@@ -78,45 +128,36 @@ impl ClientRequest {
 /// ```
 /// use rfc6455::handshake::build_request;
 ///
-/// let req = build_request("::1", 9001, true, "/chat", &["chat".into()], &[]).unwrap();
+/// use rfc6455::handshake::RequestOptions;
+///
+/// let offered = ["chat".to_owned()];
+/// let req = build_request(&RequestOptions::new("::1", "/chat").port(9001).subprotocols(&offered)).unwrap();
 /// let text = std::str::from_utf8(req.bytes()).unwrap();
 /// assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: [::1]:9001\r\n"));
 /// assert!(text.contains(&format!("\r\nSec-WebSocket-Key: {}\r\n", req.key())));
 /// assert!(text.ends_with("\r\nSec-WebSocket-Protocol: chat\r\n\r\n"));
 /// assert_eq!(req.expected_accept(), rfc6455::handshake::accept_key(req.key().as_bytes()));
 /// ```
-pub fn build_request(
-    host: &str,
-    port: u16,
-    explicit_port: bool,
-    resource: &str,
-    subprotocols: &[String],
-    headers: &[(String, String)],
-) -> Result<ClientRequest, HandshakeError> {
+pub fn build_request(options: &RequestOptions<'_>) -> Result<ClientRequest, HandshakeError> {
     // RFC 6455 §4.1: "a nonce consisting of a randomly selected 16-byte
     // value that has been base64-encoded".
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).map_err(HandshakeError::Random)?;
-    build_with_nonce(
-        nonce,
+    build_with_nonce(nonce, options)
+}
+
+fn build_with_nonce(
+    nonce: [u8; 16],
+    options: &RequestOptions<'_>,
+) -> Result<ClientRequest, HandshakeError> {
+    let &RequestOptions {
         host,
         port,
         explicit_port,
         resource,
         subprotocols,
         headers,
-    )
-}
-
-fn build_with_nonce(
-    nonce: [u8; 16],
-    host: &str,
-    port: u16,
-    explicit_port: bool,
-    resource: &str,
-    subprotocols: &[String],
-    headers: &[(String, String)],
-) -> Result<ClientRequest, HandshakeError> {
+    } = options;
     let resource = encode_resource(resource)?;
     let mut host = host_header(host, port, explicit_port)?;
     for (i, p) in subprotocols.iter().enumerate() {
@@ -232,21 +273,21 @@ fn encode_resource(resource: &str) -> Result<String, HandshakeError> {
 /// §4.2.2 lets it); callers that require one check the returned value.
 ///
 /// ```
-/// use rfc6455::handshake::{build_request, parse_response, verify_response, Limits};
+/// use rfc6455::handshake::{build_request, parse_response, verify_response, Limits, RequestOptions};
 ///
-/// let req = build_request("example.com", 80, false, "/", &[], &[]).unwrap();
+/// let req = build_request(&RequestOptions::new("example.com", "/")).unwrap();
 /// let answer = format!(
 ///     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
 ///      Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
 ///     req.expected_accept()
 /// );
 /// let (resp, _) = parse_response(answer.as_bytes(), &Limits::default()).unwrap().unwrap();
-/// assert_eq!(verify_response(&resp, &req), Ok(None));
+/// assert_eq!(verify_response(&resp, &req).unwrap().subprotocol, None);
 /// ```
 pub fn verify_response(
     response: &Response,
     request: &ClientRequest,
-) -> Result<Option<String>, HandshakeError> {
+) -> Result<Negotiated, HandshakeError> {
     let headers = &response.headers;
     // 1. "If the status code received from the server is not 101 [...]"
     if response.status != 101 {
@@ -289,11 +330,15 @@ pub fn verify_response(
     }
     // 6. A subprotocol "that was not present in the client's handshake".
     let mut selected = headers.tokens("sec-websocket-protocol");
-    match (selected.next(), selected.next()) {
-        (None, _) => Ok(None),
-        (Some(p), None) if request.subprotocols.iter().any(|o| o == p) => Ok(Some(p.to_owned())),
-        _ => Err(HandshakeError::UnexpectedSubprotocol),
-    }
+    let subprotocol = match (selected.next(), selected.next()) {
+        (None, _) => None,
+        (Some(p), None) if request.subprotocols.iter().any(|o| o == p) => Some(p.to_owned()),
+        _ => return Err(HandshakeError::UnexpectedSubprotocol),
+    };
+    Ok(Negotiated {
+        subprotocol,
+        extensions: Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -305,25 +350,44 @@ mod tests {
     /// "dGhlIHNhbXBsZSBub25jZQ==", the key of RFC 6455 §1.2.
     const NONCE: [u8; 16] = *b"the sample nonce";
 
+    fn build(
+        host: &str,
+        port: u16,
+        explicit_port: bool,
+        resource: &str,
+        subprotocols: &[String],
+        headers: &[(String, String)],
+    ) -> Result<ClientRequest, HandshakeError> {
+        let mut options = RequestOptions::new(host, resource)
+            .subprotocols(subprotocols)
+            .headers(headers);
+        (options.port, options.explicit_port) = (port, explicit_port);
+        build_request(&options)
+    }
+
+    /// What `verify_response` says of the subprotocol.
+    fn verify(
+        response: &Response,
+        request: &ClientRequest,
+    ) -> Result<Option<String>, HandshakeError> {
+        verify_response(response, request).map(|n| n.subprotocol)
+    }
+
     fn strings(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
 
     fn sample(subprotocols: &[&str]) -> ClientRequest {
-        build_with_nonce(
-            NONCE,
-            "server.example.com",
-            80,
-            false,
-            "/chat",
-            &strings(subprotocols),
-            &[("Origin".into(), "http://example.com".into())],
-        )
-        .unwrap()
+        let offered = strings(subprotocols);
+        let headers = [("Origin".into(), "http://example.com".into())];
+        let options = RequestOptions::new("server.example.com", "/chat")
+            .subprotocols(&offered)
+            .headers(&headers);
+        build_with_nonce(NONCE, &options).unwrap()
     }
 
     fn host_of(host: &str, port: u16, explicit: bool) -> Result<String, HandshakeError> {
-        let req = build_request(host, port, explicit, "/", &[], &[])?;
+        let req = build(host, port, explicit, "/", &[], &[])?;
         let (head, _) = parse_request(req.bytes(), &Limits::default())
             .unwrap()
             .unwrap();
@@ -387,8 +451,8 @@ Origin: http://example.com\r\n\r\n"
 
     #[test]
     fn key_is_random_base64_of_16_bytes() {
-        let a = build_request("h", 80, false, "/", &[], &[]).unwrap();
-        let b = build_request("h", 80, false, "/", &[], &[]).unwrap();
+        let a = build("h", 80, false, "/", &[], &[]).unwrap();
+        let b = build("h", 80, false, "/", &[], &[]).unwrap();
         assert_ne!(a.key(), b.key());
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(a.key())
@@ -438,7 +502,7 @@ Origin: http://example.com\r\n\r\n"
             "[]",
         ] {
             assert_eq!(
-                build_request(host, 80, false, "/", &[], &[]),
+                build(host, 80, false, "/", &[], &[]),
                 Err(HandshakeError::InvalidHost),
                 "{host:?}"
             );
@@ -449,7 +513,7 @@ Origin: http://example.com\r\n\r\n"
     fn resource_must_start_with_slash_and_have_no_fragment_or_spaces() {
         for resource in ["", "chat", "/a b", "/a#b", "/a\r\nX: y", "/\x7f"] {
             assert_eq!(
-                build_request("h", 80, false, resource, &[], &[]),
+                build("h", 80, false, resource, &[], &[]),
                 Err(HandshakeError::InvalidResource),
                 "{resource:?}"
             );
@@ -458,7 +522,7 @@ Origin: http://example.com\r\n\r\n"
 
     #[test]
     fn non_ascii_resource_is_percent_encoded() {
-        let req = build_request("h", 80, false, "/caf\u{e9}?q=%20", &[], &[]).unwrap();
+        let req = build("h", 80, false, "/caf\u{e9}?q=%20", &[], &[]).unwrap();
         assert!(req
             .bytes()
             .starts_with(b"GET /caf%C3%A9?q=%20 HTTP/1.1\r\n"));
@@ -468,7 +532,7 @@ Origin: http://example.com\r\n\r\n"
     fn subprotocols_must_be_distinct_tokens() {
         for list in [&["a b"][..], &[""], &["a,b"], &["chat", "chat"], &["x\r\n"]] {
             assert_eq!(
-                build_request("h", 80, false, "/", &strings(list), &[]),
+                build("h", 80, false, "/", &strings(list), &[]),
                 Err(HandshakeError::InvalidSubprotocol),
                 "{list:?}"
             );
@@ -487,7 +551,7 @@ Origin: http://example.com\r\n\r\n"
             ("", "x"),
         ] {
             assert_eq!(
-                build_request("h", 80, false, "/", &[], &[(n.into(), v.into())]),
+                build("h", 80, false, "/", &[], &[(n.into(), v.into())]),
                 Err(HandshakeError::InvalidHeader),
                 "{n:?}: {v:?}"
             );
@@ -503,13 +567,13 @@ Origin: http://example.com\r\n\r\n"
             "sec-websocket-extensions",
         ] {
             assert_eq!(
-                build_request("h", 80, false, "/", &[], &[(name.into(), "x".into())]),
+                build("h", 80, false, "/", &[], &[(name.into(), "x".into())]),
                 Err(HandshakeError::InvalidHeader),
                 "{name}"
             );
         }
         let headers = [("Host".to_owned(), "virtual.example".to_owned())];
-        let req = build_request("127.0.0.1", 8080, true, "/", &[], &headers).unwrap();
+        let req = build("127.0.0.1", 8080, true, "/", &[], &headers).unwrap();
         let (head, _) = parse_request(req.bytes(), &Limits::default())
             .unwrap()
             .unwrap();
@@ -521,7 +585,7 @@ Origin: http://example.com\r\n\r\n"
 
     #[test]
     fn verify_accepts_a_good_response() {
-        assert_eq!(verify_response(&good_with(&[]), &sample(&[])), Ok(None));
+        assert_eq!(verify(&good_with(&[]), &sample(&[])), Ok(None));
     }
 
     #[test]
@@ -532,22 +596,19 @@ Origin: http://example.com\r\n\r\n"
             ("sec-websocket-accept", ACCEPT),
             ("Sec-WebSocket-Protocol", "chat"),
         ]);
-        assert_eq!(
-            verify_response(&resp, &sample(&["chat"])),
-            Ok(Some("chat".into()))
-        );
+        assert_eq!(verify(&resp, &sample(&["chat"])), Ok(Some("chat".into())));
     }
 
     #[test]
     fn verify_non_101_fails() {
         let resp = response_with("HTTP/1.1 400 Bad Request", &GOOD);
         assert_eq!(
-            verify_response(&resp, &sample(&[])),
+            verify(&resp, &sample(&[])),
             Err(HandshakeError::NotSwitchingProtocols { status: 400 })
         );
         let resp = response_with("HTTP/1.1 200 OK", &GOOD);
         assert_eq!(
-            verify_response(&resp, &sample(&[])),
+            verify(&resp, &sample(&[])),
             Err(HandshakeError::NotSwitchingProtocols { status: 200 })
         );
     }
@@ -556,7 +617,7 @@ Origin: http://example.com\r\n\r\n"
     fn verify_http_1_0_fails() {
         let resp = response_with("HTTP/1.0 101 Switching Protocols", &GOOD);
         assert_eq!(
-            verify_response(&resp, &sample(&[])),
+            verify(&resp, &sample(&[])),
             Err(HandshakeError::UnsupportedHttpVersion)
         );
     }
@@ -564,22 +625,16 @@ Origin: http://example.com\r\n\r\n"
     #[test]
     fn verify_missing_upgrade_fails() {
         let resp = response(&GOOD[1..]);
-        assert_eq!(
-            verify_response(&resp, &sample(&[])),
-            Err(HandshakeError::NotUpgrade)
-        );
+        assert_eq!(verify(&resp, &sample(&[])), Err(HandshakeError::NotUpgrade));
         let resp = response(&[GOOD[1], GOOD[2], ("Upgrade", "h2c")]);
-        assert_eq!(
-            verify_response(&resp, &sample(&[])),
-            Err(HandshakeError::NotUpgrade)
-        );
+        assert_eq!(verify(&resp, &sample(&[])), Err(HandshakeError::NotUpgrade));
     }
 
     #[test]
     fn verify_missing_connection_upgrade_fails() {
         let resp = response(&[GOOD[0], GOOD[2], ("Connection", "close")]);
         assert_eq!(
-            verify_response(&resp, &sample(&[])),
+            verify(&resp, &sample(&[])),
             Err(HandshakeError::MissingConnectionUpgrade)
         );
     }
@@ -600,7 +655,7 @@ Origin: http://example.com\r\n\r\n"
             GOOD.iter().chain(&[GOOD[2]]).copied().collect(),
         ] {
             assert_eq!(
-                verify_response(&response(&headers), &sample(&[])),
+                verify(&response(&headers), &sample(&[])),
                 Err(HandshakeError::BadAccept),
                 "{headers:?}"
             );
@@ -611,7 +666,7 @@ Origin: http://example.com\r\n\r\n"
     fn verify_extension_present_fails() {
         let resp = good_with(&[("Sec-WebSocket-Extensions", "permessage-deflate")]);
         assert_eq!(
-            verify_response(&resp, &sample(&[])),
+            verify(&resp, &sample(&[])),
             Err(HandshakeError::UnexpectedExtension)
         );
     }
@@ -620,18 +675,18 @@ Origin: http://example.com\r\n\r\n"
     fn verify_unoffered_subprotocol_fails() {
         let resp = good_with(&[("Sec-WebSocket-Protocol", "superchat")]);
         assert_eq!(
-            verify_response(&resp, &sample(&["chat"])),
+            verify(&resp, &sample(&["chat"])),
             Err(HandshakeError::UnexpectedSubprotocol)
         );
         // None offered, one selected.
         assert_eq!(
-            verify_response(&resp, &sample(&[])),
+            verify(&resp, &sample(&[])),
             Err(HandshakeError::UnexpectedSubprotocol)
         );
         // Subprotocol names are compared exactly.
         let resp = good_with(&[("Sec-WebSocket-Protocol", "CHAT")]);
         assert_eq!(
-            verify_response(&resp, &sample(&["chat"])),
+            verify(&resp, &sample(&["chat"])),
             Err(HandshakeError::UnexpectedSubprotocol)
         );
     }
@@ -640,24 +695,21 @@ Origin: http://example.com\r\n\r\n"
     fn verify_more_than_one_subprotocol_fails() {
         let resp = good_with(&[("Sec-WebSocket-Protocol", "chat, superchat")]);
         assert_eq!(
-            verify_response(&resp, &sample(&["chat", "superchat"])),
+            verify(&resp, &sample(&["chat", "superchat"])),
             Err(HandshakeError::UnexpectedSubprotocol)
         );
     }
 
     #[test]
     fn verify_no_subprotocol_selected_is_allowed() {
-        assert_eq!(
-            verify_response(&good_with(&[]), &sample(&["chat"])),
-            Ok(None)
-        );
+        assert_eq!(verify(&good_with(&[]), &sample(&["chat"])), Ok(None));
     }
 
     #[test]
     fn round_trip_client_build_server_accept_client_verify() {
         let offered = strings(&["v2.chat", "v1.chat"]);
         let headers = [("Origin".to_owned(), "http://localhost".to_owned())];
-        let req = build_request("localhost", 9001, true, "/ws?x=1", &offered, &headers).unwrap();
+        let req = build("localhost", 9001, true, "/ws?x=1", &offered, &headers).unwrap();
 
         let (head, n) = parse_request(req.bytes(), &Limits::default())
             .unwrap()
@@ -668,28 +720,25 @@ Origin: http://example.com\r\n\r\n"
             .subprotocols(["v1.chat", "v2.chat"])
             .allow_origins(["http://localhost"]);
         let accepted = accept(&head, &opts).unwrap();
-        assert_eq!(accepted.subprotocol.as_deref(), Some("v1.chat"));
+        assert_eq!(accepted.negotiated.subprotocol.as_deref(), Some("v1.chat"));
 
         // The server's first frame arrives with its head.
         let mut wire = accepted.response.clone();
         wire.extend_from_slice(b"\x81\x02hi");
         let (resp, n) = parse_response(&wire, &Limits::default()).unwrap().unwrap();
         assert_eq!(&wire[n..], b"\x81\x02hi");
-        assert_eq!(verify_response(&resp, &req), Ok(Some("v1.chat".into())));
+        assert_eq!(verify(&resp, &req), Ok(Some("v1.chat".into())));
 
         // A different request's key does not verify.
-        let other = build_request("localhost", 9001, true, "/ws?x=1", &offered, &headers).unwrap();
-        assert_eq!(
-            verify_response(&resp, &other),
-            Err(HandshakeError::BadAccept)
-        );
+        let other = build("localhost", 9001, true, "/ws?x=1", &offered, &headers).unwrap();
+        assert_eq!(verify(&resp, &other), Err(HandshakeError::BadAccept));
     }
 
     #[test]
     fn upgrade_listing_more_than_websocket_is_refused() {
         // RFC 6455 §4.1: the |Upgrade| value must be an ASCII
         // case-insensitive match for "websocket", not a list holding it.
-        let request = build_request("example.com", 80, false, "/", &[], &[]).unwrap();
+        let request = build("example.com", 80, false, "/", &[], &[]).unwrap();
         for upgrade in ["websocket, h2c", "h2c, websocket", "websockets"] {
             let head = format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: {upgrade}\r\n\
@@ -703,10 +752,7 @@ Origin: http://example.com\r\n\r\n"
             .unwrap()
             .unwrap();
             assert!(
-                matches!(
-                    verify_response(&response, &request),
-                    Err(HandshakeError::NotUpgrade)
-                ),
+                matches!(verify(&response, &request), Err(HandshakeError::NotUpgrade)),
                 "{upgrade}"
             );
         }

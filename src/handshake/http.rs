@@ -637,6 +637,12 @@ fn parse_status_line(line: &[u8]) -> Result<(Version, u16, &[u8]), HttpError> {
     Ok((version, status, reason))
 }
 
+/// A header name that is a token and a value without CR, LF or other control
+/// characters (so it cannot end the header line early: no header injection).
+pub(crate) fn is_valid_header(name: &str, value: &str) -> bool {
+    is_token(name.as_bytes()) && value.bytes().all(is_field_value_byte)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,10 +10,11 @@
 //!
 //! ```
 //! use rfc6455::handshake::{accept, build_request, parse_request, parse_response, verify_response};
-//! use rfc6455::handshake::{AcceptOptions, Limits};
+//! use rfc6455::handshake::{AcceptOptions, Limits, RequestOptions};
 //!
 //! // Client: the request head.
-//! let request = build_request("example.com", 80, false, "/chat", &["chat".into()], &[]).unwrap();
+//! let offered = ["chat".to_owned()];
+//! let request = build_request(&RequestOptions::new("example.com", "/chat").subprotocols(&offered)).unwrap();
 //!
 //! // Server: parse it and answer 101.
 //! let (head, used) = parse_request(request.bytes(), &Limits::default()).unwrap().unwrap();
@@ -22,7 +23,9 @@
 //!
 //! // Client: parse the answer and check it.
 //! let (response, _) = parse_response(&accepted.response, &Limits::default()).unwrap().unwrap();
-//! assert_eq!(verify_response(&response, &request).unwrap().as_deref(), Some("chat"));
+//! let negotiated = verify_response(&response, &request).unwrap();
+//! assert_eq!(negotiated, accepted.negotiated);
+//! assert_eq!(negotiated.subprotocol.as_deref(), Some("chat"));
 //! ```
 
 pub mod client;
@@ -31,10 +34,34 @@ pub mod server;
 
 use std::fmt;
 
+/// What an opening handshake settled, as data: returned by the server's
+/// [`accept`] and the client's [`verify_response`], taken by
+/// [`WebSocket::after_handshake`](crate::WebSocket::after_handshake).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Negotiated {
+    /// The subprotocol selected (RFC 6455 §1.9), if any.
+    pub subprotocol: Option<String>,
+    /// The extensions in use (RFC 6455 §9.1), in the order they apply. None
+    /// is implemented yet, so the server accepts none and the client
+    /// refuses an answer that names one: this is empty.
+    pub extensions: Vec<ExtensionParams>,
+}
+
+/// One extension in a `Sec-WebSocket-Extensions` header, with its parameters
+/// (RFC 6455 §9.1: `name; param; param=value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtensionParams {
+    /// The extension's name, e.g. `permessage-deflate`.
+    pub name: String,
+    /// Its parameters, with their values if they have one.
+    pub params: Vec<(String, Option<String>)>,
+}
+
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-pub use client::{build_request, verify_response, ClientRequest};
+pub use client::{build_request, verify_response, ClientRequest, RequestOptions};
 pub use http::{
     parse_request, parse_response, reason_phrase, Headers, HttpError, Limits, Request, Response,
     Version,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
-use super::http::{is_field_value_byte, is_token, reason_phrase, Request};
-use super::{accept_key, HandshakeError, HttpError};
+use super::http::{is_valid_header, reason_phrase, Request};
+use super::{accept_key, HandshakeError, HttpError, Negotiated};
 
 /// Picks a subprotocol from the ones the client offered (in the client's
 /// order); see [`AcceptOptions::select_subprotocol`].
@@ -128,8 +128,8 @@ impl AcceptOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Accepted {
-    /// The selected subprotocol, if any.
-    pub subprotocol: Option<String>,
+    /// What was negotiated (the subprotocol; no extension is accepted yet).
+    pub negotiated: Negotiated,
     /// The complete `101 Switching Protocols` head to send.
     pub response: Vec<u8>,
 }
@@ -329,7 +329,10 @@ pub fn accept(request: &Request, options: &AcceptOptions) -> Result<Accepted, Re
     }
     response.extend_from_slice(b"\r\n");
     Ok(Accepted {
-        subprotocol,
+        negotiated: Negotiated {
+            subprotocol,
+            extensions: Vec::new(),
+        },
         response,
     })
 }
@@ -428,12 +431,6 @@ fn select_subprotocol(request: &Request, options: &AcceptOptions) -> Option<Stri
             .find(|p| offered.contains(&p.as_str()))
             .cloned(),
     }
-}
-
-/// A header name that is a token and a value without CR, LF or other control
-/// characters (so it cannot end the header line early).
-pub(crate) fn is_valid_header(name: &str, value: &str) -> bool {
-    is_token(name.as_bytes()) && value.bytes().all(is_field_value_byte)
 }
 
 fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
@@ -573,7 +570,7 @@ mod tests {
     fn valid_request_gets_101_byte_for_byte() {
         let opts = AcceptOptions::default().subprotocols(["chat"]);
         let accepted = accept(&request(&[]), &opts).unwrap();
-        assert_eq!(accepted.subprotocol.as_deref(), Some("chat"));
+        assert_eq!(accepted.negotiated.subprotocol.as_deref(), Some("chat"));
         let expected = format!(
             "HTTP/1.1 101 Switching Protocols\r\n\
 Upgrade: websocket\r\n\
@@ -835,14 +832,17 @@ SEC-WEBSOCKET-VERSION: 13\r\n\r\n"
     fn server_preference_order_selects_the_subprotocol() {
         let opts = AcceptOptions::default().subprotocols(["superchat", "chat"]);
         let accepted = accept(&request(&[]), &opts).unwrap();
-        assert_eq!(accepted.subprotocol.as_deref(), Some("superchat"));
+        assert_eq!(
+            accepted.negotiated.subprotocol.as_deref(),
+            Some("superchat")
+        );
     }
 
     #[test]
     fn no_common_subprotocol_selects_none() {
         let opts = AcceptOptions::default().subprotocols(["mqtt"]);
         let accepted = accept(&request(&[]), &opts).unwrap();
-        assert_eq!(accepted.subprotocol, None);
+        assert_eq!(accepted.negotiated.subprotocol, None);
         assert!(!String::from_utf8(accepted.response)
             .unwrap()
             .contains("Sec-WebSocket-Protocol"));
@@ -854,7 +854,11 @@ SEC-WEBSOCKET-VERSION: 13\r\n\r\n"
         req.headers.push("Sec-WebSocket-Protocol", "b, c");
         let opts = AcceptOptions::default().subprotocols(["c"]);
         assert_eq!(
-            accept(&req, &opts).unwrap().subprotocol.as_deref(),
+            accept(&req, &opts)
+                .unwrap()
+                .negotiated
+                .subprotocol
+                .as_deref(),
             Some("c")
         );
     }
@@ -866,14 +870,20 @@ SEC-WEBSOCKET-VERSION: 13\r\n\r\n"
             Some(offered[1].to_owned())
         });
         let accepted = accept(&request(&[]), &opts).unwrap();
-        assert_eq!(accepted.subprotocol.as_deref(), Some("superchat"));
+        assert_eq!(
+            accepted.negotiated.subprotocol.as_deref(),
+            Some("superchat")
+        );
 
         let opts = AcceptOptions::default().select_subprotocol(|_| Some("invented".into()));
-        assert_eq!(accept(&request(&[]), &opts).unwrap().subprotocol, None);
+        assert_eq!(
+            accept(&request(&[]), &opts).unwrap().negotiated.subprotocol,
+            None
+        );
 
         let opts = AcceptOptions::default().select_subprotocol(|_| panic!("no offer, no call"));
         let req = request(&[("Sec-WebSocket-Protocol", "")]);
-        assert_eq!(accept(&req, &opts).unwrap().subprotocol, None);
+        assert_eq!(accept(&req, &opts).unwrap().negotiated.subprotocol, None);
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The receiving half of the protocol: bytes in, messages out.
+//! The receiving half of the protocol: bytes in, messages out. A
+//! [`FrameDecoder`](super::decoder) turns bytes into frames, an
+//! [`Assembler`](super::assembler) turns frames into messages, and an
+//! extension (if one was negotiated) stands between them.
 
+use super::assembler::{Assembler, Sink};
+use super::decoder::FrameDecoder;
+use super::extension::ExtensionDecoder;
 use super::{Config, Message, MessageRef};
-use crate::frame::{
-    apply_mask, apply_mask_offset, parse_close_payload, FrameHeader, OpCode, Parsed, Role,
-    MAX_HEADER_LEN,
-};
-use crate::utf8::Validator;
+use crate::frame::{apply_mask, FrameHeader, OpCode, Parsed, Role};
 use crate::ProtocolError;
 
 /// The outcome of one [`Incoming::receive`] call.
@@ -28,50 +30,40 @@ pub struct ReceivedRef<'a> {
     pub message: Option<MessageRef<'a>>,
 }
 
-/// The frame being received.
-#[derive(Debug)]
-struct FrameState {
-    opcode: OpCode,
-    fin: bool,
-    mask: Option<[u8; 4]>,
-    /// Payload bytes still to come. A claim of the peer's: bytes are only
-    /// stored as they arrive.
-    remaining: u64,
-    /// Payload bytes received so far (the masking key offset).
-    received: u64,
-    /// The payload of a whole unfragmented text message arrived in one piece,
-    /// so it is validated once at the end instead of piece by piece.
-    validate_at_end: bool,
-}
-
-/// A data message being reassembled from one or more frames.
-#[derive(Debug)]
-struct Partial {
-    text: bool,
-    data: Vec<u8>,
-    utf8: Validator,
+/// Where [`Incoming::receive_located`] found a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// In the input, unmasked in place: its opcode and where its payload
+    /// starts and ends.
+    Input {
+        /// The frame's opcode (text, binary, ping or pong).
+        opcode: OpCode,
+        /// Where the payload starts in the input.
+        start: usize,
+        /// Where it ends.
+        end: usize,
+    },
+    /// Decoded into the decoder's own buffer (a fragmented message, a frame
+    /// split across inputs, a close frame), lent out until the next call.
+    Held,
 }
 
 /// Decodes a byte stream into messages: frame headers, unmasking, limits,
-/// fragment reassembly and incremental UTF-8 validation (RFC 6455 §5, §8.1).
+/// fragment reassembly, extensions and incremental UTF-8 validation
+/// (RFC 6455 §5, §8.1).
 ///
 /// It keeps at most a partial header (13 bytes), the control frame in progress
 /// (125 bytes) and the data message in progress, which grows only with payload
 /// bytes that actually arrived, never from a declared length, and never past
 /// [`Config::max_message_size`].
 ///
-/// It does not answer pings or close frames; [`Connection`](super::Connection)
-/// does that with an [`Outgoing`](super::Outgoing).
+/// It does not answer pings or close frames; the reaction path does (see
+/// [`Outgoing::react`](super::Outgoing::react)).
 #[derive(Debug)]
 pub struct Incoming {
-    role: Role,
-    max_frame: u64,
-    max_message: u64,
-    header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
-    frame: Option<FrameState>,
-    message: Option<Partial>,
-    control: Vec<u8>,
+    decoder: FrameDecoder,
+    assembler: Assembler,
+    sink: Sink,
     close_received: bool,
     failed: Option<ProtocolError>,
     /// Where the slice handed out by `payload_space` starts in the message
@@ -86,19 +78,22 @@ impl Incoming {
     /// A decoder for the given role: a server expects masked frames, a client unmasked ones.
     pub fn new(role: Role, config: &Config) -> Incoming {
         Incoming {
-            role,
-            max_frame: config.max_frame_size as u64,
-            max_message: config.max_message_size as u64,
-            header: [0; MAX_HEADER_LEN],
-            header_len: 0,
-            frame: None,
-            message: None,
-            control: Vec::new(),
+            decoder: FrameDecoder::new(role, config.max_frame_size),
+            assembler: Assembler::new(config.max_message_size),
+            sink: Sink::Control,
             close_received: false,
             failed: None,
             direct: None,
             held: None,
         }
+    }
+
+    /// Adds the receiving half of a negotiated extension: frames may then
+    /// carry its RSV bits, and messages that do are decoded by it (see
+    /// [`extension`](super::extension)).
+    pub fn add_extension(&mut self, extension: Box<dyn ExtensionDecoder>) {
+        self.decoder.allow_rsv(extension.rsv_bits());
+        self.assembler.add_extension(extension);
     }
 
     /// Whether a close frame has been received. Bytes after it are ignored
@@ -109,15 +104,16 @@ impl Incoming {
 
     /// Whether a frame or a fragmented message is partly received.
     pub fn in_progress(&self) -> bool {
-        self.header_len > 0 || self.frame.is_some() || self.message.is_some()
+        self.decoder.in_progress() || self.assembler.in_message()
     }
 
     /// Bytes held for the data message being reassembled.
     pub fn buffered(&self) -> usize {
         // Not counting a `payload_space` slice that is not filled yet.
-        self.message
-            .as_ref()
-            .map_or(0, |m| self.direct.unwrap_or(m.data.len()))
+        match self.direct {
+            Some(start) if self.assembler.in_message() => start,
+            _ => self.assembler.buffered(),
+        }
     }
 
     /// Decodes bytes until one message completes or the input runs out.
@@ -139,8 +135,8 @@ impl Incoming {
     fn sticky<T>(&mut self, result: Result<T, ProtocolError>) -> Result<T, ProtocolError> {
         if let Err(e) = &result {
             self.failed = Some(*e);
-            self.message = None;
-            self.frame = None;
+            self.assembler.reset();
+            self.decoder.reset();
         }
         result
     }
@@ -150,38 +146,76 @@ impl Incoming {
     /// is unmasked in place and returned borrowed from `data`; anything else
     /// is decoded by `receive` and lent out from the decoder until the next
     /// call. `data` is modified (payloads are unmasked where they lie).
-    ///
-    /// Why: `receive` copies each payload into a new allocation. Decoding a
-    /// stream of 20-byte masked text frames, profiles showed malloc/free at
-    /// ~18% of the time, the copy of a 40-byte `Result` ~14% and the
-    /// out-of-line masking call ~12%; this path has none of them.
     pub fn receive_in_place<'a>(
         &'a mut self,
         data: &'a mut [u8],
     ) -> Result<ReceivedRef<'a>, ProtocolError> {
+        let (consumed, located) = self.receive_located(data)?;
+        let message = match located {
+            Some(located) => Some(self.view(data, located, 0)?),
+            None => None,
+        };
+        Ok(ReceivedRef { consumed, message })
+    }
+
+    /// [`receive_in_place`](Incoming::receive_in_place) without the borrow:
+    /// says where the message is, for a driver that must let go of `data`
+    /// before it looks (see [`view`](Incoming::view)).
+    pub fn receive_located(
+        &mut self,
+        data: &mut [u8],
+    ) -> Result<(usize, Option<Located>), ProtocolError> {
         self.held = None;
         if let Some((opcode, start, end)) = self.whole_frame_at_start(data) {
-            return self.borrow_fast(opcode, &data[start..end], end);
+            return Ok((end, Some(Located::Input { opcode, start, end })));
         }
         let Received { consumed, message } = self.receive(data)?;
+        let located = message.is_some().then_some(Located::Held);
         self.held = message;
-        Ok(ReceivedRef {
-            consumed,
-            message: self.held.as_ref().map(MessageRef::from),
+        Ok((consumed, located))
+    }
+
+    /// The message [`receive_located`](Incoming::receive_located) found:
+    /// `input` is the buffer whose bytes from `base` were passed to it. A
+    /// text payload is checked as UTF-8 here (an error is final, as ever).
+    pub fn view<'a>(
+        &'a mut self,
+        input: &'a [u8],
+        located: Located,
+        base: usize,
+    ) -> Result<MessageRef<'a>, ProtocolError> {
+        let (opcode, start, end) = match located {
+            Located::Held => {
+                return Ok(self
+                    .held
+                    .as_ref()
+                    .map_or(MessageRef::Close(None), MessageRef::from))
+            }
+            Located::Input { opcode, start, end } => (opcode, base + start, base + end),
+        };
+        let payload = &input[start..end];
+        Ok(match opcode {
+            OpCode::Text => match std::str::from_utf8(payload) {
+                Ok(text) => MessageRef::Text(text),
+                Err(_) => return self.sticky(Err(ProtocolError::InvalidUtf8)),
+            },
+            OpCode::Binary => MessageRef::Binary(payload),
+            OpCode::Ping => MessageRef::Ping(payload),
+            _ => MessageRef::Pong(payload),
         })
     }
 
     /// If `data` starts with a whole frame that needs no state (a final text
-    /// or binary frame outside a fragmented message, or a ping or pong),
-    /// passes every header rule and limit, unmasks its payload in place and
-    /// returns its opcode and where its payload starts and ends. Anything
-    /// unusual (errors included) is left to the general path, which reports it.
+    /// or binary frame outside a fragmented message and untouched by any
+    /// extension, or a ping or pong) and passes the decoder's header rules
+    /// and the message limit, unmasks its payload in place and returns its
+    /// opcode and where its payload starts and ends. Anything else (errors
+    /// included) is left to the general path, which reports it.
     #[inline]
     fn whole_frame_at_start(&self, data: &mut [u8]) -> Option<(OpCode, usize, usize)> {
         if self.failed.is_some()
             || self.close_received
-            || self.header_len > 0
-            || self.frame.is_some()
+            || !self.decoder.between_frames()
             || self.direct.is_some()
         {
             return None;
@@ -189,12 +223,13 @@ impl Incoming {
         let Ok(Parsed::Complete(h, used)) = FrameHeader::parse(data) else {
             return None;
         };
+        let in_message = self.assembler.in_message();
         let data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
         let control = matches!(h.opcode, OpCode::Ping | OpCode::Pong);
-        if !(h.fin && (control || (data_frame && self.message.is_none())))
-            || h.payload_len > self.max_frame
-            || h.payload_len > self.max_message
-            || h.check(self.role).is_err()
+        if !h.fin
+            || !(data_frame || control)
+            || self.decoder.check(&h, in_message) != Ok(0)
+            || (data_frame && !self.assembler.fits_whole(h.payload_len))
         {
             return None;
         }
@@ -206,37 +241,16 @@ impl Incoming {
         Some((h.opcode, used, end))
     }
 
-    fn borrow_fast<'a>(
-        &mut self,
-        opcode: OpCode,
-        payload: &'a [u8],
-        consumed: usize,
-    ) -> Result<ReceivedRef<'a>, ProtocolError> {
-        let message = match opcode {
-            OpCode::Text => match std::str::from_utf8(payload) {
-                Ok(text) => MessageRef::Text(text),
-                Err(_) => return self.sticky(Err(ProtocolError::InvalidUtf8)),
-            },
-            OpCode::Binary => MessageRef::Binary(payload),
-            OpCode::Ping => MessageRef::Ping(payload),
-            _ => MessageRef::Pong(payload),
-        };
-        Ok(ReceivedRef {
-            consumed,
-            message: Some(message),
-        })
-    }
-
     /// Space to read the current data frame's payload into directly, when at
-    /// least `min` payload bytes of it are still to come; `None` otherwise.
+    /// least `min` payload bytes of it are still to come; `None` otherwise
+    /// (and always for a message an extension decodes).
     ///
     /// For large messages this saves a copy: a driver reads from the socket
     /// straight into the message buffer instead of into its read buffer and
-    /// from there into the message (on the 10 × 1 MiB echo benchmark that
-    /// copy was 31% of all CPU time, the largest item). Fill a prefix of the
-    /// slice, then call [`payload_filled`](Incoming::payload_filled) with how
-    /// many bytes were written. Nothing else may be received in between
-    /// (a frame's payload is contiguous on the wire).
+    /// from there into the message. Fill a prefix of the slice, then call
+    /// [`payload_filled`](Incoming::payload_filled) with how many bytes were
+    /// written. Nothing else may be received in between (a frame's payload
+    /// is contiguous on the wire).
     ///
     /// The slice never extends past the frame's declared end, and the buffer
     /// grows at most by `max(64 KiB, bytes of the message already here)` per
@@ -244,19 +258,18 @@ impl Incoming {
     /// 64 KiB, not its claim (RFC 6455 §10.4).
     pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
         self.discard_unfilled();
-        if self.failed.is_some() || self.close_received {
+        if self.failed.is_some() || self.close_received || self.sink != Sink::Message {
             return None;
         }
-        let frame = self.frame.as_ref()?;
+        let frame = self.decoder.frame()?;
         if frame.opcode.is_control() || frame.remaining < min.max(1) as u64 {
             return None;
         }
-        let m = self.message.as_mut()?;
-        let start = m.data.len();
-        let step = frame.remaining.min(start.max(64 * 1024) as u64) as usize;
-        m.data.resize(start + step, 0);
+        let have = self.assembler.buffered();
+        let step = frame.remaining.min(have.max(64 * 1024) as u64) as usize;
+        let (start, space) = self.assembler.grow_for_direct(step)?;
         self.direct = Some(start);
-        Some(&mut m.data[start..])
+        Some(space)
     }
 
     /// Takes in `n` payload bytes written at the start of the slice that
@@ -275,25 +288,16 @@ impl Incoming {
     }
 
     fn payload_filled_inner(&mut self, start: usize, n: usize) -> Result<Received, ProtocolError> {
-        let (Some(frame), Some(m)) = (self.frame.as_mut(), self.message.as_mut()) else {
+        if self.decoder.frame().is_none() {
             return Ok(done(0));
+        }
+        self.assembler.truncate_direct(start, n);
+        let finished = self.decoder.payload(self.assembler.direct_slice(start));
+        self.assembler.take(Sink::Message, start)?;
+        let message = match finished {
+            Some(frame) => self.assembler.finish_frame(frame)?,
+            None => None,
         };
-        let n = n.min(m.data.len() - start);
-        m.data.truncate(start + n);
-        if let Some(key) = frame.mask {
-            apply_mask_offset(&mut m.data[start..], key, frame.received as usize);
-        }
-        if m.text {
-            m.utf8
-                .feed(&m.data[start..])
-                .map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        frame.remaining -= n as u64;
-        frame.received += n as u64;
-        if frame.remaining > 0 {
-            return Ok(done(0));
-        }
-        let message = self.finish_frame()?;
         Ok(Received {
             consumed: 0,
             message,
@@ -304,9 +308,7 @@ impl Incoming {
     /// left that was never filled.
     fn discard_unfilled(&mut self) {
         if let Some(start) = self.direct.take() {
-            if let Some(m) = self.message.as_mut() {
-                m.data.truncate(start);
-            }
+            self.assembler.truncate_direct(start, 0);
         }
     }
 
@@ -317,165 +319,40 @@ impl Incoming {
             if self.close_received {
                 return Ok(done(data.len()));
             }
-            if self.frame.is_none() {
+            if self.decoder.frame().is_none() {
                 if pos == data.len() {
                     return Ok(done(pos));
                 }
-                match self.read_header(&data[pos..])? {
+                let in_message = self.assembler.in_message();
+                match self.decoder.header(&data[pos..], in_message)? {
                     Some((header, used)) => {
                         pos += used;
-                        self.start_frame(header, data.len() - pos)?;
+                        let rsv = self.decoder.frame().map_or(0, |f| f.rsv);
+                        self.sink = self.assembler.start_frame(&header, rsv, data.len() - pos)?;
                     }
                     None => return Ok(done(data.len())),
                 }
             }
-            let Some(frame) = self.frame.as_mut() else {
-                continue;
-            };
-            let avail = (data.len() - pos) as u64;
-            let take = frame.remaining.min(avail) as usize;
-            let chunk = &data[pos..pos + take];
-            let offset = frame.received as usize;
-            let dest = if frame.opcode.is_control() {
-                &mut self.control
-            } else {
-                // A data frame always has a message (created in start_frame).
-                match self.message.as_mut() {
-                    Some(m) => &mut m.data,
-                    None => return Err(ProtocolError::UnexpectedContinuation),
-                }
-            };
+            let take = self.decoder.take(data.len() - pos);
+            let sink = self.sink;
+            let dest = self.assembler.sink(sink);
             let start = dest.len();
-            dest.extend_from_slice(chunk);
-            if let Some(key) = frame.mask {
-                apply_mask_offset(&mut dest[start..], key, offset);
-            }
-            if !frame.opcode.is_control() && !frame.validate_at_end {
-                if let Some(m) = self.message.as_mut() {
-                    if m.text {
-                        m.utf8
-                            .feed(&m.data[start..])
-                            .map_err(|_| ProtocolError::InvalidUtf8)?;
-                    }
-                }
-            }
+            dest.extend_from_slice(&data[pos..pos + take]);
+            let finished = self.decoder.payload(&mut dest[start..]);
+            self.assembler.take(sink, start)?;
             pos += take;
-            frame.remaining -= take as u64;
-            frame.received += take as u64;
-            if frame.remaining > 0 {
+            let Some(frame) = finished else {
                 return Ok(done(pos));
+            };
+            let message = self.assembler.finish_frame(frame)?;
+            if frame.opcode == OpCode::Close {
+                self.close_received = true;
             }
-            if let Some(message) = self.finish_frame()? {
+            if let Some(message) = message {
                 return Ok(Received {
                     consumed: pos,
                     message: Some(message),
                 });
-            }
-        }
-    }
-
-    /// Parses a header from carried bytes plus `data`; `None` if incomplete
-    /// (every byte of `data` is then carried).
-    fn read_header(&mut self, data: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
-        if self.header_len == 0 {
-            return match FrameHeader::parse(data)? {
-                Parsed::Complete(h, n) => Ok(Some((h, n))),
-                Parsed::Incomplete(_) => {
-                    // Fewer than MAX_HEADER_LEN bytes, or parse would have completed.
-                    self.header[..data.len()].copy_from_slice(data);
-                    self.header_len = data.len();
-                    Ok(None)
-                }
-            };
-        }
-        let have = self.header_len;
-        let take = (MAX_HEADER_LEN - have).min(data.len());
-        self.header[have..have + take].copy_from_slice(&data[..take]);
-        match FrameHeader::parse(&self.header[..have + take])? {
-            Parsed::Complete(h, n) => {
-                self.header_len = 0;
-                Ok(Some((h, n - have)))
-            }
-            Parsed::Incomplete(_) => {
-                self.header_len = have + take;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Applies every rule that the header alone decides, before any payload
-    /// byte is stored.
-    fn start_frame(&mut self, h: FrameHeader, available: usize) -> Result<(), ProtocolError> {
-        h.check(self.role)?;
-        if h.opcode.is_control() {
-            self.control.clear();
-        } else {
-            match (h.opcode, self.message.is_some()) {
-                (OpCode::Continuation, false) => return Err(ProtocolError::UnexpectedContinuation),
-                (OpCode::Text | OpCode::Binary, true) => {
-                    return Err(ProtocolError::ExpectedContinuation)
-                }
-                _ => {}
-            }
-            // RFC 6455 §10.4: limits are checked from the declared length,
-            // before buffering anything.
-            if h.payload_len > self.max_frame {
-                return Err(ProtocolError::FrameTooBig);
-            }
-            let so_far = self.buffered() as u64;
-            if so_far + h.payload_len > self.max_message {
-                return Err(ProtocolError::MessageTooBig);
-            }
-            if h.opcode != OpCode::Continuation {
-                self.message = Some(Partial {
-                    text: h.opcode == OpCode::Text,
-                    data: Vec::new(),
-                    utf8: Validator::new(),
-                });
-            }
-            if let Some(m) = self.message.as_mut() {
-                // Reserve only what is already here, never the declared length.
-                m.data.reserve(h.payload_len.min(available as u64) as usize);
-            }
-        }
-        let whole_message_here =
-            h.fin && h.opcode == OpCode::Text && h.payload_len <= available as u64;
-        self.frame = Some(FrameState {
-            opcode: h.opcode,
-            fin: h.fin,
-            mask: h.mask,
-            remaining: h.payload_len,
-            received: 0,
-            validate_at_end: whole_message_here,
-        });
-        Ok(())
-    }
-
-    /// A frame's payload is complete: yield a control frame or a finished message.
-    fn finish_frame(&mut self) -> Result<Option<Message>, ProtocolError> {
-        let Some(frame) = self.frame.take() else {
-            return Ok(None);
-        };
-        match frame.opcode {
-            OpCode::Ping => Ok(Some(Message::Ping(std::mem::take(&mut self.control)))),
-            OpCode::Pong => Ok(Some(Message::Pong(std::mem::take(&mut self.control)))),
-            OpCode::Close => {
-                let close = parse_close_payload(&self.control)?;
-                self.close_received = true;
-                Ok(Some(Message::Close(close)))
-            }
-            _ if !frame.fin => Ok(None),
-            _ => {
-                let Some(m) = self.message.take() else {
-                    return Ok(None);
-                };
-                if !m.text {
-                    return Ok(Some(Message::Binary(m.data)));
-                }
-                m.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                String::from_utf8(m.data)
-                    .map(|s| Some(Message::Text(s)))
-                    .map_err(|_| ProtocolError::InvalidUtf8)
             }
         }
     }

@@ -1,13 +1,65 @@
 //! The sending half of the protocol: messages in, bytes out, and the rules
 //! about what may still be sent.
 
-use super::Message;
+use super::extension::ExtensionEncoder;
+use super::{Message, MessageRef};
 use crate::frame::{
     apply_mask, encode_close_payload, parse_close_payload, CloseCode, CloseFrame, EncodedHeader,
     FrameHeader, OpCode, Role,
 };
-use crate::{Error, ProtocolError, Result};
+use crate::{Error, ProtocolError, Result, SendError};
+use std::borrow::Cow;
 use std::io;
+
+/// Data frames with payloads at least this large are not copied into the
+/// pending buffer: [`Outgoing::frame_data`] hands back the header and the
+/// payload for one vectored write. Below it a copy is cheaper than the extra
+/// system call it would cost to batch.
+pub const DIRECT_WRITE: usize = 16 * 1024;
+
+/// How [`Outgoing::frame_data`] framed a data frame.
+#[derive(Debug)]
+pub enum Framed<'a> {
+    /// Encoded into the pending buffer.
+    Queued,
+    /// Large: to be written as `header` then `payload`, after the pending
+    /// bytes. A client's payload still needs masking with the header's key
+    /// ([`Framed::into_masked`]); the frame counts as sent already, so a
+    /// failed write must be reported with [`Outgoing::on_io_error`].
+    Direct {
+        /// The frame header, with the mask key for a client.
+        header: FrameHeader,
+        /// The payload as it goes on the wire once masked.
+        payload: Cow<'a, [u8]>,
+    },
+}
+
+impl<'a> Framed<'a> {
+    /// Masks a direct payload with its header's key (a client's), in place
+    /// when the payload is owned. Done outside any lock by split writers.
+    pub fn into_masked(self) -> Framed<'a> {
+        match self {
+            Framed::Direct {
+                header,
+                payload: Cow::Borrowed(p),
+            } if header.mask.is_some() => Framed::Direct {
+                header,
+                payload: Cow::Owned(p.to_vec()),
+            }
+            .into_masked(),
+            Framed::Direct {
+                header,
+                mut payload,
+            } => {
+                if let Some(key) = header.mask {
+                    apply_mask(payload.to_mut(), key);
+                }
+                Framed::Direct { header, payload }
+            }
+            queued => queued,
+        }
+    }
+}
 
 /// Mask keys come from the operating system's CSPRNG (RFC 6455 §5.3: the key
 /// "MUST be derived from a strong source of entropy"; §10.3 explains why a
@@ -45,7 +97,7 @@ impl MaskSource {
 ///
 /// Encoded bytes accumulate in an internal buffer; a driver writes
 /// [`pending`](Outgoing::pending) to the transport and calls
-/// [`consume`](Outgoing::consume) with what was written.
+/// [`advance`](Outgoing::advance) with what was written.
 #[derive(Debug)]
 pub struct Outgoing {
     role: Role,
@@ -57,6 +109,10 @@ pub struct Outgoing {
     close_sent: bool,
     close_received: bool,
     failed: bool,
+    extensions: Vec<Box<dyn ExtensionEncoder>>,
+    /// The extension's output for the message being framed, kept to reuse
+    /// its allocation.
+    encoded: Vec<u8>,
 }
 
 impl Outgoing {
@@ -71,7 +127,17 @@ impl Outgoing {
             close_sent: false,
             close_received: false,
             failed: false,
+            extensions: Vec::new(),
+            encoded: Vec::new(),
         }
+    }
+
+    /// Adds the sending half of a negotiated extension: whole data messages
+    /// pass through it and go out with the RSV bits it sets (see
+    /// [`extension`](super::extension)). Fragments sent frame by frame with
+    /// [`encode_frame`](Outgoing::encode_frame) are not transformed.
+    pub fn add_extension(&mut self, extension: Box<dyn ExtensionEncoder>) {
+        self.extensions.push(extension);
     }
 
     /// The role this encoder speaks for.
@@ -85,7 +151,7 @@ impl Outgoing {
     }
 
     /// Marks `n` bytes of [`pending`](Outgoing::pending) as written.
-    pub fn consume(&mut self, n: usize) {
+    pub fn advance(&mut self, n: usize) {
         self.written = (self.written + n).min(self.out.len());
         if self.written == self.out.len() {
             self.out.clear();
@@ -122,6 +188,12 @@ impl Outgoing {
         self.failed = true;
     }
 
+    /// Whether nothing more can be sent: a close frame was sent (queued) or
+    /// the connection failed.
+    pub fn send_closed(&self) -> bool {
+        self.close_sent || self.failed
+    }
+
     /// Whether a close frame was sent (queued).
     pub fn close_sent(&self) -> bool {
         self.close_sent
@@ -151,8 +223,21 @@ impl Outgoing {
     /// caller's payload with one vectored write.
     pub fn frame_header(&mut self, opcode: OpCode, fin: bool, len: usize) -> Result<FrameHeader> {
         self.check_send(opcode, fin, len)?;
+        self.header_for(opcode, fin, len, 0)
+    }
+
+    fn header_for(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        len: usize,
+        rsv: u8,
+    ) -> Result<FrameHeader> {
         let mut header = FrameHeader::new(opcode, len as u64);
         header.fin = fin;
+        header.rsv1 = rsv & 0b100 != 0;
+        header.rsv2 = rsv & 0b010 != 0;
+        header.rsv3 = rsv & 0b001 != 0;
         if self.role == Role::Client {
             header.mask = Some(self.masks.next_key()?);
         }
@@ -171,23 +256,69 @@ impl Outgoing {
         if opcode == OpCode::Close && parse_close_payload(payload).is_err() {
             // §5.5.1 / §7.4.1: a close body is empty, or a code allowed on the
             // wire plus a UTF-8 reason; the frame-level API enforces it too.
-            return Err(Error::InvalidSend("invalid close frame payload"));
+            return Err(Error::InvalidSend(SendError::InvalidClosePayload));
         }
         let header = self.frame_header(opcode, fin, payload.len())?;
         self.push(header.encode(), header.mask, payload);
         Ok(())
     }
 
-    /// Encodes a whole message: text and binary as one frame, ping and pong
-    /// as control frames, close via [`Outgoing::close`].
+    /// Encodes a whole message: text and binary as one frame (through the
+    /// negotiated extension, if any), ping and pong as control frames, close
+    /// via [`Outgoing::close`].
     pub fn encode_message(&mut self, message: &Message) -> Result<()> {
         match message {
-            Message::Text(text) => self.encode_frame(OpCode::Text, true, text.as_bytes()),
-            Message::Binary(data) => self.encode_frame(OpCode::Binary, true, data),
-            Message::Ping(data) => self.encode_frame(OpCode::Ping, true, data),
-            Message::Pong(data) => self.encode_frame(OpCode::Pong, true, data),
             Message::Close(frame) => self.close(frame.as_ref()),
+            // Nothing is direct below `usize::MAX`: all of it is queued.
+            Message::Text(_) | Message::Binary(_) => self
+                .frame_data(
+                    message.opcode(),
+                    true,
+                    Cow::Borrowed(message.as_bytes()),
+                    usize::MAX,
+                )
+                .map(drop),
+            control => self.encode_frame(control.opcode(), true, control.as_bytes()),
         }
+    }
+
+    /// The one framing rule for a frame, used by every send path: a whole
+    /// data message (`fin`, text or binary) passes through the negotiated
+    /// extension (if it takes it), then a frame with fewer than `direct_at` payload bytes is
+    /// encoded into the pending buffer ([`Framed::Queued`]), and a larger one
+    /// is handed back to be written behind the pending bytes without a copy
+    /// ([`Framed::Direct`]).
+    pub fn frame_data<'a>(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: Cow<'a, [u8]>,
+        direct_at: usize,
+    ) -> Result<Framed<'a>> {
+        self.check_send(opcode, fin, payload.len())?;
+        let mut rsv = 0;
+        let mut payload = payload;
+        let whole_message = fin && matches!(opcode, OpCode::Text | OpCode::Binary);
+        if let (true, Some(encoder)) = (whole_message, self.extensions.first_mut()) {
+            self.encoded.clear();
+            if let Some(bits) = encoder.encode(opcode, &payload, &mut self.encoded) {
+                rsv = bits;
+                payload = Cow::Owned(std::mem::take(&mut self.encoded));
+            }
+        }
+        let header = self.header_for(opcode, fin, payload.len(), rsv)?;
+        if payload.len() >= direct_at {
+            return Ok(Framed::Direct { header, payload });
+        }
+        self.push(header.encode(), header.mask, &payload);
+        if let Cow::Owned(mut buf) = payload {
+            if rsv != 0 {
+                // Keep the extension's buffer for the next message.
+                buf.clear();
+                self.encoded = buf;
+            }
+        }
+        Ok(Framed::Queued)
     }
 
     /// Queues a close frame, after which nothing else may be sent.
@@ -198,10 +329,10 @@ impl Outgoing {
     pub fn close(&mut self, frame: Option<&CloseFrame>) -> Result<()> {
         if let Some(f) = frame {
             if !f.code.is_valid_on_wire() {
-                return Err(Error::InvalidSend("close code not allowed on the wire"));
+                return Err(Error::InvalidSend(SendError::CloseCodeNotAllowed));
             }
             if f.reason.len() > 123 {
-                return Err(Error::InvalidSend("close reason longer than 123 bytes"));
+                return Err(Error::InvalidSend(SendError::CloseReasonTooLong));
             }
         }
         let mut payload = [0u8; 125];
@@ -211,35 +342,39 @@ impl Outgoing {
         self.encode_frame(OpCode::Close, true, &payload[..body.len()])
     }
 
-    /// Reacts to a received message: answers a ping with a pong carrying the
-    /// same payload (§5.5.2) and a close frame with a close frame echoing its
-    /// status code (§5.5.1), unless a close frame was already sent.
-    pub fn on_received(&mut self, message: &Message) {
-        match message {
-            Message::Ping(data) => self.on_ping(data),
-            Message::Close(frame) => {
+    /// The one reaction path: what receiving something makes the
+    /// connection send, for every driver (the sans-I/O
+    /// [`Connection`](super::Connection), the blocking
+    /// [`WebSocket`](crate::WebSocket) and its split halves).
+    ///
+    /// - a ping is answered with a pong carrying the same payload (§5.5.2);
+    /// - a close frame is answered with a close frame echoing its status
+    ///   code (§5.5.1);
+    /// - a protocol error fails the connection: a close frame with the
+    ///   error's code (§7.1.7), and nothing more is sent.
+    ///
+    /// Nothing is answered once our close frame was sent.
+    pub fn react(&mut self, received: std::result::Result<&MessageRef<'_>, &ProtocolError>) {
+        match received {
+            Ok(MessageRef::Ping(data)) => {
+                if !self.close_sent {
+                    // Cannot fail: open, not fragmenting a control frame, ≤ 125 bytes.
+                    let _ = self.encode_frame(OpCode::Pong, true, data);
+                }
+            }
+            Ok(MessageRef::Close(frame)) => {
                 self.close_received = true;
                 if !self.close_sent {
                     let reply = frame.as_ref().map(|f| CloseFrame::new(f.code));
                     let _ = self.close(reply.as_ref());
                 }
             }
-            _ => {}
+            Ok(_) => {}
+            Err(error) => self.fail(error),
         }
     }
 
-    /// Answers a received ping with a pong carrying the same payload
-    /// (§5.5.2), unless a close frame was already sent.
-    pub(crate) fn on_ping(&mut self, data: &[u8]) {
-        if !self.close_sent {
-            // Cannot fail: open, not fragmenting a control frame, ≤ 125 bytes.
-            let _ = self.encode_frame(OpCode::Pong, true, data);
-        }
-    }
-
-    /// Fails the connection after a protocol error: queues a close frame with
-    /// the error's code (§7.1.7) unless one was already sent.
-    pub fn on_error(&mut self, error: &ProtocolError) {
+    fn fail(&mut self, error: &ProtocolError) {
         if !self.close_sent {
             let frame = CloseFrame {
                 code: error.close_code(),
@@ -292,21 +427,17 @@ impl Outgoing {
         }
         if opcode.is_control() {
             if len > 125 {
-                return Err(Error::InvalidSend("control frame payload over 125 bytes"));
+                return Err(Error::InvalidSend(SendError::ControlFrameTooBig));
             }
             if !fin {
-                return Err(Error::InvalidSend("control frames cannot be fragmented"));
+                return Err(Error::InvalidSend(SendError::FragmentedControlFrame));
             }
         } else if opcode == OpCode::Continuation {
             if !self.fragmenting {
-                return Err(Error::InvalidSend(
-                    "continuation without a fragmented message",
-                ));
+                return Err(Error::InvalidSend(SendError::NoMessageToContinue));
             }
         } else if self.fragmenting {
-            return Err(Error::InvalidSend(
-                "a fragmented message is in progress; send continuation frames",
-            ));
+            return Err(Error::InvalidSend(SendError::MessageInProgress));
         }
         Ok(())
     }

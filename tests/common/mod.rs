@@ -5,7 +5,7 @@
 
 use rfc6455::{
     connect_with, ClientConfig, Error, Message, RunningServer, Server, ServerConfig,
-    ServerWebSocket, WebSocket,
+    ServerWebSocket,
 };
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -65,14 +65,14 @@ pub fn client_config() -> ClientConfig {
 }
 
 /// Connects a client to `addr` with [`client_config`].
-pub fn client(addr: SocketAddr) -> WebSocket<TcpStream> {
+pub fn client(addr: SocketAddr) -> rfc6455::ClientWebSocket {
     connect_with(&url(addr), &client_config())
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
         .0
 }
 
 /// Reads the next message that is not a ping (servers may ping at will).
-pub fn read_skipping_pings(ws: &mut WebSocket<TcpStream>) -> Message {
+pub fn read_skipping_pings(ws: &mut rfc6455::ClientWebSocket) -> Message {
     loop {
         match ws.read() {
             Ok(Message::Ping(_)) => continue,
@@ -83,7 +83,7 @@ pub fn read_skipping_pings(ws: &mut WebSocket<TcpStream>) -> Message {
 }
 
 /// Sends `message` and checks that the echo is byte for byte the same.
-pub fn assert_echo(ws: &mut WebSocket<TcpStream>, message: Message) {
+pub fn assert_echo(ws: &mut rfc6455::ClientWebSocket, message: Message) {
     let len = message.len();
     ws.send(message.clone())
         .unwrap_or_else(|e| panic!("send {len} bytes: {e}"));
@@ -111,7 +111,7 @@ fn kind(message: &Message) -> &'static str {
 
 /// Closes with 1000 and completes the close handshake: the server's echoed
 /// close, then `ConnectionClosed` once the server has closed TCP.
-pub fn close_normally(ws: &mut WebSocket<TcpStream>) {
+pub fn close_normally(ws: &mut rfc6455::ClientWebSocket) {
     ws.close(rfc6455::CloseCode::NORMAL, "")
         .expect("send close");
     match read_skipping_pings(ws) {

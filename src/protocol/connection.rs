@@ -1,0 +1,295 @@
+//! [`Connection`]: the whole protocol state machine without I/O.
+
+use super::extension::{ExtensionDecoder, ExtensionEncoder};
+use super::{
+    Config, Incoming, Message, MessageRef, Outgoing, Received, ReceivedRef, Timers, WebSocketConfig,
+};
+use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
+use crate::{Error, ProtocolError, Result};
+use std::time::Instant;
+
+/// Where a connection is in its life (RFC 6455 §4, §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// We sent a close frame and wait for the peer's.
+    CloseSent,
+    /// Both close frames have been exchanged; the TCP connection can close.
+    Closed,
+    /// A protocol error failed the connection; a close frame with its code
+    /// was queued.
+    Failed,
+}
+
+/// A whole WebSocket connection without I/O: an [`Incoming`] decoder plus an
+/// [`Outgoing`] encoder, with the automatic replies (pong, close echo, close
+/// on error) wired between them by [`Outgoing::react`], and optionally the
+/// connection's [`Timers`].
+#[derive(Debug)]
+pub struct Connection {
+    incoming: Incoming,
+    outgoing: Outgoing,
+    timers: Option<Timers>,
+    /// Bytes arrived since the timers last heard of it.
+    received_since_tick: bool,
+}
+
+impl Connection {
+    /// A connection for `role`, open (the handshake is done elsewhere),
+    /// without timers.
+    pub fn new(role: Role, config: Config) -> Connection {
+        Connection {
+            incoming: Incoming::new(role, &config),
+            outgoing: Outgoing::new(role),
+            timers: None,
+            received_since_tick: false,
+        }
+    }
+
+    /// A connection with `config`'s limits and timers (keepalive, idle and
+    /// close timeouts), starting at `now`. Call
+    /// [`handle_timeout`](Connection::handle_timeout) at
+    /// [`deadline`](Connection::deadline) (or more often): it sends keepalive
+    /// pings and closes on timeouts. Bytes count as received when the next
+    /// `handle_timeout` runs, so a ping may come up to one interval late, but
+    /// never early.
+    ///
+    /// ```
+    /// use rfc6455::protocol::{Connection, WebSocketConfig};
+    /// use rfc6455::{Keepalive, Role};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let second = Duration::from_secs(1);
+    /// let config = WebSocketConfig::default().keepalive(Some(Keepalive::new(10 * second, 5 * second)));
+    /// let start = Instant::now();
+    /// let mut conn = Connection::with_timers(Role::Server, &config, start);
+    /// assert_eq!(conn.deadline(), Some(start + 10 * second));
+    /// // Ten silent seconds later: a ping goes out.
+    /// conn.handle_timeout(start + 10 * second).unwrap();
+    /// assert_eq!(conn.data_to_send(), b"\x89\x09keepalive");
+    /// // No pong within five more: the connection closes with 1011.
+    /// assert!(conn.handle_timeout(start + 15 * second).is_err());
+    /// ```
+    pub fn with_timers(role: Role, config: &WebSocketConfig, now: Instant) -> Connection {
+        Connection {
+            timers: Some(Timers::new(config, now)),
+            ..Connection::new(role, config.protocol.clone())
+        }
+    }
+
+    /// Adds a negotiated extension, both halves (see [`extension`](super::extension)).
+    pub fn add_extension(
+        &mut self,
+        decoder: Box<dyn ExtensionDecoder>,
+        encoder: Box<dyn ExtensionEncoder>,
+    ) {
+        self.incoming.add_extension(decoder);
+        self.outgoing.add_extension(encoder);
+    }
+
+    /// When [`handle_timeout`](Connection::handle_timeout) is next due;
+    /// `None` without timers or when nothing is timed.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.timers.as_ref()?.deadline(&self.outgoing)
+    }
+
+    /// Tells the connection that time has passed: sends a keepalive ping when
+    /// the peer was silent for the interval; fails with
+    /// [`Error::Timeout`] (after queueing the close frame the timer calls
+    /// for) when a pong, the peer's close or any sign of life is overdue.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        let Some(timers) = self.timers.as_mut() else {
+            return Ok(());
+        };
+        if std::mem::take(&mut self.received_since_tick) {
+            timers.on_bytes_received(now);
+        }
+        timers.check_close_wait(&self.outgoing, now)?;
+        timers.handle_timeout(&mut self.outgoing, now)
+    }
+
+    fn react(&mut self, received: std::result::Result<&MessageRef<'_>, &ProtocolError>) {
+        self.received_since_tick = true;
+        if let (Ok(MessageRef::Pong(_)), Some(timers)) = (received, self.timers.as_mut()) {
+            timers.on_pong();
+        }
+        self.outgoing.react(received);
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.outgoing.role()
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> State {
+        self.outgoing.state()
+    }
+
+    /// Decodes bytes until one message completes or the input runs out (see
+    /// [`Incoming::receive`]). A ping queues its pong and a close frame
+    /// queues the close reply; a protocol error queues a close frame with
+    /// the error's code and is returned as [`Error::Protocol`].
+    pub fn receive(&mut self, data: &[u8]) -> Result<Received> {
+        if self.outgoing.failed() {
+            return Err(Error::AlreadyClosed);
+        }
+        self.received_since_tick |= !data.is_empty();
+        match self.incoming.receive(data) {
+            Ok(received) => {
+                if let Some(message) = &received.message {
+                    self.react(Ok(&MessageRef::from(message)));
+                }
+                Ok(received)
+            }
+            Err(e) => {
+                self.react(Err(&e));
+                Err(Error::Protocol(e))
+            }
+        }
+    }
+
+    /// Like [`receive`](Connection::receive), without allocating: a whole
+    /// unfragmented message or control frame found in `data` is unmasked in
+    /// place and returned borrowed from `data`. Anything else (a fragmented
+    /// message, a frame split across calls, a close frame) goes through
+    /// [`receive`](Connection::receive) and is returned borrowed from the
+    /// connection until the next call.
+    ///
+    /// `data` is modified: payloads are unmasked where they lie. This is the
+    /// fast path for a driver that owns its read buffer: no allocation and
+    /// no copy per message, where `receive` allocates each one.
+    ///
+    /// ```
+    /// use rfc6455::protocol::{Config, Connection, MessageRef};
+    /// use rfc6455::frame::Role;
+    ///
+    /// let mut server = Connection::new(Role::Server, Config::default());
+    /// // RFC 6455 §5.7: a masked "Hello" from a client.
+    /// let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    /// let received = server.receive_in_place(&mut wire).unwrap();
+    /// assert_eq!(received.consumed, 11);
+    /// assert_eq!(received.message, Some(MessageRef::Text("Hello")));
+    /// ```
+    pub fn receive_in_place<'a>(&'a mut self, data: &'a mut [u8]) -> Result<ReceivedRef<'a>> {
+        if self.outgoing.failed() {
+            return Err(Error::AlreadyClosed);
+        }
+        self.received_since_tick |= !data.is_empty();
+        let received = match self.incoming.receive_in_place(data) {
+            Ok(received) => received,
+            Err(e) => {
+                self.outgoing.react(Err(&e));
+                return Err(Error::Protocol(e));
+            }
+        };
+        if let Some(message) = &received.message {
+            if let (MessageRef::Pong(_), Some(timers)) = (message, self.timers.as_mut()) {
+                timers.on_pong();
+            }
+            self.outgoing.react(Ok(message));
+        }
+        Ok(received)
+    }
+
+    /// Feeds `data` and iterates over every message it completes. After an
+    /// error the iterator ends.
+    pub fn feed<'a>(&'a mut self, data: &'a [u8]) -> Feed<'a> {
+        Feed {
+            connection: self,
+            data,
+            done: false,
+        }
+    }
+
+    /// Queues a message (see [`Outgoing::encode_message`]).
+    pub fn send(&mut self, message: &Message) -> Result<()> {
+        self.outgoing.encode_message(message)
+    }
+
+    /// Queues one frame, for sending a message in fragments: a text or binary
+    /// frame with `fin == false`, then continuation frames, the last with
+    /// `fin == true`. Control frames may go in between.
+    pub fn send_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        self.outgoing.encode_frame(opcode, fin, payload)
+    }
+
+    /// Starts the close handshake with `code` and `reason` (at most 123 bytes).
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<()> {
+        self.outgoing.close(Some(&CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        }))
+    }
+
+    /// Bytes to write to the peer.
+    pub fn data_to_send(&self) -> &[u8] {
+        self.outgoing.pending()
+    }
+
+    /// Marks `n` bytes of [`data_to_send`](Connection::data_to_send) as written.
+    pub fn advance(&mut self, n: usize) {
+        self.outgoing.advance(n);
+    }
+
+    /// Takes every byte to write.
+    pub fn take_data_to_send(&mut self) -> Vec<u8> {
+        self.outgoing.take_pending()
+    }
+
+    /// RFC 6455 §7.1.1: once the close handshake is done (or the connection
+    /// failed) and the pending bytes are written, the server closes the TCP
+    /// connection first; a client waits for the server to do so.
+    pub fn should_close_transport(&self) -> bool {
+        self.outgoing.is_closed() && self.outgoing.pending().is_empty()
+    }
+
+    /// The halves, for drivers that split reading and writing.
+    pub fn into_parts(self) -> (Incoming, Outgoing) {
+        (self.incoming, self.outgoing)
+    }
+
+    /// The receiving half.
+    pub fn incoming(&self) -> &Incoming {
+        &self.incoming
+    }
+
+    /// The sending half.
+    pub fn outgoing_mut(&mut self) -> &mut Outgoing {
+        &mut self.outgoing
+    }
+}
+
+/// Iterator returned by [`Connection::feed`].
+#[derive(Debug)]
+pub struct Feed<'a> {
+    connection: &'a mut Connection,
+    data: &'a [u8],
+    done: bool,
+}
+
+impl Iterator for Feed<'_> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Result<Message>> {
+        while !self.done {
+            match self.connection.receive(self.data) {
+                Ok(Received { consumed, message }) => {
+                    self.data = &self.data[consumed..];
+                    if self.data.is_empty() {
+                        self.done = true;
+                    }
+                    if let Some(message) = message {
+                        return Some(Ok(message));
+                    }
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}

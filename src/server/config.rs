@@ -1,0 +1,204 @@
+//! [`ServerConfig`] and [`HttpResponse`]: what a server is told.
+
+use crate::handshake::http::{Limits, Request};
+use crate::handshake::server::{http_response, AcceptOptions};
+use crate::protocol::{Config, Keepalive, WebSocketConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A plain HTTP response, for requests that are not WebSocket upgrades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers (`Content-Length` and `Connection: close` are added).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a status, a content type and a body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// `404 Not Found`.
+    pub fn not_found() -> HttpResponse {
+        HttpResponse::new(404, "text/plain; charset=utf-8", "not found\n")
+    }
+
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        http_response(self.status, &headers, &self.body)
+    }
+}
+
+type HttpHandler = Arc<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
+type UpgradeCheck = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;
+
+/// Server settings. `Default` gives the documented defaults; setters take and
+/// return the config by value.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Concurrent connections served; beyond it a new connection gets
+    /// `503 Service Unavailable` and is closed. Default 10,000.
+    pub max_connections: usize,
+    /// Time allowed from accept to a complete request head (slowloris guard).
+    /// Default 10 s; a late peer gets `408 Request Timeout`.
+    pub handshake_timeout: Duration,
+    /// With keepalive off: how long a connection may be silent before it is
+    /// closed with 1001 "idle timeout". `None` (the default) waits forever.
+    pub idle_timeout: Option<Duration>,
+    /// How long one blocked write may take before the connection is dropped
+    /// (a peer that never reads). Default 30 s.
+    pub write_timeout: Option<Duration>,
+    /// Ping after this much silence and fail with 1011 if no pong comes in
+    /// time. Default 20 s / 20 s, like Python `websockets`; `None` disables.
+    pub keepalive: Option<Keepalive>,
+    /// How long to wait for the peer's close frame after ours. Default 5 s.
+    pub close_timeout: Duration,
+    /// How long shutdown waits for connections to finish after telling them
+    /// to go away, before cutting them off. Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// Stack size of each connection thread. Default 128 KiB (what a handler
+    /// that does not recurse deeply needs; raise it if yours does).
+    pub stack_size: usize,
+    /// Limits on messages and frames.
+    pub protocol: Config,
+    /// Limits on the request head.
+    pub http_limits: Limits,
+    /// Subprotocols, origin check, extra response headers. The default adds
+    /// `Server: rfc6455/VERSION` to the 101; options set here replace it.
+    pub accept: AcceptOptions,
+    pub(super) http: Option<HttpHandler>,
+    pub(super) upgrade_check: Option<UpgradeCheck>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            max_connections: 10_000,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: None,
+            write_timeout: Some(Duration::from_secs(30)),
+            keepalive: Some(Keepalive::new(
+                Duration::from_secs(20),
+                Duration::from_secs(20),
+            )),
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            stack_size: 128 * 1024,
+            protocol: Config::default(),
+            http_limits: Limits::default(),
+            // Names us in the 101 (Autobahn reports use it as the agent).
+            accept: AcceptOptions::default()
+                .header("Server", concat!("rfc6455/", env!("CARGO_PKG_VERSION"))),
+            http: None,
+            upgrade_check: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("max_connections", &self.max_connections)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("keepalive", &self.keepalive)
+            .field("close_timeout", &self.close_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("stack_size", &self.stack_size)
+            .field("protocol", &self.protocol)
+            .field("http_limits", &self.http_limits)
+            .field("http", &self.http.is_some())
+            .field("upgrade_check", &self.upgrade_check.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> ServerConfig {
+            self.$name = value;
+            self
+        }
+    };
+}
+
+impl ServerConfig {
+    setter!(/// Sets [`ServerConfig::max_connections`].
+        max_connections: usize);
+    setter!(/// Sets [`ServerConfig::handshake_timeout`].
+        handshake_timeout: Duration);
+    setter!(/// Sets [`ServerConfig::idle_timeout`].
+        idle_timeout: Option<Duration>);
+    setter!(/// Sets [`ServerConfig::write_timeout`].
+        write_timeout: Option<Duration>);
+    setter!(/// Sets [`ServerConfig::keepalive`].
+        keepalive: Option<Keepalive>);
+    setter!(/// Sets [`ServerConfig::close_timeout`].
+        close_timeout: Duration);
+    setter!(/// Sets [`ServerConfig::shutdown_timeout`].
+        shutdown_timeout: Duration);
+    setter!(/// Sets [`ServerConfig::stack_size`].
+        stack_size: usize);
+    setter!(/// Sets [`ServerConfig::protocol`].
+        protocol: Config);
+    setter!(/// Sets [`ServerConfig::http_limits`].
+        http_limits: Limits);
+    setter!(/// Sets [`ServerConfig::accept`].
+        accept: AcceptOptions);
+
+    /// Answers requests that are not WebSocket upgrades (no `Upgrade:
+    /// websocket` header) with `handler`: a page, a health check, a trigger.
+    /// Without one they get `426 Upgrade Required`.
+    pub fn http_handler(
+        mut self,
+        handler: impl Fn(&Request) -> HttpResponse + Send + Sync + 'static,
+    ) -> ServerConfig {
+        self.http = Some(Arc::new(handler));
+        self
+    }
+
+    /// Looks at each WebSocket upgrade request before the handshake:
+    /// returning a response refuses the upgrade with it (a `404` for a path
+    /// that has no WebSocket endpoint, a `401` without credentials), `None`
+    /// lets the handshake go on. Origins and subprotocols have their own
+    /// hooks in [`ServerConfig::accept`].
+    ///
+    /// ```
+    /// use rfc6455::{HttpResponse, ServerConfig};
+    ///
+    /// let config = ServerConfig::default().check_upgrade(|request| {
+    ///     (request.target != "/ws").then(HttpResponse::not_found)
+    /// });
+    /// ```
+    pub fn check_upgrade(
+        mut self,
+        check: impl Fn(&Request) -> Option<HttpResponse> + Send + Sync + 'static,
+    ) -> ServerConfig {
+        self.upgrade_check = Some(Arc::new(check));
+        self
+    }
+
+    pub(super) fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .protocol(self.protocol.clone())
+            .keepalive(self.keepalive)
+            .close_timeout(self.close_timeout)
+            .idle_timeout(self.idle_timeout)
+    }
+}

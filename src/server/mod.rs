@@ -1,0 +1,32 @@
+//! A thread-per-connection WebSocket server.
+//!
+//! One accept loop; each connection gets its own thread with a small stack,
+//! runs the opening handshake under a deadline, then hands a [`WebSocket`] to
+//! your handler. Concurrent connections are capped (beyond the cap: HTTP 503),
+//! every phase has a timeout, a panicking handler costs only its own
+//! connection, and [`ServerHandle::shutdown`] stops accepting, closes live
+//! connections with 1001 (going away) and waits for their threads.
+
+//!
+//! | file | concern |
+//! | --- | --- |
+//! | `config.rs` | [`ServerConfig`], [`HttpResponse`] |
+//! | `listener.rs` | the accept loop, the connection cap, [`ServerHandle::shutdown`] |
+//! | `upgrade.rs` | request head under a deadline, plain HTTP, the handshake |
+//! | `linger.rs` | closing without losing the last bytes |
+
+mod config;
+mod linger;
+mod listener;
+mod upgrade;
+
+pub use config::{HttpResponse, ServerConfig};
+pub use listener::{RunningServer, Server, ServerHandle};
+
+use crate::transport::Stream;
+use crate::websocket::WebSocket;
+
+/// The WebSocket a server handler gets, over the crate's [`Stream`] (shared
+/// with the server, so that shutdown can reach a connection blocked in
+/// `read`).
+pub type ServerWebSocket = WebSocket<Stream>;

@@ -1,0 +1,189 @@
+//! The transport seam: what the blocking driver, the server and the client
+//! need from a byte stream, so that plain TCP now and a TLS session later
+//! plug in without changing a public signature.
+//!
+//! [`Transport`] is the trait (read, write, timeouts, shutdown, and how to
+//! split into a reading and a writing handle); [`Stream`] is the crate's own
+//! stream type, which the server hands to its handlers
+//! ([`ServerWebSocket`](crate::ServerWebSocket)) and the client returns
+//! ([`ClientWebSocket`](crate::ClientWebSocket)).
+//!
+//! The rule every implementation keeps: **no lock is held across a blocking
+//! socket call.** A split connection has one thread blocked in `read` while
+//! others write; if a TLS session's state is shared between the halves, it
+//! is locked only to encrypt or decrypt bytes already in memory.
+
+mod head;
+mod shared;
+
+pub(crate) use head::{read_head, HeadError};
+pub(crate) use shared::Shared;
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::ops::Deref;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A byte stream a WebSocket can run over.
+///
+/// Timeouts and shutdown have no-op defaults, for in-memory streams in
+/// tests; a socket implements them for real.
+pub trait Transport: Read + Write + Sized {
+    /// Two handles to the same connection: the first is read from (by a
+    /// [`Reader`](crate::Reader)), the second written to (by its
+    /// [`Writer`](crate::Writer)s), from different threads at once.
+    fn split(self) -> io::Result<(Self, Self)>;
+
+    /// Sets the read timeout (`None`: block forever).
+    fn set_read_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Sets the write timeout (`None`: block forever).
+    fn set_write_timeout(&self, _timeout: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Shuts down the read side, the write side or both.
+    fn shutdown(&self, _how: Shutdown) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for TcpStream {
+    /// Duplicates the socket (one more file descriptor).
+    fn split(self) -> io::Result<(TcpStream, TcpStream)> {
+        let reader = self.try_clone()?;
+        Ok((reader, self))
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        TcpStream::shutdown(self, how)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for std::os::unix::net::UnixStream {
+    fn split(self) -> io::Result<(Self, Self)> {
+        let reader = self.try_clone()?;
+        Ok((reader, self))
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        std::os::unix::net::UnixStream::set_write_timeout(self, timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        std::os::unix::net::UnixStream::shutdown(self, how)
+    }
+}
+
+/// The crate's network stream: what a server's handler and a client get.
+///
+/// Today a TCP socket, shared (not duplicated) between the halves of a split
+/// connection and the server's shutdown handle, so a split connection still
+/// costs one file descriptor. It dereferences to the underlying
+/// [`TcpStream`] for socket options and addresses (`peer_addr`,
+/// `set_read_timeout`…); reading or writing that directly corrupts the
+/// connection.
+#[derive(Debug)]
+pub struct Stream {
+    tcp: Shared<TcpStream>,
+}
+
+impl Stream {
+    /// Wraps a connected TCP socket.
+    pub fn from_tcp(stream: TcpStream) -> Stream {
+        Stream {
+            tcp: Shared::new(stream),
+        }
+    }
+
+    /// A server connection whose reads report end of stream once `stop` is
+    /// set (see [`Shared::with_stop`]).
+    pub(crate) fn with_stop(stream: TcpStream, stop: Arc<AtomicBool>) -> Stream {
+        Stream {
+            tcp: Shared::with_stop(stream, stop),
+        }
+    }
+
+    /// Another handle to the same socket (for the server's shutdown handle
+    /// and the halves of a split connection).
+    pub(crate) fn handle(&self) -> Stream {
+        Stream {
+            tcp: self.tcp.clone(),
+        }
+    }
+
+    /// The address of the peer.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.peer_addr()
+    }
+}
+
+impl Deref for Stream {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.tcp.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+impl Transport for Stream {
+    /// Clones the shared handle: no new file descriptor.
+    fn split(self) -> io::Result<(Stream, Stream)> {
+        Ok((self.handle(), self))
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp.set_read_timeout(timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.tcp.set_write_timeout(timeout)
+    }
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.tcp.shutdown(how)
+    }
+}
+
+/// Writes every byte of `bufs` with as few `write_vectored` calls as the
+/// stream allows (`Write::write_all_vectored` is not stable).
+pub(crate) fn write_all_vectored<W: Write + ?Sized>(
+    w: &mut W,
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The receiving side of the blocking driver, shared by the owned
+//! [`WebSocket`](super::WebSocket) and the split [`Reader`](super::Reader):
+//! the read loop, the reactions (through [`Outgoing::react`]) and the timers
+//! (through the core's [`Timers`]), driven by the stream's read timeout.
+
+use super::read_buf::ReadBuf;
+use crate::frame::{CloseCode, Role};
+use crate::protocol::{
+    Incoming, Located, Message, MessageRef, Outgoing, Received, Timers, WebSocketConfig,
+};
+use crate::{Error, ProtocolError, Result, Timeout};
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// When at least this much of a data frame's payload is still to come and
+/// the read buffer is drained, it is read straight into the message buffer
+/// (see [`Incoming::payload_space`]): one copy (the kernel's) instead of two.
+/// Below it, reading into the read buffer can take in following frames too.
+const DIRECT_READ: usize = 16 * 1024;
+
+/// Access to the sending side, which a [`WebSocket`](super::WebSocket) owns
+/// and a [`Reader`](super::Reader) shares with its [`Writer`](super::Writer)s.
+pub(super) trait SendSide {
+    fn read(&mut self, rbuf: &mut ReadBuf) -> io::Result<usize>;
+    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Runs `f` on the sending state. For split halves this takes a lock
+    /// that is never held across I/O, so a reader never waits on a writer
+    /// blocked in a write.
+    fn state<T>(&mut self, f: impl FnOnce(&mut Outgoing) -> T) -> T;
+    /// Writes what is queued. For split halves, if a writer is busy writing,
+    /// that writer writes it before it lets go of the stream (unless too
+    /// much is queued: then this waits, which is the peer's backpressure).
+    fn flush(&mut self) -> io::Result<()>;
+    /// Writes what is queued, waiting for a busy writer if need be: for the
+    /// last bytes of a connection (a close frame), which must go out before
+    /// the caller is told the connection is over.
+    fn flush_all(&mut self) -> io::Result<()>;
+    /// Whether replies may wait for the input to drain (one owner) or must
+    /// go out at once (split halves, where nobody else flushes for us).
+    fn batches_replies(&self) -> bool;
+}
+
+/// What the read loop found.
+enum Got {
+    /// A message decoded into its own allocation.
+    Owned(Message),
+    /// A message left where it lies: in the read buffer from `base`, or
+    /// held by the decoder.
+    Located(Located, usize),
+}
+
+/// The receiving side's state.
+#[derive(Debug)]
+pub(super) struct RecvSide {
+    pub(super) incoming: Incoming,
+    pub(super) rbuf: ReadBuf,
+    role: Role,
+    timers: Timers,
+    /// The stream's read timeout when it is only the driver's clock (set
+    /// by the server and by clients without a read timeout): a timeout with
+    /// nothing due is then not an error. One that comes much sooner than
+    /// the tick is the caller's own (a read timeout or non-blocking mode set
+    /// on the stream) and is returned to them.
+    pub(super) tick: Option<Duration>,
+    eof: bool,
+    pub(super) going_away: Option<Arc<AtomicBool>>,
+    /// The last message `read_ref` decoded into an allocation, lent out
+    /// until the next read.
+    held: Option<Message>,
+}
+
+/// Fails the connection after a protocol error: the close frame with its
+/// code goes out at once.
+fn fail<K: SendSide>(side: &mut K, e: ProtocolError) -> Error {
+    side.state(|out| out.react(Err(&e)));
+    // Best effort: the peer may already be gone.
+    let _ = side.flush_all();
+    Error::Protocol(e)
+}
+
+/// What receiving a message sets off: the core's reaction path (pong,
+/// close echo) and the keepalive's pong bookkeeping; replies go out at once
+/// when nobody batches them, and a close reply always does.
+fn on_message<K: SendSide>(
+    timers: &mut Timers,
+    side: &mut K,
+    message: &MessageRef<'_>,
+) -> Result<()> {
+    if let MessageRef::Pong(_) = message {
+        timers.on_pong();
+    }
+    let urgent = !side.batches_replies() || matches!(message, MessageRef::Close(_));
+    side.state(|out| out.react(Ok(message)));
+    if urgent {
+        side.flush()?;
+    }
+    Ok(())
+}
+
+impl RecvSide {
+    pub(super) fn new(role: Role, config: &WebSocketConfig, leftover: Vec<u8>) -> RecvSide {
+        RecvSide {
+            incoming: Incoming::new(role, &config.protocol),
+            rbuf: ReadBuf::new(leftover),
+            role,
+            timers: Timers::new(config, Instant::now()),
+            tick: None,
+            eof: false,
+            going_away: None,
+            held: None,
+        }
+    }
+
+    /// Reads the next message into its own allocation.
+    pub(super) fn read<K: SendSide>(&mut self, side: &mut K) -> Result<Message> {
+        match self.next(side, false)? {
+            Got::Owned(message) => Ok(message),
+            // Not produced when `in_place` is false.
+            Got::Located(..) => Err(Error::AlreadyClosed),
+        }
+    }
+
+    /// Reads the next message, borrowed from the read buffer when it lies
+    /// there whole (unmasked in place), with no allocation.
+    pub(super) fn read_ref<K: SendSide>(&mut self, side: &mut K) -> Result<MessageRef<'_>> {
+        self.held = None;
+        match self.next(side, true)? {
+            Got::Owned(message) => {
+                // Reacted to already (a payload read straight into the message).
+                let held = self.held.insert(message);
+                Ok(MessageRef::from(&*held))
+            }
+            Got::Located(located, base) => {
+                let RecvSide {
+                    incoming,
+                    rbuf,
+                    timers,
+                    ..
+                } = self;
+                let message = match incoming.view(rbuf.all(), located, base) {
+                    Ok(m) => m,
+                    Err(e) => return Err(fail(side, e)),
+                };
+                on_message(timers, side, &message)?;
+                Ok(message)
+            }
+        }
+    }
+
+    fn next<K: SendSide>(&mut self, side: &mut K, in_place: bool) -> Result<Got> {
+        if side.state(|out| out.failed()) {
+            return Err(Error::AlreadyClosed);
+        }
+        loop {
+            if !self.rbuf.is_empty() {
+                if in_place {
+                    let (base, data) = self.rbuf.data_mut();
+                    match self.incoming.receive_located(data) {
+                        Ok((consumed, located)) => {
+                            self.rbuf.consume(consumed);
+                            if let Some(located) = located {
+                                return Ok(Got::Located(located, base));
+                            }
+                        }
+                        Err(e) => return Err(fail(side, e)),
+                    }
+                } else {
+                    match self.incoming.receive(self.rbuf.data()) {
+                        Ok(Received { consumed, message }) => {
+                            self.rbuf.consume(consumed);
+                            if let Some(message) = message {
+                                self.on_message(side, &MessageRef::from(&message))?;
+                                return Ok(Got::Owned(message));
+                            }
+                        }
+                        Err(e) => return Err(fail(side, e)),
+                    }
+                }
+                continue;
+            }
+            // Input drained: everything queued while processing it goes out
+            // in one write before we block.
+            side.flush()?;
+            let (closed, close_sent) = side.state(|out| (out.is_closed(), out.close_sent()));
+            if closed && (self.role == Role::Server || self.eof) {
+                // RFC 6455 §7.1.1: the server closes TCP first, right after the
+                // close handshake; a client waits for that (below) first. Our
+                // close reply must be out before the caller closes TCP.
+                let _ = side.flush_all();
+                return Err(Error::ConnectionClosed);
+            }
+            if close_sent {
+                // Checked here as well as on read timeouts: a peer that keeps
+                // sending but never answers our close must not hold us.
+                let timers = &mut self.timers;
+                side.state(|out| timers.check_close_wait(out, Instant::now()))?;
+            }
+            let read_started = self.tick.map(|_| Instant::now());
+            let (got, direct) = match self.incoming.payload_space(DIRECT_READ) {
+                Some(space) => (side.read_into(space), true),
+                None => (side.read(&mut self.rbuf), false),
+            };
+            match got {
+                Ok(0) => {
+                    self.eof = true;
+                    return Err(self.on_eof(side));
+                }
+                Ok(n) => {
+                    if self.timers.watches_silence() {
+                        self.timers.on_bytes_received(Instant::now());
+                    }
+                    if direct {
+                        match self.incoming.payload_filled(n) {
+                            Ok(Received {
+                                message: Some(message),
+                                ..
+                            }) => {
+                                self.on_message(side, &MessageRef::from(&message))?;
+                                return Ok(Got::Owned(message));
+                            }
+                            Ok(_) => {}
+                            Err(e) => return Err(fail(side, e)),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.on_timeout(side, e, read_started)?;
+                }
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+    }
+
+    fn on_message<K: SendSide>(&mut self, side: &mut K, message: &MessageRef<'_>) -> Result<()> {
+        on_message(&mut self.timers, side, message)
+    }
+
+    fn on_eof<K: SendSide>(&mut self, side: &mut K) -> Error {
+        let (closed, close_received) = side.state(|out| (out.is_closed(), out.close_received()));
+        if closed || close_received {
+            return Error::ConnectionClosed;
+        }
+        if self
+            .going_away
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Acquire))
+        {
+            // The server is shutting down and stopped our reads: say so.
+            side.state(|out| out.close_with(CloseCode::GOING_AWAY, "server shutting down"));
+            let _ = side.flush_all();
+            return Error::ConnectionClosed;
+        }
+        Error::Io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the peer closed the connection without a close frame",
+        ))
+    }
+
+    fn on_timeout<K: SendSide>(
+        &mut self,
+        side: &mut K,
+        e: io::Error,
+        read_started: Option<Instant>,
+    ) -> Result<()> {
+        let now = Instant::now();
+        if let (Some(tick), Some(started)) = (self.tick, read_started) {
+            if now.duration_since(started) < tick / 2 {
+                // Not our clock: the caller's own timeout or non-blocking
+                // mode. Theirs to handle, and no busy loop here.
+                return Err(Error::Io(e));
+            }
+        }
+        let timers = &mut self.timers;
+        let (due, close_sent) =
+            side.state(|out| (timers.handle_timeout(out, now), out.close_sent()));
+        match due {
+            Err(e @ Error::Timeout(Timeout::Idle | Timeout::Keepalive)) => {
+                // The close frame the timer queued goes out before we give up.
+                let _ = side.flush_all();
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        if self.tick.is_none() && !close_sent && !self.timers.watches_silence() {
+            // Nothing of ours is timed: the timeout is the caller's.
+            return Err(Error::Io(e));
+        }
+        // A keepalive ping may have been queued.
+        side.flush()?;
+        Ok(())
+    }
+}
