@@ -56,7 +56,29 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(25));
     }
     let _ = child.kill();
-    panic!("wsclient did not exit within 10 s");
+    panic!("the child process did not exit within 10 s");
+}
+
+/// Starts `bin` with no input, its stdout discarded and its stderr piped.
+fn spawn_logging(bin: &str, args: &[&str]) -> Child {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs one of the tools with stdin closed until it exits (bounded: a tool
+/// that wrongly accepted its flags and kept running fails the test) and
+/// returns its exit code and standard error.
+fn run(bin: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = spawn_logging(bin, args);
+    let log = lines_of(child.stderr.take().unwrap());
+    let status = wait_exit(&mut child);
+    let err: Vec<String> = log.iter().collect();
+    (status.code(), err.join("\n"))
 }
 
 #[test]
@@ -195,14 +217,8 @@ fn wsclient_prints_binary_messages_as_a_size_and_hex() {
 
 /// Starts `wsecho` on a free port and returns it with its URL.
 fn wsecho(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsecho"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = [&["--listen", "127.0.0.1:0"], args].concat();
+    let mut child = spawn_logging(env!("CARGO_BIN_EXE_wsecho"), &args);
     let log = lines_of(child.stderr.take().unwrap());
     let first = log.recv_timeout(Duration::from_secs(10)).unwrap();
     let url = first
@@ -251,4 +267,54 @@ fn wsecho_help_and_bad_flags() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+// Duration flags: every one of both tools takes finite, non-negative
+// seconds in a stated range; anything else is bad usage (exit 2) naming the
+// flag, never a panic (exit 101), a silent clamp or a silent acceptance.
+
+/// Asserts that `bin FLAG VALUE ARGS…` is bad usage naming the flag, for
+/// each `(FLAG, VALUE)` of `cases`.
+fn assert_usage_errors(bin: &str, args: &[&str], cases: &[(&str, &str)]) {
+    for (flag, value) in cases {
+        let all: Vec<&str> = [*flag, *value].iter().chain(args).copied().collect();
+        let (code, err) = run(bin, &all);
+        assert_eq!(code, Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn wsclient_rejects_odd_durations_as_usage_errors() {
+    let cases = [
+        ("--connect-timeout", "inf"),
+        ("--connect-timeout", "0"),
+        ("--connect-timeout", "-1"),
+        ("--ping-interval", "inf"),
+        ("--ping-interval", "1e30"),
+        ("--ping-interval", "-0.5"),
+        ("--ping-interval", "soon"),
+        ("--linger", "nan"),
+        ("--linger", "100"),
+        ("--linger", "-1"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_wsclient");
+    assert_usage_errors(bin, &["ws://127.0.0.1:1/"], &cases);
+}
+
+#[test]
+fn wsecho_rejects_odd_durations_as_usage_errors() {
+    let cases = [
+        ("--ping-interval", "nan"),
+        ("--ping-interval", "1e30"),
+        ("--ping-timeout", "inf"),
+        ("--ping-timeout", "0"),
+        ("--handshake-timeout", "-1"),
+        ("--handshake-timeout", "0"),
+        ("--write-timeout", "nan"),
+        ("--idle-timeout", "1e30"),
+        ("--idle-timeout", "-1"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_wsecho");
+    assert_usage_errors(bin, &["--listen", "127.0.0.1:0"], &cases);
 }

@@ -12,6 +12,13 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod flags;
+use flags::{seconds, DAY};
+
+/// The longest `--linger`: the whole wait at the end of input is capped at
+/// 10 s anyway (see `linger`), so a longer quiet period could never pass.
+const MAX_LINGER: f64 = 10.0;
+
 const HELP: &str = "\
 wsclient: an interactive WebSocket client (RFC 6455).
 
@@ -26,10 +33,11 @@ USAGE:
 OPTIONS:
     --header 'NAME: VALUE'    add a request header (repeatable)
     --subprotocol NAME        offer a subprotocol (repeatable)
-    --ping-interval SECS      ping after this much silence; close if no pong in as long
-    --connect-timeout SECS    [default: 10]
+    --ping-interval SECS      ping after this much silence; close if no pong in as
+                              long; 0 to 86400 [default: 0, off]
+    --connect-timeout SECS    0.001 to 86400 [default: 10]
     --linger SECS             at end of input, wait until nothing has arrived for
-                              this long before closing [default: 0.5]
+                              this long before closing; 0 to 10 [default: 0.5]
     --reconnect               when the connection drops or cannot be made, try
                               again with exponential backoff (0.5 s doubling,
                               capped at 30 s, with jitter) until stdin ends
@@ -68,11 +76,8 @@ fn parse_args() -> Result<Options, String> {
             }
             "--subprotocol" => config = config.subprotocol(value("--subprotocol")?),
             "--ping-interval" => {
-                let s: f64 = value("--ping-interval")?
-                    .parse()
-                    .map_err(|_| "--ping-interval wants seconds".to_owned())?;
-                if s > 0.0 {
-                    let t = Duration::from_secs_f64(s);
+                let t = seconds("--ping-interval", &value("--ping-interval")?, 0.0..=DAY)?;
+                if !t.is_zero() {
                     let ws = WebSocketConfig::default().keepalive(Some(Keepalive {
                         interval: t,
                         timeout: t,
@@ -81,17 +86,17 @@ fn parse_args() -> Result<Options, String> {
                 }
             }
             "--connect-timeout" => {
-                let s: f64 = value("--connect-timeout")?
-                    .parse()
-                    .map_err(|_| "--connect-timeout wants seconds".to_owned())?;
-                config = config.connect_timeout(Duration::from_secs_f64(s.max(0.001)));
+                // Zero would fail every connect: the socket refuses it.
+                let t = seconds(
+                    "--connect-timeout",
+                    &value("--connect-timeout")?,
+                    0.001..=DAY,
+                )?;
+                config = config.connect_timeout(t);
             }
             "--reconnect" => reconnect = true,
             "--linger" => {
-                let s: f64 = value("--linger")?
-                    .parse()
-                    .map_err(|_| "--linger wants seconds".to_owned())?;
-                linger = Duration::from_secs_f64(s.clamp(0.0, 10.0));
+                linger = seconds("--linger", &value("--linger")?, 0.0..=MAX_LINGER)?;
             }
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             positional => {
@@ -340,10 +345,10 @@ fn spawn_printer(
     });
 }
 
-/// Waits until nothing has arrived for `quiet` (at most 10 s in all).
+/// Waits until nothing has arrived for `quiet` (at most `MAX_LINGER` in all).
 /// Returns how the connection ended if it ended meanwhile.
 fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Option<bool> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs_f64(MAX_LINGER);
     while !quiet.is_zero() && Instant::now() < deadline {
         match inbox.recv_timeout(quiet) {
             Ok(Event::Closed {

@@ -9,6 +9,9 @@ use rfc6455::{Error, Keepalive, Message, Server, ServerConfig};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+mod flags;
+use flags::{seconds, DAY};
+
 const HELP: &str = "\
 wsecho: a WebSocket echo server (RFC 6455), one thread per connection.
 
@@ -31,8 +34,14 @@ OPTIONS:
     --quiet                   no per-connection log lines
     -h, --help                print this help
 
+SECS is decimal seconds from 0.001 to 86400 (one day); the flags where 0
+means off or never also take 0. Anything else is bad usage.
+
 Logs a startup line and one line per connection to stderr.
 Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001, exit.
+
+EXIT STATUS: 0 after a shutdown by signal, 1 if it cannot listen, 2 for bad
+usage, 130 on a second Ctrl-C (exit at once).
 ";
 
 struct Options {
@@ -45,8 +54,12 @@ fn parse_args() -> Result<Options, String> {
     let mut listen = "127.0.0.1:9001".to_owned();
     let mut config = ServerConfig::default();
     let mut protocol = Config::default();
-    let mut ping_interval = 20.0;
-    let mut ping_timeout = 20.0;
+    // The flags adjust the library's default keepalive (the help quotes it).
+    let mut keepalive = config.keepalive.unwrap_or(Keepalive {
+        interval: Duration::from_secs(20),
+        timeout: Duration::from_secs(20),
+    });
+    let mut ping_off = false;
     let mut quiet = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,12 +82,21 @@ fn parse_args() -> Result<Options, String> {
             "--max-connections" => config = config.max_connections(number(&flag, &value()?)?),
             "--max-frame" => protocol = protocol.max_frame_size(number(&flag, &value()?)?),
             "--max-message" => protocol = protocol.max_message_size(number(&flag, &value()?)?),
-            "--handshake-timeout" => config = config.handshake_timeout(secs(&flag, &value()?)?),
-            "--write-timeout" => config = config.write_timeout(Some(secs(&flag, &value()?)?)),
-            "--ping-interval" => ping_interval = number::<f64>(&flag, &value()?)?,
-            "--ping-timeout" => ping_timeout = number::<f64>(&flag, &value()?)?,
+            // A zero handshake or write timeout would refuse every peer
+            // (or be refused by the socket): these start at 1 ms.
+            "--handshake-timeout" => {
+                config = config.handshake_timeout(seconds(&flag, &value()?, 0.001..=DAY)?)
+            }
+            "--write-timeout" => {
+                config = config.write_timeout(Some(seconds(&flag, &value()?, 0.001..=DAY)?))
+            }
+            "--ping-interval" => {
+                keepalive.interval = seconds(&flag, &value()?, 0.0..=DAY)?;
+                ping_off = keepalive.interval.is_zero();
+            }
+            "--ping-timeout" => keepalive.timeout = seconds(&flag, &value()?, 0.001..=DAY)?,
             "--idle-timeout" => {
-                let t = secs(&flag, &value()?)?;
+                let t = seconds(&flag, &value()?, 0.0..=DAY)?;
                 config = config.idle_timeout((!t.is_zero()).then_some(t));
             }
             "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
@@ -82,13 +104,11 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
-    let keepalive = (ping_interval > 0.0).then(|| Keepalive {
-        interval: Duration::from_secs_f64(ping_interval),
-        timeout: Duration::from_secs_f64(ping_timeout.max(0.001)),
-    });
     Ok(Options {
         listen,
-        config: config.protocol(protocol).keepalive(keepalive),
+        config: config
+            .protocol(protocol)
+            .keepalive((!ping_off).then_some(keepalive)),
         quiet,
     })
 }
@@ -97,14 +117,6 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| format!("{flag}: not a valid number: {value:?}"))
-}
-
-fn secs(flag: &str, value: &str) -> Result<Duration, String> {
-    let s: f64 = number(flag, value)?;
-    if !(0.0..1e9).contains(&s) {
-        return Err(format!("{flag}: out of range: {value}"));
-    }
-    Ok(Duration::from_secs_f64(s))
 }
 
 fn main() -> ExitCode {
