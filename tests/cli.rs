@@ -318,3 +318,21 @@ fn wsecho_rejects_odd_durations_as_usage_errors() {
     let bin = env!("CARGO_BIN_EXE_wsecho");
     assert_usage_errors(bin, &["--listen", "127.0.0.1:0"], &cases);
 }
+
+#[test]
+fn wsclient_malformed_urls_are_usage_errors() {
+    let bin = env!("CARGO_BIN_EXE_wsclient");
+    for url in [
+        "127.0.0.1:9001",
+        "http://127.0.0.1:9001/",
+        "ws://127.0.0.1:99999/",
+        "ws:///no-host",
+    ] {
+        let (code, err) = run(bin, &[url]);
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(err.contains("invalid URL"), "{url}: {err}");
+        // Retrying cannot fix a URL: still bad usage, at once.
+        let (code, err) = run(bin, &["--reconnect", url]);
+        assert_eq!(code, Some(2), "--reconnect {url}: {err}");
+    }
+}

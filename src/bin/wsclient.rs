@@ -6,6 +6,7 @@
 //! printf 'a\nb\n' | wsclient ws://127.0.0.1:9001/
 //! ```
 
+use rfc6455::client::WsUrl;
 use rfc6455::{ClientConfig, CloseCode, Error, Keepalive, Message, WebSocketConfig};
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -44,7 +45,7 @@ OPTIONS:
     -h, --help                print this help
 
 EXIT STATUS: 0 after a normal close, 1 if the connection failed or closed
-abnormally, 2 for bad usage.
+abnormally, 2 for bad usage (an unknown option, a bad value, a malformed URL).
 ";
 
 struct Options {
@@ -106,8 +107,14 @@ fn parse_args() -> Result<Options, String> {
             }
         }
     }
+    let url = url.ok_or("missing URL (see --help)")?;
+    // A malformed URL is bad usage, which no retry can fix. `wss://` is well
+    // formed but not supported yet: that is a failure to connect (exit 1).
+    if let Err(e @ Error::Url(_)) = WsUrl::parse(&url) {
+        return Err(e.to_string());
+    }
     Ok(Options {
-        url: url.ok_or("missing URL (see --help)")?,
+        url,
         config,
         reconnect,
         linger,
@@ -146,7 +153,8 @@ fn backoff(attempt: u32) -> Duration {
     capped.mul_f64(0.5 + f64::from(random) / f64::from(u16::MAX) / 2.0)
 }
 
-/// Whether retrying cannot help (the URL or the scheme is wrong).
+/// Whether retrying cannot help (the scheme is not supported; a malformed
+/// URL never gets this far).
 fn is_permanent(error: &Error) -> bool {
     matches!(error, Error::Url(_) | Error::TlsNotSupported)
 }
