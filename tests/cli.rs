@@ -5,7 +5,7 @@ use rfc6455::{Message, RunningServer, Server, ServerConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn echo_server(addr: &str) -> RunningServer {
     Server::bind(addr, ServerConfig::default())
@@ -81,6 +81,19 @@ fn run(bin: &str, args: &[&str]) -> (Option<i32>, String) {
     (status.code(), err.join("\n"))
 }
 
+/// Waits (bounded) for a line of `log` that starts with `prefix`.
+fn wait_for_line(log: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no line starting with {prefix:?} within 10 s"),
+        }
+    }
+}
+
 #[test]
 fn wsclient_in_a_pipe_echoes_lines_and_exits_zero() {
     let server = echo_server("127.0.0.1:0");
@@ -103,12 +116,9 @@ fn wsclient_in_a_pipe_echoes_lines_and_exits_zero() {
 #[test]
 fn wsclient_cannot_connect_exits_one_with_a_message() {
     // Port 1 on loopback: nothing listens there.
-    let mut child = wsclient(&["--connect-timeout", "2", "ws://127.0.0.1:1/"]);
-    drop(child.stdin.take());
-    let status = wait_exit(&mut child);
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
+    let args = ["--connect-timeout", "2", "ws://127.0.0.1:1/"];
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &args);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 }
 
@@ -335,4 +345,45 @@ fn wsclient_malformed_urls_are_usage_errors() {
         let (code, err) = run(bin, &["--reconnect", url]);
         assert_eq!(code, Some(2), "--reconnect {url}: {err}");
     }
+}
+
+/// A listener that never accepts: the kernel still completes the TCP
+/// handshake from its backlog, and then nothing ever answers.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+#[test]
+fn wsclient_connect_timeout_bounds_the_handshake() {
+    let (_listener, url) = silent_server();
+    let started = Instant::now();
+    let args = ["--connect-timeout", "0.5", &url];
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+    // The handshake timeout alone would be 10 s; 5 s leaves room for a
+    // loaded machine while still telling the two apart.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+}
+
+#[test]
+fn wsclient_reconnect_attempts_are_bounded_by_the_connect_timeout() {
+    let (_listener, url) = silent_server();
+    let mut child = wsclient(&["--reconnect", "--connect-timeout", "0.3", &url]);
+    let stdin = child.stdin.take();
+    let log = lines_of(child.stderr.take().unwrap());
+    // Two failed attempts (0.3 s each, 0.25-0.5 s apart) long before the
+    // first would have ended by the 10 s handshake timeout.
+    let started = Instant::now();
+    for _ in 0..2 {
+        let line = wait_for_line(&log, "wsclient: cannot connect");
+        assert!(line.contains("retrying"), "{line}");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "two attempts took {took:?}");
+    drop(stdin);
+    assert_eq!(wait_exit(&mut child).code(), Some(1));
 }
