@@ -1,7 +1,7 @@
 //! The command-line tools as users run them: `wsclient` in a pipe, with
 //! `--reconnect` across a server restart, and its exit codes.
 
-use rfc6455::{Message, RunningServer, Server, ServerConfig};
+use rfc6455::{CloseCode, Message, RunningServer, Server, ServerConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -79,6 +79,15 @@ fn run(bin: &str, args: &[&str]) -> (Option<i32>, String) {
     let status = wait_exit(&mut child);
     let err: Vec<String> = log.iter().collect();
     (status.code(), err.join("\n"))
+}
+
+/// Sends `signal` (a name for kill(1): INT, TERM) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
 }
 
 /// Waits (bounded) for a line of `log` that starts with `prefix`.
@@ -386,4 +395,69 @@ fn wsclient_reconnect_attempts_are_bounded_by_the_connect_timeout() {
     assert!(took < Duration::from_secs(5), "two attempts took {took:?}");
     drop(stdin);
     assert_eq!(wait_exit(&mut child).code(), Some(1));
+}
+
+/// A server that reports the code of each close frame it receives.
+fn close_recording_server() -> (RunningServer, mpsc::Receiver<Option<CloseCode>>) {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |mut ws, _request| loop {
+            match ws.read()? {
+                Message::Close(frame) => {
+                    let _ = tx.send(frame.map(|f| f.code));
+                }
+                message if message.is_data() => ws.write(message)?,
+                _ => {}
+            }
+        })
+        .unwrap();
+    (server, rx)
+}
+
+#[test]
+fn wsclient_ctrl_c_sends_close_1001_and_exits_130() {
+    let (server, closes) = close_recording_server();
+    let mut child = wsclient(&[&format!("ws://{}/", server.local_addr())]);
+    let _stdin = child.stdin.take(); // open: the user is still typing
+    let log = lines_of(child.stderr.take().unwrap());
+    wait_for_line(&log, "wsclient: connected");
+    signal(&child, "INT");
+    let code = closes
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server received no close frame");
+    assert_eq!(code, Some(CloseCode::GOING_AWAY));
+    assert_eq!(wait_exit(&mut child).code(), Some(130));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_second_ctrl_c_exits_at_once() {
+    // A server that never reads, so it never answers the close frame.
+    let (release, held) = mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |_ws, _request| {
+            let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            Ok(())
+        })
+        .unwrap();
+    let mut child = wsclient(&[&format!("ws://{}/", server.local_addr())]);
+    let _stdin = child.stdin.take();
+    let log = lines_of(child.stderr.take().unwrap());
+    wait_for_line(&log, "wsclient: connected");
+    signal(&child, "INT");
+    wait_for_line(&log, "wsclient: interrupted");
+    signal(&child, "INT");
+    assert_eq!(wait_exit(&mut child).code(), Some(130));
+    // Had the second Ctrl-C been ignored, the wait for the close reply
+    // would have run out and said so.
+    let rest: Vec<String> = log.iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("no close reply")),
+        "{rest:?}"
+    );
+    drop(release);
+    server.shutdown().unwrap();
 }

@@ -12,11 +12,12 @@ use rfc6455::{ClientConfig, CloseCode, Error, Keepalive, Message, WebSocket, Web
 use std::io::{self, BufRead, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-mod flags;
-use flags::{seconds, DAY};
+mod common;
+use common::{seconds, DAY};
 
 /// The longest `--linger`: the whole wait at the end of input is capped at
 /// 10 s anyway (see `linger`), so a longer quiet period could never pass.
@@ -47,8 +48,12 @@ OPTIONS:
                               capped at 30 s, with jitter) until stdin ends
     -h, --help                print this help
 
+Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
+the server's reply and exits 130 (143 for SIGTERM); a second one exits at once.
+
 EXIT STATUS: 0 after a normal close, 1 if the connection failed or closed
-abnormally, 2 for bad usage (an unknown option, a bad value, a malformed URL).
+abnormally, 2 for bad usage (an unknown option, a bad value, a malformed URL),
+128 + N after signal N (130 for Ctrl-C).
 ";
 
 struct Options {
@@ -136,13 +141,19 @@ fn describe(message: &Message) -> Option<String> {
     }
 }
 
-/// What the main loop waits for: a line from stdin, its end, or the end of
-/// connection number `generation`.
+/// What the main loop waits for: a line from stdin, its end, the end of
+/// connection number `generation`, or a signal (SIGINT, SIGTERM).
 enum Event {
     Line(String),
     StdinEnd,
     Received,
-    Closed { generation: u64, clean: bool },
+    Closed {
+        generation: u64,
+        clean: bool,
+    },
+    // Only signal handlers send it.
+    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
+    Interrupted(i32),
 }
 
 /// Backoff before reconnect attempt `attempt` (0-based): 0.5 s doubling up
@@ -199,6 +210,9 @@ fn main() -> ExitCode {
         }
     };
     let (events, inbox) = mpsc::channel::<Event>();
+    // Before the first connect, so that a signal never finds us unprepared.
+    let open = Arc::new(AtomicBool::new(false));
+    install_signal_handler(events.clone(), Arc::clone(&open));
     let stdin_events = events.clone();
     std::thread::spawn(move || {
         for line in io::stdin().lock().lines() {
@@ -225,16 +239,21 @@ fn main() -> ExitCode {
                     options.url,
                     wait.as_secs_f64()
                 );
-                if pending.wait(&inbox, wait) {
-                    return ExitCode::FAILURE;
+                match pending.wait(&inbox, wait) {
+                    Waited::TimeUp => continue,
+                    Waited::NothingLeft => return ExitCode::FAILURE,
+                    Waited::Interrupted(signal) => return signal_exit(signal),
                 }
-                continue;
             }
             Err(e) => {
                 eprintln!("wsclient: cannot connect to {}: {e}", options.url);
                 return ExitCode::FAILURE;
             }
         };
+        // From here a signal closes the connection instead of exiting at
+        // once; set before "connected" is printed, which a user (or a test)
+        // may take as the cue to press Ctrl-C.
+        open.store(true, Ordering::Release);
         attempt = 0;
         generation += 1;
         let protocol = response
@@ -258,18 +277,24 @@ fn main() -> ExitCode {
                 eprintln!("wsclient: not sent: {e}");
             }
         }
+        let connection = Connection {
+            writer: &writer,
+            inbox: &inbox,
+            generation,
+        };
         let clean = loop {
             if input_ended {
                 // End of input: let replies to the last lines arrive (a peer
                 // that gets our close may drop what it has not sent yet),
                 // then close and wait (bounded) for the reply.
-                if let Some(clean) = linger(&inbox, generation, options.linger) {
-                    return exit(clean);
-                }
-                if !writer.is_closed() {
-                    let _ = writer.close(CloseCode::NORMAL, "");
-                }
-                return exit(wait_for_close(&inbox, generation));
+                let end = match linger(&inbox, generation, options.linger) {
+                    Some(end) => end,
+                    None => connection.close(CloseCode::NORMAL, Duration::from_secs(10)),
+                };
+                return match end {
+                    End::Closed(clean) => exit(clean),
+                    End::Interrupted(signal) => connection.interrupted(signal),
+                };
             }
             match inbox.recv() {
                 Ok(Event::Line(line)) => {
@@ -285,6 +310,7 @@ fn main() -> ExitCode {
                     generation: g,
                     clean,
                 }) if g == generation => break clean,
+                Ok(Event::Interrupted(signal)) => return connection.interrupted(signal),
                 Ok(Event::Closed { .. } | Event::Received) => {}
                 Ok(Event::StdinEnd) | Err(_) => {
                     pending.stdin_ended = true;
@@ -292,14 +318,17 @@ fn main() -> ExitCode {
                 }
             }
         };
+        open.store(false, Ordering::Release);
         if !options.reconnect || (pending.stdin_ended && pending.lines.is_empty()) {
             return exit(clean);
         }
         let wait = backoff(attempt);
         attempt += 1;
         eprintln!("wsclient: reconnecting in {:.1}s", wait.as_secs_f64());
-        if pending.wait(&inbox, wait) {
-            return exit(clean);
+        match pending.wait(&inbox, wait) {
+            Waited::TimeUp => {}
+            Waited::NothingLeft => return exit(clean),
+            Waited::Interrupted(signal) => return signal_exit(signal),
         }
     }
 }
@@ -309,6 +338,16 @@ fn main() -> ExitCode {
 struct Pending {
     lines: std::collections::VecDeque<String>,
     stdin_ended: bool,
+}
+
+/// How [`Pending::wait`] ended.
+enum Waited {
+    /// The wait is over: time to try again.
+    TimeUp,
+    /// Stdin ended and no line is waiting: nothing left to send.
+    NothingLeft,
+    /// A signal asked us to stop.
+    Interrupted(i32),
 }
 
 impl Pending {
@@ -323,9 +362,8 @@ impl Pending {
         self.lines.push_back(line);
     }
 
-    /// Sleeps for `wait`, keeping the lines that arrive. Returns true when
-    /// there is nothing left to do: stdin ended and no line is waiting.
-    fn wait(&mut self, inbox: &mpsc::Receiver<Event>, wait: Duration) -> bool {
+    /// Sleeps for `wait`, keeping the lines that arrive.
+    fn wait(&mut self, inbox: &mpsc::Receiver<Event>, wait: Duration) -> Waited {
         let deadline = Instant::now() + wait;
         while !(self.stdin_ended && self.lines.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -334,11 +372,12 @@ impl Pending {
                 Ok(Event::StdinEnd) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.stdin_ended = true
                 }
+                Ok(Event::Interrupted(signal)) => return Waited::Interrupted(signal),
                 Ok(Event::Closed { .. } | Event::Received) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+                Err(mpsc::RecvTimeoutError::Timeout) => return Waited::TimeUp,
             }
         }
-        true
+        Waited::NothingLeft
     }
 }
 
@@ -384,16 +423,25 @@ fn spawn_printer(
     });
 }
 
+/// How the last phase of a connection ended.
+enum End {
+    /// The connection ended, cleanly or not.
+    Closed(bool),
+    /// A signal asked us to stop first.
+    Interrupted(i32),
+}
+
 /// Waits until nothing has arrived for `quiet` (at most `MAX_LINGER` in all).
 /// Returns how the connection ended if it ended meanwhile.
-fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Option<bool> {
+fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Option<End> {
     let deadline = Instant::now() + Duration::from_secs_f64(MAX_LINGER);
     while !quiet.is_zero() && Instant::now() < deadline {
         match inbox.recv_timeout(quiet) {
             Ok(Event::Closed {
                 generation: g,
                 clean,
-            }) if g == generation => return Some(clean),
+            }) if g == generation => return Some(End::Closed(clean)),
+            Ok(Event::Interrupted(signal)) => return Some(End::Interrupted(signal)),
             Ok(_) => {}
             Err(_) => break,
         }
@@ -401,23 +449,57 @@ fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Op
     None
 }
 
-/// Waits up to 10 s for connection `generation` to end after our close.
-fn wait_for_close(inbox: &mpsc::Receiver<Event>, generation: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match inbox.recv_timeout(left) {
-            Ok(Event::Closed {
-                generation: g,
-                clean,
-            }) if g == generation => return clean,
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("wsclient: no close reply from the server");
-                return false;
+/// The open connection, as the main loop closes it.
+struct Connection<'a> {
+    writer: &'a rfc6455::Writer<TcpStream>,
+    inbox: &'a mpsc::Receiver<Event>,
+    generation: u64,
+}
+
+impl Connection<'_> {
+    /// Sends close `code` (unless a close frame went out already) and waits
+    /// up to `timeout` for the connection to end.
+    fn close(&self, code: CloseCode, timeout: Duration) -> End {
+        if !self.writer.is_closed() {
+            let _ = self.writer.close(code, "");
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inbox.recv_timeout(left) {
+                Ok(Event::Closed { generation, clean }) if generation == self.generation => {
+                    return End::Closed(clean)
+                }
+                Ok(Event::Interrupted(signal)) => return End::Interrupted(signal),
+                Ok(_) => {}
+                Err(_) => {
+                    eprintln!("wsclient: no close reply from the server");
+                    return End::Closed(false);
+                }
             }
         }
     }
+
+    /// After Ctrl-C (or SIGTERM): close with 1001 going away, as a browser
+    /// does for a page the user leaves (1000 is for the end of input, the
+    /// conversation's normal end), wait briefly for the server's reply, and
+    /// exit with 128 + the signal number. A second signal exits at once
+    /// (see `install_signal_handler`).
+    fn interrupted(&self, signal: i32) -> ExitCode {
+        let _ = self.close(CloseCode::GOING_AWAY, INTERRUPT_WAIT);
+        signal_exit(signal)
+    }
+}
+
+/// How long Ctrl-C waits for the server to answer our close frame: long
+/// enough for any live server, short enough for a user who wants out.
+const INTERRUPT_WAIT: Duration = Duration::from_secs(2);
+
+/// The shell's convention for "killed by signal N": 128 + N (130 for
+/// Ctrl-C), so that `wsclient … && next` does not go on as if the whole
+/// input had been delivered.
+fn signal_exit(signal: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX))
 }
 
 fn exit(clean: bool) -> ExitCode {
@@ -427,3 +509,21 @@ fn exit(clean: bool) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// SIGINT and SIGTERM: with a connection open, the main loop closes it
+/// (`Event::Interrupted`); with none (connecting, or waiting to reconnect)
+/// there is nothing to close, so exit at once. A second signal always exits
+/// at once: the user is done waiting.
+#[cfg(feature = "signals")]
+fn install_signal_handler(events: mpsc::Sender<Event>, open: Arc<AtomicBool>) {
+    common::on_signal("wsclient", move |signal| {
+        if !open.load(Ordering::Acquire) {
+            std::process::exit(128 + signal);
+        }
+        eprintln!("wsclient: interrupted; closing (again to quit now)");
+        let _ = events.send(Event::Interrupted(signal));
+    });
+}
+
+#[cfg(not(feature = "signals"))]
+fn install_signal_handler(_events: mpsc::Sender<Event>, _open: Arc<AtomicBool>) {}

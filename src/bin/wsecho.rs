@@ -9,8 +9,8 @@ use rfc6455::{Error, Keepalive, Message, Server, ServerConfig};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-mod flags;
-use flags::{seconds, DAY};
+mod common;
+use common::{seconds, DAY};
 
 const HELP: &str = "\
 wsecho: a WebSocket echo server (RFC 6455), one thread per connection.
@@ -190,24 +190,9 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "signals")]
 fn install_signal_handler(handle: rfc6455::ServerHandle) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::iterator::Signals;
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("wsecho: cannot install signal handlers: {e}");
-            return;
-        }
-    };
-    std::thread::spawn(move || {
-        let mut forever = signals.forever();
-        if forever.next().is_some() {
-            eprintln!("wsecho: shutting down (again to force)");
-            handle.shutdown();
-        }
-        if forever.next().is_some() {
-            std::process::exit(130);
-        }
+    common::on_signal("wsecho", move |_| {
+        eprintln!("wsecho: shutting down (again to force)");
+        handle.shutdown();
     });
 }
 

@@ -1,5 +1,5 @@
-//! Flag parsing shared by `wsclient` and `wsecho` (included by both as a
-//! module, so the two tools read durations by the same rule).
+//! What `wsclient` and `wsecho` share (each includes this as a module): how
+//! they read duration flags and how they take SIGINT and SIGTERM.
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -24,6 +24,31 @@ pub fn seconds(flag: &str, value: &str, range: RangeInclusive<f64>) -> Result<Du
         return Err(format!("{flag} wants {}, got {value:?}", within()));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Calls `first` with the signal number on the first SIGINT or SIGTERM, on
+/// a thread of its own; a second one exits at once with 128 + its number
+/// (130 for Ctrl-C), for a user who will not wait for a graceful close.
+#[cfg(feature = "signals")]
+pub fn on_signal(tool: &str, first: impl FnOnce(i32) + Send + 'static) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::iterator::Signals;
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{tool}: cannot install signal handlers: {e}");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        let mut forever = signals.forever();
+        if let Some(signal) = forever.next() {
+            first(signal);
+        }
+        if let Some(signal) = forever.next() {
+            std::process::exit(128 + signal);
+        }
+    });
 }
 
 #[cfg(test)]
