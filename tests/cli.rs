@@ -236,6 +236,15 @@ fn wsclient_prints_binary_messages_as_a_size_and_hex() {
 
 /// Starts `wsecho` on a free port and returns it with its URL.
 fn wsecho(args: &[&str]) -> (Child, String) {
+    let (child, url, log) = wsecho_with_log(args);
+    // Keep draining stderr so wsecho never blocks on it.
+    std::thread::spawn(move || for _ in log {});
+    (child, url)
+}
+
+/// Starts `wsecho` on a free port and returns it with its URL and the lines
+/// of its log after the startup line (read them, or wsecho may block).
+fn wsecho_with_log(args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
     let args = [&["--listen", "127.0.0.1:0"], args].concat();
     let mut child = spawn_logging(env!("CARGO_BIN_EXE_wsecho"), &args);
     let log = lines_of(child.stderr.take().unwrap());
@@ -244,9 +253,7 @@ fn wsecho(args: &[&str]) -> (Child, String) {
         .strip_prefix("wsecho: listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
-    // Keep draining stderr so wsecho never blocks on it.
-    std::thread::spawn(move || for _ in log {});
-    (child, url)
+    (child, url, log)
 }
 
 #[test]
@@ -460,4 +467,28 @@ fn wsclient_second_ctrl_c_exits_at_once() {
     );
     drop(release);
     server.shutdown().unwrap();
+}
+
+#[test]
+fn wsecho_logs_the_close_code_after_a_sigterm_shutdown() {
+    let (mut server, url, log) = wsecho_with_log(&[]);
+    let (mut ws, _) = rfc6455::connect(&url).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = ws.get_ref().local_addr().unwrap().to_string();
+    signal(&server, "TERM");
+    // The client answers the 1001 within this read and then sees the
+    // server close TCP: the close handshake completes both ways.
+    match ws.read().unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    assert!(matches!(ws.read(), Err(rfc6455::Error::ConnectionClosed)));
+    assert!(wait_exit(&mut server).success());
+    let line = log
+        .iter()
+        .find(|l| l.starts_with(&format!("wsecho: {me}:")))
+        .expect("no log line for the connection");
+    assert!(line.ends_with("close 1001"), "{line}");
 }

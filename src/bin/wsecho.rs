@@ -4,8 +4,10 @@
 //! cargo run --release --bin wsecho -- --listen 127.0.0.1:9001
 //! ```
 
-use rfc6455::protocol::Config;
-use rfc6455::{Error, Keepalive, Message, Server, ServerConfig};
+use rfc6455::protocol::{Config, Connection};
+use rfc6455::{CloseFrame, Error, Keepalive, Message, Role, Server, ServerConfig, ServerWebSocket};
+use std::io::Read;
+use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -119,6 +121,62 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: not a valid number: {value:?}"))
 }
 
+fn describe_close(frame: Option<CloseFrame>) -> String {
+    match frame {
+        Some(f) => format!("close {}", f.code),
+        None => "close (no code)".to_owned(),
+    }
+}
+
+/// How long a connection closed by shutdown waits for the peer's reply to
+/// our 1001: a live peer answers within a round trip, and shutdown should
+/// not wait long on one that does not.
+const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(1);
+
+/// Waits (briefly) for the peer's answer to the 1001 that shutdown sent,
+/// and says how the close ended.
+///
+/// On shutdown the library shuts down each socket's read side and makes its
+/// reads report end of stream, so that the connection's blocked `read` sends
+/// close 1001; it then returns `ConnectionClosed` at once, without waiting
+/// for the peer's close frame, and later reads report end of stream too.
+/// Without this the log said "no close frame" while the peer saw the close
+/// handshake complete both ways. The library is done with the connection,
+/// so read the socket itself, with the sans-I/O codec: a half-shut socket
+/// still returns the bytes that arrive (and end of stream at once when none
+/// has, hence the short sleep).
+fn await_close_reply(ws: &ServerWebSocket) -> String {
+    let mut socket: &TcpStream = ws.get_ref();
+    // At a frame boundary unless the peer was mid-frame when shutdown came;
+    // then the codec fails and the reply goes unseen, which the line says.
+    let mut codec = Connection::new(Role::Server, Config::default());
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + CLOSE_REPLY_WAIT;
+    while Instant::now() < deadline {
+        let n = match socket.read(&mut buf) {
+            Ok(0) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        // Data the peer sent before it read our close is discarded, as
+        // RFC 6455 §1.4 allows once our close frame is sent.
+        for message in codec.feed(&buf[..n]) {
+            match message {
+                Ok(Message::Close(frame)) => return describe_close(frame),
+                Ok(_) => {}
+                Err(_) => return NO_REPLY.to_owned(),
+            }
+        }
+    }
+    NO_REPLY.to_owned()
+}
+
+const NO_REPLY: &str = "sent close 1001, no reply seen";
+
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
@@ -144,7 +202,7 @@ fn main() -> ExitCode {
             .map_or_else(|_| "?".to_owned(), |a| a.to_string());
         let start = Instant::now();
         let mut messages = 0u64;
-        let mut close = String::from("no close frame");
+        let mut close = None;
         let outcome = loop {
             match ws.read() {
                 Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
@@ -153,17 +211,18 @@ fn main() -> ExitCode {
                         break e;
                     }
                 }
-                Ok(Message::Close(frame)) => {
-                    close = match frame {
-                        Some(f) => format!("close {}", f.code),
-                        None => "close (no code)".to_owned(),
-                    };
-                }
+                Ok(Message::Close(frame)) => close = Some(describe_close(frame)),
                 Ok(_) => {}
                 Err(e) => break e,
             }
         };
+        // `ConnectionClosed` before the peer's close frame happens only when
+        // the server shuts down: it sent 1001 without waiting for the reply.
+        if matches!(outcome, Error::ConnectionClosed) && close.is_none() {
+            close = Some(await_close_reply(&ws));
+        }
         if !quiet {
+            let close = close.unwrap_or_else(|| "no close frame".to_owned());
             let end = match &outcome {
                 Error::ConnectionClosed => close,
                 Error::Protocol(p) => format!("failed: {p} (sent close {})", p.close_code()),
