@@ -492,3 +492,54 @@ fn wsecho_logs_the_close_code_after_a_sigterm_shutdown() {
         .expect("no log line for the connection");
     assert!(line.ends_with("close 1001"), "{line}");
 }
+
+#[test]
+fn wsecho_log_line_says_1_message() {
+    let (mut server, url, log) = wsecho_with_log(&[]);
+    let (mut ws, _) = rfc6455::connect(&url).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = ws.get_ref().local_addr().unwrap().to_string();
+    ws.send(Message::Text("one".into())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Text("one".into()));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(ws.read(), Ok(Message::Close(_))));
+    let line = wait_for_line(&log, &format!("wsecho: {me}:"));
+    assert!(line.contains(", 1 message, close 1000"), "{line}");
+    signal(&server, "TERM");
+    assert!(wait_exit(&mut server).success());
+}
+
+#[test]
+fn wsclient_on_a_terminal_marks_received_lines() {
+    // script(1) gives wsclient a pseudo-terminal for stdin and stdout.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) from util-linux is not installed");
+        return;
+    }
+    let server = echo_server("127.0.0.1:0");
+    let command = format!(
+        "'{}' ws://{}/",
+        env!("CARGO_BIN_EXE_wsclient"),
+        server.local_addr()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = stdout_lines(&mut child);
+    // The terminal echoes what is typed; the echo comes back marked.
+    // Ctrl-D (0x04) at the start of a line is end of input on a terminal.
+    stdin.write_all(b"hello\n\x04").unwrap();
+    let status = wait_exit(&mut child);
+    let got: Vec<String> = lines.iter().map(|l| l.trim_end().to_owned()).collect();
+    assert!(got.iter().any(|l| l == "< hello"), "{got:?}");
+    assert!(status.success(), "{status}: {got:?}");
+    drop(stdin);
+    server.shutdown().unwrap();
+}

@@ -9,7 +9,7 @@
 use rfc6455::client::WsUrl;
 use rfc6455::handshake::Response;
 use rfc6455::{ClientConfig, CloseCode, Error, Keepalive, Message, WebSocket, WebSocketConfig};
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,8 +27,8 @@ const HELP: &str = "\
 wsclient: an interactive WebSocket client (RFC 6455).
 
 Sends each line of standard input as a text message and prints each message
-received on its own line of standard output. Binary messages are printed as
-`<binary N bytes: HEX…>`. Connection and close details go to standard error.
+received on its own line of standard output, after `< ` when that is a
+terminal. Binary messages are printed as `<binary N bytes: HEX…>`. Connection and close details go to standard error.
 At the end of input it sends close 1000, waits for the reply and exits 0.
 
 USAGE:
@@ -389,6 +389,10 @@ fn spawn_printer(
 ) {
     std::thread::spawn(move || {
         let stdout = io::stdout();
+        // On a terminal, received lines are marked so that they can be told
+        // from the typed ones the terminal echoes (as `python -m websockets`
+        // does); in a pipe the output stays exactly the messages.
+        let mark = if stdout.is_terminal() { "< " } else { "" };
         let mut clean = false;
         loop {
             match reader.read() {
@@ -406,7 +410,7 @@ fn spawn_printer(
                 Ok(message) => {
                     if let Some(line) = describe(&message) {
                         let mut out = stdout.lock();
-                        let _ = writeln!(out, "{line}");
+                        let _ = writeln!(out, "{mark}{line}");
                         let _ = out.flush();
                     }
                     let _ = events.send(Event::Received);

@@ -228,8 +228,9 @@ fn main() -> ExitCode {
                 Error::Protocol(p) => format!("failed: {p} (sent close {})", p.close_code()),
                 other => format!("{close}; {other}"),
             };
+            let s = if messages == 1 { "" } else { "s" };
             eprintln!(
-                "wsecho: {peer}: {:.3}s, {messages} messages, {end}",
+                "wsecho: {peer}: {:.3}s, {messages} message{s}, {end}",
                 start.elapsed().as_secs_f64()
             );
         }
