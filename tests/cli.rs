@@ -256,13 +256,21 @@ fn wsecho_with_log(args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
     (child, url, log)
 }
 
-#[test]
-fn wsecho_sigint_closes_connections_with_1001_and_exits_zero() {
-    let (mut server, url) = wsecho(&["--quiet"]);
-    let (mut ws, _) = rfc6455::connect(&url).unwrap();
+/// A client of `url` whose reads give up after 10 s, and its own address
+/// (what wsecho's log line names it by).
+fn client_of(url: &str) -> (rfc6455::WebSocket<std::net::TcpStream>, String) {
+    let (ws, _) = rfc6455::connect(url).unwrap();
     ws.get_ref()
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    let me = ws.get_ref().local_addr().unwrap().to_string();
+    (ws, me)
+}
+
+#[test]
+fn wsecho_sigint_closes_connections_with_1001_and_exits_zero() {
+    let (mut server, url) = wsecho(&["--quiet"]);
+    let (mut ws, _) = client_of(&url);
     ws.send(Message::Text("before".into())).unwrap();
     assert_eq!(ws.read().unwrap(), Message::Text("before".into()));
 
@@ -472,11 +480,7 @@ fn wsclient_second_ctrl_c_exits_at_once() {
 #[test]
 fn wsecho_logs_the_close_code_after_a_sigterm_shutdown() {
     let (mut server, url, log) = wsecho_with_log(&[]);
-    let (mut ws, _) = rfc6455::connect(&url).unwrap();
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let me = ws.get_ref().local_addr().unwrap().to_string();
+    let (mut ws, me) = client_of(&url);
     signal(&server, "TERM");
     // The client answers the 1001 within this read and then sees the
     // server close TCP: the close handshake completes both ways.
@@ -496,11 +500,7 @@ fn wsecho_logs_the_close_code_after_a_sigterm_shutdown() {
 #[test]
 fn wsecho_log_line_says_1_message() {
     let (mut server, url, log) = wsecho_with_log(&[]);
-    let (mut ws, _) = rfc6455::connect(&url).unwrap();
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let me = ws.get_ref().local_addr().unwrap().to_string();
+    let (mut ws, me) = client_of(&url);
     ws.send(Message::Text("one".into())).unwrap();
     assert_eq!(ws.read().unwrap(), Message::Text("one".into()));
     ws.close(CloseCode::NORMAL, "").unwrap();
