@@ -28,7 +28,8 @@ wsclient: an interactive WebSocket client (RFC 6455).
 
 Sends each line of standard input as a text message and prints each message
 received on its own line of standard output, after `< ` when that is a
-terminal. Binary messages are printed as `<binary N bytes: HEX…>`. Connection and close details go to standard error.
+terminal. Binary messages are printed as `<binary N bytes: HEX…>`.
+Connection and close details go to standard error.
 At the end of input it sends close 1000, waits for the reply and exits 0.
 
 USAGE:
@@ -50,6 +51,7 @@ OPTIONS:
 
 Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
 the server's reply and exits 130 (143 for SIGTERM); a second one exits at once.
+(Without the default `signals` feature, signals end it at once.)
 
 EXIT STATUS: 0 after a normal close, 1 if the connection failed or closed
 abnormally, 2 for bad usage (an unknown option, a bad value, a malformed URL),

@@ -40,10 +40,11 @@ SECS is decimal seconds from 0.001 to 86400 (one day); the flags where 0
 means off or never also take 0. Anything else is bad usage.
 
 Logs a startup line and one line per connection to stderr.
-Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001, exit.
+Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001 (waiting
+up to 1 s for each reply), exit.
 
 EXIT STATUS: 0 after a shutdown by signal, 1 if it cannot listen, 2 for bad
-usage, 130 on a second Ctrl-C (exit at once).
+usage, 128 + N on a second signal N, which exits at once (130 for Ctrl-C).
 ";
 
 struct Options {
