@@ -234,8 +234,32 @@ fn wsclient_prints_binary_messages_as_a_size_and_hex() {
     server.shutdown().unwrap();
 }
 
+/// A server process that is killed when the test ends, so that a failing
+/// test leaves no `wsecho` behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts `wsecho` on a free port and returns it with its URL.
-fn wsecho(args: &[&str]) -> (Child, String) {
+fn wsecho(args: &[&str]) -> (Reaped, String) {
     let (child, url, log) = wsecho_with_log(args);
     // Keep draining stderr so wsecho never blocks on it.
     std::thread::spawn(move || for _ in log {});
@@ -244,9 +268,9 @@ fn wsecho(args: &[&str]) -> (Child, String) {
 
 /// Starts `wsecho` on a free port and returns it with its URL and the lines
 /// of its log after the startup line (read them, or wsecho may block).
-fn wsecho_with_log(args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
+fn wsecho_with_log(args: &[&str]) -> (Reaped, String, mpsc::Receiver<String>) {
     let args = [&["--listen", "127.0.0.1:0"], args].concat();
-    let mut child = spawn_logging(env!("CARGO_BIN_EXE_wsecho"), &args);
+    let mut child = Reaped(spawn_logging(env!("CARGO_BIN_EXE_wsecho"), &args));
     let log = lines_of(child.stderr.take().unwrap());
     let first = log.recv_timeout(Duration::from_secs(10)).unwrap();
     let url = first
