@@ -1,11 +1,11 @@
 //! The command-line tools as users run them: `wsclient` in a pipe, with
 //! `--reconnect` across a server restart, and its exit codes.
 
-use rfc6455::{Message, RunningServer, Server, ServerConfig};
+use rfc6455::{CloseCode, Message, RunningServer, Server, ServerConfig};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn echo_server(addr: &str) -> RunningServer {
     Server::bind(addr, ServerConfig::default())
@@ -56,7 +56,51 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(25));
     }
     let _ = child.kill();
-    panic!("wsclient did not exit within 10 s");
+    panic!("the child process did not exit within 10 s");
+}
+
+/// Starts `bin` with no input, its stdout discarded and its stderr piped.
+fn spawn_logging(bin: &str, args: &[&str]) -> Child {
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs one of the tools with stdin closed until it exits (bounded: a tool
+/// that wrongly accepted its flags and kept running fails the test) and
+/// returns its exit code and standard error.
+fn run(bin: &str, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = spawn_logging(bin, args);
+    let log = lines_of(child.stderr.take().unwrap());
+    let status = wait_exit(&mut child);
+    let err: Vec<String> = log.iter().collect();
+    (status.code(), err.join("\n"))
+}
+
+/// Sends `signal` (a name for kill(1): INT, TERM) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+/// Waits (bounded) for a line of `log` that starts with `prefix`.
+fn wait_for_line(log: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => {}
+            Err(_) => panic!("no line starting with {prefix:?} within 10 s"),
+        }
+    }
 }
 
 #[test]
@@ -81,12 +125,9 @@ fn wsclient_in_a_pipe_echoes_lines_and_exits_zero() {
 #[test]
 fn wsclient_cannot_connect_exits_one_with_a_message() {
     // Port 1 on loopback: nothing listens there.
-    let mut child = wsclient(&["--connect-timeout", "2", "ws://127.0.0.1:1/"]);
-    drop(child.stdin.take());
-    let status = wait_exit(&mut child);
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    assert_eq!(status.code(), Some(1), "{err}");
+    let args = ["--connect-timeout", "2", "ws://127.0.0.1:1/"];
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &args);
+    assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 }
 
@@ -193,34 +234,67 @@ fn wsclient_prints_binary_messages_as_a_size_and_hex() {
     server.shutdown().unwrap();
 }
 
+/// A server process that is killed when the test ends, so that a failing
+/// test leaves no `wsecho` behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl std::ops::Deref for Reaped {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 /// Starts `wsecho` on a free port and returns it with its URL.
-fn wsecho(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsecho"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn wsecho(args: &[&str]) -> (Reaped, String) {
+    let (child, url, log) = wsecho_with_log(args);
+    // Keep draining stderr so wsecho never blocks on it.
+    std::thread::spawn(move || for _ in log {});
+    (child, url)
+}
+
+/// Starts `wsecho` on a free port and returns it with its URL and the lines
+/// of its log after the startup line (read them, or wsecho may block).
+fn wsecho_with_log(args: &[&str]) -> (Reaped, String, mpsc::Receiver<String>) {
+    let args = [&["--listen", "127.0.0.1:0"], args].concat();
+    let mut child = Reaped(spawn_logging(env!("CARGO_BIN_EXE_wsecho"), &args));
     let log = lines_of(child.stderr.take().unwrap());
     let first = log.recv_timeout(Duration::from_secs(10)).unwrap();
     let url = first
         .strip_prefix("wsecho: listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned();
-    // Keep draining stderr so wsecho never blocks on it.
-    std::thread::spawn(move || for _ in log {});
-    (child, url)
+    (child, url, log)
+}
+
+/// A client of `url` whose reads give up after 10 s, and its own address
+/// (what wsecho's log line names it by).
+fn client_of(url: &str) -> (rfc6455::ClientWebSocket, String) {
+    let (ws, _) = rfc6455::connect(url).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = ws.get_ref().local_addr().unwrap().to_string();
+    (ws, me)
 }
 
 #[test]
 fn wsecho_sigint_closes_connections_with_1001_and_exits_zero() {
     let (mut server, url) = wsecho(&["--quiet"]);
-    let (mut ws, _) = rfc6455::connect(&url).unwrap();
-    ws.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (mut ws, _) = client_of(&url);
     ws.send(Message::Text("before".into())).unwrap();
     assert_eq!(ws.read().unwrap(), Message::Text("before".into()));
 
@@ -251,4 +325,245 @@ fn wsecho_help_and_bad_flags() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+// Duration flags: every one of both tools takes finite, non-negative
+// seconds in a stated range; anything else is bad usage (exit 2) naming the
+// flag, never a panic (exit 101), a silent clamp or a silent acceptance.
+
+/// Asserts that `bin FLAG VALUE ARGS…` is bad usage naming the flag, for
+/// each `(FLAG, VALUE)` of `cases`.
+fn assert_usage_errors(bin: &str, args: &[&str], cases: &[(&str, &str)]) {
+    for (flag, value) in cases {
+        let all: Vec<&str> = [*flag, *value].iter().chain(args).copied().collect();
+        let (code, err) = run(bin, &all);
+        assert_eq!(code, Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn wsclient_rejects_odd_durations_as_usage_errors() {
+    let cases = [
+        ("--connect-timeout", "inf"),
+        ("--connect-timeout", "0"),
+        ("--connect-timeout", "-1"),
+        ("--ping-interval", "inf"),
+        ("--ping-interval", "1e30"),
+        ("--ping-interval", "-0.5"),
+        ("--ping-interval", "soon"),
+        ("--linger", "nan"),
+        ("--linger", "100"),
+        ("--linger", "-1"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_wsclient");
+    assert_usage_errors(bin, &["ws://127.0.0.1:1/"], &cases);
+}
+
+#[test]
+fn wsecho_rejects_odd_durations_as_usage_errors() {
+    let cases = [
+        ("--ping-interval", "nan"),
+        ("--ping-interval", "1e30"),
+        ("--ping-timeout", "inf"),
+        ("--ping-timeout", "0"),
+        ("--handshake-timeout", "-1"),
+        ("--handshake-timeout", "0"),
+        ("--write-timeout", "nan"),
+        ("--idle-timeout", "1e30"),
+        ("--idle-timeout", "-1"),
+    ];
+    let bin = env!("CARGO_BIN_EXE_wsecho");
+    assert_usage_errors(bin, &["--listen", "127.0.0.1:0"], &cases);
+}
+
+#[test]
+fn wsclient_malformed_urls_are_usage_errors() {
+    let bin = env!("CARGO_BIN_EXE_wsclient");
+    for url in [
+        "127.0.0.1:9001",
+        "http://127.0.0.1:9001/",
+        "ws://127.0.0.1:99999/",
+        "ws:///no-host",
+    ] {
+        let (code, err) = run(bin, &[url]);
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(err.contains("invalid URL"), "{url}: {err}");
+        // Retrying cannot fix a URL: still bad usage, at once.
+        let (code, err) = run(bin, &["--reconnect", url]);
+        assert_eq!(code, Some(2), "--reconnect {url}: {err}");
+    }
+}
+
+/// A listener that never accepts: the kernel still completes the TCP
+/// handshake from its backlog, and then nothing ever answers.
+fn silent_server() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    (listener, url)
+}
+
+#[test]
+fn wsclient_connect_timeout_bounds_the_handshake() {
+    let (_listener, url) = silent_server();
+    let started = Instant::now();
+    let args = ["--connect-timeout", "0.5", &url];
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &args);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+    // The handshake timeout alone would be 10 s; 5 s leaves room for a
+    // loaded machine while still telling the two apart.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+}
+
+#[test]
+fn wsclient_reconnect_attempts_are_bounded_by_the_connect_timeout() {
+    let (_listener, url) = silent_server();
+    let mut child = wsclient(&["--reconnect", "--connect-timeout", "0.3", &url]);
+    let stdin = child.stdin.take();
+    let log = lines_of(child.stderr.take().unwrap());
+    // Two failed attempts (0.3 s each, 0.25-0.5 s apart) long before the
+    // first would have ended by the 10 s handshake timeout.
+    let started = Instant::now();
+    for _ in 0..2 {
+        let line = wait_for_line(&log, "wsclient: cannot connect");
+        assert!(line.contains("retrying"), "{line}");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "two attempts took {took:?}");
+    drop(stdin);
+    assert_eq!(wait_exit(&mut child).code(), Some(1));
+}
+
+/// A server that reports the code of each close frame it receives.
+fn close_recording_server() -> (RunningServer, mpsc::Receiver<Option<CloseCode>>) {
+    let (tx, rx) = mpsc::channel();
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |mut ws, _request| loop {
+            match ws.read()? {
+                Message::Close(frame) => {
+                    let _ = tx.send(frame.map(|f| f.code));
+                }
+                message if message.is_data() => ws.write(message)?,
+                _ => {}
+            }
+        })
+        .unwrap();
+    (server, rx)
+}
+
+#[test]
+fn wsclient_ctrl_c_sends_close_1001_and_exits_130() {
+    let (server, closes) = close_recording_server();
+    let mut child = wsclient(&[&format!("ws://{}/", server.local_addr())]);
+    let _stdin = child.stdin.take(); // open: the user is still typing
+    let log = lines_of(child.stderr.take().unwrap());
+    wait_for_line(&log, "wsclient: connected");
+    signal(&child, "INT");
+    let code = closes
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server received no close frame");
+    assert_eq!(code, Some(CloseCode::GOING_AWAY));
+    assert_eq!(wait_exit(&mut child).code(), Some(130));
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_second_ctrl_c_exits_at_once() {
+    // A server that never reads, so it never answers the close frame.
+    let (release, held) = mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |_ws, _request| {
+            let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(20));
+            Ok(())
+        })
+        .unwrap();
+    let mut child = wsclient(&[&format!("ws://{}/", server.local_addr())]);
+    let _stdin = child.stdin.take();
+    let log = lines_of(child.stderr.take().unwrap());
+    wait_for_line(&log, "wsclient: connected");
+    signal(&child, "INT");
+    wait_for_line(&log, "wsclient: interrupted");
+    signal(&child, "INT");
+    assert_eq!(wait_exit(&mut child).code(), Some(130));
+    // Had the second Ctrl-C been ignored, the wait for the close reply
+    // would have run out and said so.
+    let rest: Vec<String> = log.iter().collect();
+    assert!(
+        !rest.iter().any(|l| l.contains("no close reply")),
+        "{rest:?}"
+    );
+    drop(release);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsecho_logs_the_close_code_after_a_sigterm_shutdown() {
+    let (mut server, url, log) = wsecho_with_log(&[]);
+    let (mut ws, me) = client_of(&url);
+    signal(&server, "TERM");
+    // The client answers the 1001 within this read and then sees the
+    // server close TCP: the close handshake completes both ways.
+    match ws.read().unwrap() {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::GOING_AWAY),
+        other => panic!("expected close 1001, got {other:?}"),
+    }
+    assert!(matches!(ws.read(), Err(rfc6455::Error::ConnectionClosed)));
+    assert!(wait_exit(&mut server).success());
+    let line = log
+        .iter()
+        .find(|l| l.starts_with(&format!("wsecho: {me}:")))
+        .expect("no log line for the connection");
+    assert!(line.ends_with("close 1001"), "{line}");
+}
+
+#[test]
+fn wsecho_log_line_says_1_message() {
+    let (mut server, url, log) = wsecho_with_log(&[]);
+    let (mut ws, me) = client_of(&url);
+    ws.send(Message::Text("one".into())).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Text("one".into()));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(matches!(ws.read(), Ok(Message::Close(_))));
+    let line = wait_for_line(&log, &format!("wsecho: {me}:"));
+    assert!(line.contains(", 1 message, close 1000"), "{line}");
+    signal(&server, "TERM");
+    assert!(wait_exit(&mut server).success());
+}
+
+#[test]
+fn wsclient_on_a_terminal_marks_received_lines() {
+    // script(1) gives wsclient a pseudo-terminal for stdin and stdout.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) from util-linux is not installed");
+        return;
+    }
+    let server = echo_server("127.0.0.1:0");
+    let command = format!(
+        "'{}' ws://{}/",
+        env!("CARGO_BIN_EXE_wsclient"),
+        server.local_addr()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let lines = stdout_lines(&mut child);
+    // The terminal echoes what is typed; the echo comes back marked.
+    // Ctrl-D (0x04) at the start of a line is end of input on a terminal.
+    stdin.write_all(b"hello\n\x04").unwrap();
+    let status = wait_exit(&mut child);
+    let got: Vec<String> = lines.iter().map(|l| l.trim_end().to_owned()).collect();
+    assert!(got.iter().any(|l| l == "< hello"), "{got:?}");
+    assert!(status.success(), "{status}: {got:?}");
+    drop(stdin);
+    server.shutdown().unwrap();
 }

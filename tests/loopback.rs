@@ -1031,3 +1031,54 @@ fn a_default_client_still_reports_its_callers_own_read_timeout() {
     assert!(matches!(ws.read(), Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock));
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+// ---------------------------------------------------------------------------
+// Shutdown completes the close handshake
+
+#[test]
+fn shutdown_hands_the_peers_close_reply_to_the_handler() {
+    // The server shuts down while its handler is blocked in `read`: the
+    // handler must see the peer's answer to 1001 as a close frame, then the
+    // end of the connection (wsecho used to log "no close frame" here).
+    let (tx, rx) = mpsc::channel();
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(move |mut ws, _| {
+            let mut seen = Vec::new();
+            let end = loop {
+                match ws.read() {
+                    Ok(message) => seen.push(message),
+                    Err(e) => break e,
+                }
+            };
+            tx.send((seen, end.to_string())).unwrap();
+            Ok(())
+        })
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    // Make sure the handler is running.
+    ws.send(Message::Text("hello".into())).unwrap();
+    let peer = thread::spawn(move || {
+        // Our client echoes the 1001 on its own and then waits for TCP to close.
+        let got = read_skipping_pings(&mut ws);
+        let end = ws.read();
+        (got, end.map_err(|e| e.to_string()))
+    });
+    thread::sleep(Duration::from_millis(100));
+    server.shutdown().unwrap();
+    let (seen, end) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        seen,
+        [
+            Message::Text("hello".into()),
+            Message::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY)))
+        ]
+    );
+    assert_eq!(end, Error::ConnectionClosed.to_string());
+    let (got, client_end) = peer.join().unwrap();
+    assert!(
+        matches!(got, Message::Close(Some(ref f)) if f.code == CloseCode::GOING_AWAY),
+        "{got:?}"
+    );
+    assert_eq!(client_end, Err(Error::ConnectionClosed.to_string()));
+}

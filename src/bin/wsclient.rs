@@ -6,18 +6,32 @@
 //! printf 'a\nb\n' | wsclient ws://127.0.0.1:9001/
 //! ```
 
-use rfc6455::{ClientConfig, CloseCode, Error, Keepalive, Message, WebSocketConfig};
-use std::io::{self, BufRead, Write};
+use rfc6455::client::WsUrl;
+use rfc6455::handshake::Response;
+use rfc6455::{
+    ClientConfig, ClientWebSocket, CloseCode, Error, Keepalive, Message, Stream, WebSocketConfig,
+};
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{seconds, DAY};
+
+/// The longest `--linger`: the whole wait at the end of input is capped at
+/// 10 s anyway (see `linger`), so a longer quiet period could never pass.
+const MAX_LINGER: f64 = 10.0;
 
 const HELP: &str = "\
 wsclient: an interactive WebSocket client (RFC 6455).
 
 Sends each line of standard input as a text message and prints each message
-received on its own line of standard output. Binary messages are printed as
-`<binary N bytes: HEX…>`. Connection and close details go to standard error.
+received on its own line of standard output, after `< ` when that is a
+terminal. Binary messages are printed as `<binary N bytes: HEX…>`.
+Connection and close details go to standard error.
 At the end of input it sends close 1000, waits for the reply and exits 0.
 
 USAGE:
@@ -26,17 +40,24 @@ USAGE:
 OPTIONS:
     --header 'NAME: VALUE'    add a request header (repeatable)
     --subprotocol NAME        offer a subprotocol (repeatable)
-    --ping-interval SECS      ping after this much silence; close if no pong in as long
-    --connect-timeout SECS    [default: 10]
+    --ping-interval SECS      ping after this much silence; close if no pong in as
+                              long; 0 to 86400 [default: 0, off]
+    --connect-timeout SECS    time allowed for the whole connect: TCP and the
+                              opening handshake; 0.001 to 86400 [default: 10]
     --linger SECS             at end of input, wait until nothing has arrived for
-                              this long before closing [default: 0.5]
+                              this long before closing; 0 to 10 [default: 0.5]
     --reconnect               when the connection drops or cannot be made, try
                               again with exponential backoff (0.5 s doubling,
                               capped at 30 s, with jitter) until stdin ends
     -h, --help                print this help
 
+Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
+the server's reply and exits 130 (143 for SIGTERM); a second one exits at once.
+(Without the default `signals` feature, signals end it at once.)
+
 EXIT STATUS: 0 after a normal close, 1 if the connection failed or closed
-abnormally, 2 for bad usage.
+abnormally, 2 for bad usage (an unknown option, a bad value, a malformed URL),
+128 + N after signal N (130 for Ctrl-C).
 ";
 
 struct Options {
@@ -68,11 +89,8 @@ fn parse_args() -> Result<Options, String> {
             }
             "--subprotocol" => config = config.subprotocol(value("--subprotocol")?),
             "--ping-interval" => {
-                let s: f64 = value("--ping-interval")?
-                    .parse()
-                    .map_err(|_| "--ping-interval wants seconds".to_owned())?;
-                if s > 0.0 {
-                    let t = Duration::from_secs_f64(s);
+                let t = seconds("--ping-interval", &value("--ping-interval")?, 0.0..=DAY)?;
+                if !t.is_zero() {
                     let ws = WebSocketConfig::default().keepalive(Some(Keepalive {
                         interval: t,
                         timeout: t,
@@ -81,17 +99,17 @@ fn parse_args() -> Result<Options, String> {
                 }
             }
             "--connect-timeout" => {
-                let s: f64 = value("--connect-timeout")?
-                    .parse()
-                    .map_err(|_| "--connect-timeout wants seconds".to_owned())?;
-                config = config.connect_timeout(Duration::from_secs_f64(s.max(0.001)));
+                // Zero would fail every connect: the socket refuses it.
+                let t = seconds(
+                    "--connect-timeout",
+                    &value("--connect-timeout")?,
+                    0.001..=DAY,
+                )?;
+                config = config.connect_timeout(t);
             }
             "--reconnect" => reconnect = true,
             "--linger" => {
-                let s: f64 = value("--linger")?
-                    .parse()
-                    .map_err(|_| "--linger wants seconds".to_owned())?;
-                linger = Duration::from_secs_f64(s.clamp(0.0, 10.0));
+                linger = seconds("--linger", &value("--linger")?, 0.0..=MAX_LINGER)?;
             }
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             positional => {
@@ -101,8 +119,14 @@ fn parse_args() -> Result<Options, String> {
             }
         }
     }
+    let url = url.ok_or("missing URL (see --help)")?;
+    // A malformed URL is bad usage, which no retry can fix. `wss://` is well
+    // formed but not supported yet: that is a failure to connect (exit 1).
+    if let Err(e @ Error::Url(_)) = WsUrl::parse(&url) {
+        return Err(e.to_string());
+    }
     Ok(Options {
-        url: url.ok_or("missing URL (see --help)")?,
+        url,
         config,
         reconnect,
         linger,
@@ -121,13 +145,19 @@ fn describe(message: &Message) -> Option<String> {
     }
 }
 
-/// What the main loop waits for: a line from stdin, its end, or the end of
-/// connection number `generation`.
+/// What the main loop waits for: a line from stdin, its end, the end of
+/// connection number `generation`, or a signal (SIGINT, SIGTERM).
 enum Event {
     Line(String),
     StdinEnd,
     Received,
-    Closed { generation: u64, clean: bool },
+    Closed {
+        generation: u64,
+        clean: bool,
+    },
+    // Only signal handlers send it.
+    #[cfg_attr(not(feature = "signals"), allow(dead_code))]
+    Interrupted(i32),
 }
 
 /// Backoff before reconnect attempt `attempt` (0-based): 0.5 s doubling up
@@ -141,7 +171,36 @@ fn backoff(attempt: u32) -> Duration {
     capped.mul_f64(0.5 + f64::from(random) / f64::from(u16::MAX) / 2.0)
 }
 
-/// Whether retrying cannot help (the URL or the scheme is wrong).
+/// Opens TCP and runs the opening handshake within `config.connect_timeout`
+/// in all. The library bounds the two phases separately (the TCP connect by
+/// the connect timeout, the handshake by its own 10 s), so against a server
+/// that accepts TCP and never answers, `--connect-timeout 0.5` still waited
+/// 10 s, on every `--reconnect` attempt. Name resolution is not bounded: the
+/// system resolver offers no timeout.
+fn connect(url: &str, config: &ClientConfig) -> rfc6455::Result<(ClientWebSocket, Response)> {
+    let deadline = Instant::now() + config.connect_timeout;
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let url = WsUrl::parse(url)?;
+    let mut last = None;
+    for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
+        if left().is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left()) {
+            Ok(stream) => {
+                let config = config.clone().handshake_timeout(left());
+                return rfc6455::client::client_handshake(Stream::from_tcp(stream), &url, &config);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Io(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::TimedOut, "no address answered in time")
+    })))
+}
+
+/// Whether retrying cannot help (the scheme is not supported; a malformed
+/// URL never gets this far).
 fn is_permanent(error: &Error) -> bool {
     matches!(error, Error::Url(_) | Error::TlsNotSupported)
 }
@@ -155,6 +214,9 @@ fn main() -> ExitCode {
         }
     };
     let (events, inbox) = mpsc::channel::<Event>();
+    // Before the first connect, so that a signal never finds us unprepared.
+    let open = Arc::new(AtomicBool::new(false));
+    install_signal_handler(events.clone(), Arc::clone(&open));
     let stdin_events = events.clone();
     std::thread::spawn(move || {
         for line in io::stdin().lock().lines() {
@@ -171,7 +233,7 @@ fn main() -> ExitCode {
     let mut attempt = 0u32;
     let mut generation = 0u64;
     loop {
-        let (ws, response) = match rfc6455::connect_with(&options.url, &options.config) {
+        let (ws, response) = match connect(&options.url, &options.config) {
             Ok(ok) => ok,
             Err(e) if options.reconnect && !is_permanent(&e) => {
                 let wait = backoff(attempt);
@@ -181,16 +243,21 @@ fn main() -> ExitCode {
                     options.url,
                     wait.as_secs_f64()
                 );
-                if pending.wait(&inbox, wait) {
-                    return ExitCode::FAILURE;
+                match pending.wait(&inbox, wait) {
+                    Waited::TimeUp => continue,
+                    Waited::NothingLeft => return ExitCode::FAILURE,
+                    Waited::Interrupted(signal) => return signal_exit(signal),
                 }
-                continue;
             }
             Err(e) => {
                 eprintln!("wsclient: cannot connect to {}: {e}", options.url);
                 return ExitCode::FAILURE;
             }
         };
+        // From here a signal closes the connection instead of exiting at
+        // once; set before "connected" is printed, which a user (or a test)
+        // may take as the cue to press Ctrl-C.
+        open.store(true, Ordering::Release);
         attempt = 0;
         generation += 1;
         let protocol = response
@@ -214,18 +281,24 @@ fn main() -> ExitCode {
                 eprintln!("wsclient: not sent: {e}");
             }
         }
+        let connection = Connection {
+            writer: &writer,
+            inbox: &inbox,
+            generation,
+        };
         let clean = loop {
             if input_ended {
                 // End of input: let replies to the last lines arrive (a peer
                 // that gets our close may drop what it has not sent yet),
                 // then close and wait (bounded) for the reply.
-                if let Some(clean) = linger(&inbox, generation, options.linger) {
-                    return exit(clean);
-                }
-                if !writer.send_closed() {
-                    let _ = writer.close(CloseCode::NORMAL, "");
-                }
-                return exit(wait_for_close(&inbox, generation));
+                let end = match linger(&inbox, generation, options.linger) {
+                    Some(end) => end,
+                    None => connection.close(CloseCode::NORMAL, Duration::from_secs(10)),
+                };
+                return match end {
+                    End::Closed(clean) => exit(clean),
+                    End::Interrupted(signal) => connection.interrupted(signal),
+                };
             }
             match inbox.recv() {
                 Ok(Event::Line(line)) => {
@@ -241,6 +314,7 @@ fn main() -> ExitCode {
                     generation: g,
                     clean,
                 }) if g == generation => break clean,
+                Ok(Event::Interrupted(signal)) => return connection.interrupted(signal),
                 Ok(Event::Closed { .. } | Event::Received) => {}
                 Ok(Event::StdinEnd) | Err(_) => {
                     pending.stdin_ended = true;
@@ -248,14 +322,17 @@ fn main() -> ExitCode {
                 }
             }
         };
+        open.store(false, Ordering::Release);
         if !options.reconnect || (pending.stdin_ended && pending.lines.is_empty()) {
             return exit(clean);
         }
         let wait = backoff(attempt);
         attempt += 1;
         eprintln!("wsclient: reconnecting in {:.1}s", wait.as_secs_f64());
-        if pending.wait(&inbox, wait) {
-            return exit(clean);
+        match pending.wait(&inbox, wait) {
+            Waited::TimeUp => {}
+            Waited::NothingLeft => return exit(clean),
+            Waited::Interrupted(signal) => return signal_exit(signal),
         }
     }
 }
@@ -265,6 +342,16 @@ fn main() -> ExitCode {
 struct Pending {
     lines: std::collections::VecDeque<String>,
     stdin_ended: bool,
+}
+
+/// How [`Pending::wait`] ended.
+enum Waited {
+    /// The wait is over: time to try again.
+    TimeUp,
+    /// Stdin ended and no line is waiting: nothing left to send.
+    NothingLeft,
+    /// A signal asked us to stop.
+    Interrupted(i32),
 }
 
 impl Pending {
@@ -279,9 +366,8 @@ impl Pending {
         self.lines.push_back(line);
     }
 
-    /// Sleeps for `wait`, keeping the lines that arrive. Returns true when
-    /// there is nothing left to do: stdin ended and no line is waiting.
-    fn wait(&mut self, inbox: &mpsc::Receiver<Event>, wait: Duration) -> bool {
+    /// Sleeps for `wait`, keeping the lines that arrive.
+    fn wait(&mut self, inbox: &mpsc::Receiver<Event>, wait: Duration) -> Waited {
         let deadline = Instant::now() + wait;
         while !(self.stdin_ended && self.lines.is_empty()) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -290,11 +376,12 @@ impl Pending {
                 Ok(Event::StdinEnd) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                     self.stdin_ended = true
                 }
+                Ok(Event::Interrupted(signal)) => return Waited::Interrupted(signal),
                 Ok(Event::Closed { .. } | Event::Received) => {}
-                Err(mpsc::RecvTimeoutError::Timeout) => return false,
+                Err(mpsc::RecvTimeoutError::Timeout) => return Waited::TimeUp,
             }
         }
-        true
+        Waited::NothingLeft
     }
 }
 
@@ -306,6 +393,10 @@ fn spawn_printer(
 ) {
     std::thread::spawn(move || {
         let stdout = io::stdout();
+        // On a terminal, received lines are marked so that they can be told
+        // from the typed ones the terminal echoes (as `python -m websockets`
+        // does); in a pipe the output stays exactly the messages.
+        let mark = if stdout.is_terminal() { "< " } else { "" };
         let mut clean = false;
         loop {
             match reader.read() {
@@ -323,7 +414,7 @@ fn spawn_printer(
                 Ok(message) => {
                     if let Some(line) = describe(&message) {
                         let mut out = stdout.lock();
-                        let _ = writeln!(out, "{line}");
+                        let _ = writeln!(out, "{mark}{line}");
                         let _ = out.flush();
                     }
                     let _ = events.send(Event::Received);
@@ -340,16 +431,25 @@ fn spawn_printer(
     });
 }
 
-/// Waits until nothing has arrived for `quiet` (at most 10 s in all).
+/// How the last phase of a connection ended.
+enum End {
+    /// The connection ended, cleanly or not.
+    Closed(bool),
+    /// A signal asked us to stop first.
+    Interrupted(i32),
+}
+
+/// Waits until nothing has arrived for `quiet` (at most `MAX_LINGER` in all).
 /// Returns how the connection ended if it ended meanwhile.
-fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Option<bool> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Option<End> {
+    let deadline = Instant::now() + Duration::from_secs_f64(MAX_LINGER);
     while !quiet.is_zero() && Instant::now() < deadline {
         match inbox.recv_timeout(quiet) {
             Ok(Event::Closed {
                 generation: g,
                 clean,
-            }) if g == generation => return Some(clean),
+            }) if g == generation => return Some(End::Closed(clean)),
+            Ok(Event::Interrupted(signal)) => return Some(End::Interrupted(signal)),
             Ok(_) => {}
             Err(_) => break,
         }
@@ -357,23 +457,57 @@ fn linger(inbox: &mpsc::Receiver<Event>, generation: u64, quiet: Duration) -> Op
     None
 }
 
-/// Waits up to 10 s for connection `generation` to end after our close.
-fn wait_for_close(inbox: &mpsc::Receiver<Event>, generation: u64) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match inbox.recv_timeout(left) {
-            Ok(Event::Closed {
-                generation: g,
-                clean,
-            }) if g == generation => return clean,
-            Ok(_) => {}
-            Err(_) => {
-                eprintln!("wsclient: no close reply from the server");
-                return false;
+/// The open connection, as the main loop closes it.
+struct Connection<'a> {
+    writer: &'a rfc6455::Writer<Stream>,
+    inbox: &'a mpsc::Receiver<Event>,
+    generation: u64,
+}
+
+impl Connection<'_> {
+    /// Sends close `code` (unless a close frame went out already) and waits
+    /// up to `timeout` for the connection to end.
+    fn close(&self, code: CloseCode, timeout: Duration) -> End {
+        if !self.writer.send_closed() {
+            let _ = self.writer.close(code, "");
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inbox.recv_timeout(left) {
+                Ok(Event::Closed { generation, clean }) if generation == self.generation => {
+                    return End::Closed(clean)
+                }
+                Ok(Event::Interrupted(signal)) => return End::Interrupted(signal),
+                Ok(_) => {}
+                Err(_) => {
+                    eprintln!("wsclient: no close reply from the server");
+                    return End::Closed(false);
+                }
             }
         }
     }
+
+    /// After Ctrl-C (or SIGTERM): close with 1001 going away, as a browser
+    /// does for a page the user leaves (1000 is for the end of input, the
+    /// conversation's normal end), wait briefly for the server's reply, and
+    /// exit with 128 + the signal number. A second signal exits at once
+    /// (see `install_signal_handler`).
+    fn interrupted(&self, signal: i32) -> ExitCode {
+        let _ = self.close(CloseCode::GOING_AWAY, INTERRUPT_WAIT);
+        signal_exit(signal)
+    }
+}
+
+/// How long Ctrl-C waits for the server to answer our close frame: long
+/// enough for any live server, short enough for a user who wants out.
+const INTERRUPT_WAIT: Duration = Duration::from_secs(2);
+
+/// The shell's convention for "killed by signal N": 128 + N (130 for
+/// Ctrl-C), so that `wsclient … && next` does not go on as if the whole
+/// input had been delivered.
+fn signal_exit(signal: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX))
 }
 
 fn exit(clean: bool) -> ExitCode {
@@ -383,3 +517,21 @@ fn exit(clean: bool) -> ExitCode {
         ExitCode::FAILURE
     }
 }
+
+/// SIGINT and SIGTERM: with a connection open, the main loop closes it
+/// (`Event::Interrupted`); with none (connecting, or waiting to reconnect)
+/// there is nothing to close, so exit at once. A second signal always exits
+/// at once: the user is done waiting.
+#[cfg(feature = "signals")]
+fn install_signal_handler(events: mpsc::Sender<Event>, open: Arc<AtomicBool>) {
+    common::on_signal("wsclient", move |signal| {
+        if !open.load(Ordering::Acquire) {
+            std::process::exit(128 + signal);
+        }
+        eprintln!("wsclient: interrupted; closing (again to quit now)");
+        let _ = events.send(Event::Interrupted(signal));
+    });
+}
+
+#[cfg(not(feature = "signals"))]
+fn install_signal_handler(_events: mpsc::Sender<Event>, _open: Arc<AtomicBool>) {}

@@ -4,10 +4,13 @@
 //! cargo run --release --bin wsecho -- --listen 127.0.0.1:9001
 //! ```
 
-use rfc6455::protocol::Config;
-use rfc6455::{Error, Keepalive, Message, Server, ServerConfig};
+use rfc6455::protocol::{Config, MessageRef};
+use rfc6455::{CloseFrame, Error, Keepalive, Server, ServerConfig};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{seconds, DAY};
 
 const HELP: &str = "\
 wsecho: a WebSocket echo server (RFC 6455), one thread per connection.
@@ -31,8 +34,15 @@ OPTIONS:
     --quiet                   no per-connection log lines
     -h, --help                print this help
 
+SECS is decimal seconds from 0.001 to 86400 (one day); the flags where 0
+means off or never also take 0. Anything else is bad usage.
+
 Logs a startup line and one line per connection to stderr.
-Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001, exit.
+Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001 (waiting
+up to 1 s for each reply), exit.
+
+EXIT STATUS: 0 after a shutdown by signal, 1 if it cannot listen, 2 for bad
+usage, 128 + N on a second signal N, which exits at once (130 for Ctrl-C).
 ";
 
 struct Options {
@@ -45,8 +55,12 @@ fn parse_args() -> Result<Options, String> {
     let mut listen = "127.0.0.1:9001".to_owned();
     let mut config = ServerConfig::default();
     let mut protocol = Config::default();
-    let mut ping_interval = 20.0;
-    let mut ping_timeout = 20.0;
+    // The flags adjust the library's default keepalive (the help quotes it).
+    let mut keepalive = config.keepalive.unwrap_or(Keepalive {
+        interval: Duration::from_secs(20),
+        timeout: Duration::from_secs(20),
+    });
+    let mut ping_off = false;
     let mut quiet = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -69,12 +83,21 @@ fn parse_args() -> Result<Options, String> {
             "--max-connections" => config = config.max_connections(number(&flag, &value()?)?),
             "--max-frame" => protocol = protocol.max_frame_size(number(&flag, &value()?)?),
             "--max-message" => protocol = protocol.max_message_size(number(&flag, &value()?)?),
-            "--handshake-timeout" => config = config.handshake_timeout(secs(&flag, &value()?)?),
-            "--write-timeout" => config = config.write_timeout(Some(secs(&flag, &value()?)?)),
-            "--ping-interval" => ping_interval = number::<f64>(&flag, &value()?)?,
-            "--ping-timeout" => ping_timeout = number::<f64>(&flag, &value()?)?,
+            // A zero handshake or write timeout would refuse every peer
+            // (or be refused by the socket): these start at 1 ms.
+            "--handshake-timeout" => {
+                config = config.handshake_timeout(seconds(&flag, &value()?, 0.001..=DAY)?)
+            }
+            "--write-timeout" => {
+                config = config.write_timeout(Some(seconds(&flag, &value()?, 0.001..=DAY)?))
+            }
+            "--ping-interval" => {
+                keepalive.interval = seconds(&flag, &value()?, 0.0..=DAY)?;
+                ping_off = keepalive.interval.is_zero();
+            }
+            "--ping-timeout" => keepalive.timeout = seconds(&flag, &value()?, 0.001..=DAY)?,
             "--idle-timeout" => {
-                let t = secs(&flag, &value()?)?;
+                let t = seconds(&flag, &value()?, 0.0..=DAY)?;
                 config = config.idle_timeout((!t.is_zero()).then_some(t));
             }
             "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
@@ -82,13 +105,11 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
-    let keepalive = (ping_interval > 0.0).then(|| Keepalive {
-        interval: Duration::from_secs_f64(ping_interval),
-        timeout: Duration::from_secs_f64(ping_timeout.max(0.001)),
-    });
     Ok(Options {
         listen,
-        config: config.protocol(protocol).keepalive(keepalive),
+        config: config
+            .protocol(protocol)
+            .keepalive((!ping_off).then_some(keepalive)),
         quiet,
     })
 }
@@ -99,12 +120,11 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{flag}: not a valid number: {value:?}"))
 }
 
-fn secs(flag: &str, value: &str) -> Result<Duration, String> {
-    let s: f64 = number(flag, value)?;
-    if !(0.0..1e9).contains(&s) {
-        return Err(format!("{flag}: out of range: {value}"));
+fn describe_close(frame: Option<CloseFrame>) -> String {
+    match frame {
+        Some(f) => format!("close {}", f.code),
+        None => "close (no code)".to_owned(),
     }
-    Ok(Duration::from_secs_f64(s))
 }
 
 fn main() -> ExitCode {
@@ -132,33 +152,38 @@ fn main() -> ExitCode {
             .map_or_else(|_| "?".to_owned(), |a| a.to_string());
         let start = Instant::now();
         let mut messages = 0u64;
-        let mut close = String::from("no close frame");
+        let mut close = None;
         let outcome = loop {
-            match ws.read() {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
+            // Borrowed from the read buffer and written back from there: no
+            // allocation per message.
+            let (message, mut sender) = match ws.read_ref() {
+                Ok(read) => read,
+                Err(e) => break e,
+            };
+            match message {
+                MessageRef::Text(_) | MessageRef::Binary(_) => {
                     messages += 1;
-                    if let Err(e) = ws.write(message) {
-                        break e;
+                    match sender.write(message) {
+                        // Our close went out (the server is shutting down):
+                        // keep reading for the peer's reply.
+                        Ok(()) | Err(Error::AlreadyClosed) => {}
+                        Err(e) => break e,
                     }
                 }
-                Ok(Message::Close(frame)) => {
-                    close = match frame {
-                        Some(f) => format!("close {}", f.code),
-                        None => "close (no code)".to_owned(),
-                    };
-                }
-                Ok(_) => {}
-                Err(e) => break e,
+                MessageRef::Close(frame) => close = Some(describe_close(frame)),
+                _ => {}
             }
         };
         if !quiet {
+            let close = close.unwrap_or_else(|| "no close frame".to_owned());
             let end = match &outcome {
                 Error::ConnectionClosed => close,
                 Error::Protocol(p) => format!("failed: {p} (sent close {})", p.close_code()),
                 other => format!("{close}; {other}"),
             };
+            let s = if messages == 1 { "" } else { "s" };
             eprintln!(
-                "wsecho: {peer}: {:.3}s, {messages} messages, {end}",
+                "wsecho: {peer}: {:.3}s, {messages} message{s}, {end}",
                 start.elapsed().as_secs_f64()
             );
         }
@@ -178,24 +203,9 @@ fn main() -> ExitCode {
 
 #[cfg(feature = "signals")]
 fn install_signal_handler(handle: rfc6455::ServerHandle) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    use signal_hook::iterator::Signals;
-    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("wsecho: cannot install signal handlers: {e}");
-            return;
-        }
-    };
-    std::thread::spawn(move || {
-        let mut forever = signals.forever();
-        if forever.next().is_some() {
-            eprintln!("wsecho: shutting down (again to force)");
-            handle.shutdown();
-        }
-        if forever.next().is_some() {
-            std::process::exit(130);
-        }
+    common::on_signal("wsecho", move |_| {
+        eprintln!("wsecho: shutting down (again to force)");
+        handle.shutdown();
     });
 }
 

@@ -13,9 +13,11 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub(crate) struct Shared<S> {
     stream: Arc<S>,
-    /// Set by a server that is shutting down: reads then report end of
-    /// stream, which makes the driver send close 1001.
+    /// Set by a server that is shutting down: the next read then reports
+    /// end of stream (once), which makes the driver send close 1001; reads
+    /// after that are real again, so the peer's close reply can arrive.
     stop: Option<Arc<AtomicBool>>,
+    stop_reported: bool,
 }
 
 impl<S> Shared<S> {
@@ -24,6 +26,7 @@ impl<S> Shared<S> {
         Shared {
             stream: Arc::new(stream),
             stop: None,
+            stop_reported: false,
         }
     }
 
@@ -38,6 +41,7 @@ impl<S> Shared<S> {
         Shared {
             stream: Arc::new(stream),
             stop: Some(stop),
+            stop_reported: false,
         }
     }
 }
@@ -47,6 +51,7 @@ impl<S> Clone for Shared<S> {
         Shared {
             stream: Arc::clone(&self.stream),
             stop: self.stop.clone(),
+            stop_reported: false,
         }
     }
 }
@@ -63,11 +68,13 @@ where
     for<'a> &'a S: Read,
 {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self
-            .stop
-            .as_ref()
-            .is_some_and(|s| s.load(Ordering::Acquire))
+        if !self.stop_reported
+            && self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Acquire))
         {
+            self.stop_reported = true;
             return Ok(0);
         }
         (&*self.stream).read(buf)

@@ -19,6 +19,13 @@ use std::time::{Duration, Instant};
 /// (see [`Incoming::payload_space`]): one copy (the kernel's) instead of two.
 /// Below it, reading into the read buffer can take in following frames too.
 const DIRECT_READ: usize = 16 * 1024;
+/// While a shutting-down server waits for close replies on read-shut
+/// sockets (whose reads return at once), how long it sleeps between reads.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
+/// ... and after how much silence from the peer it stops waiting: a live
+/// peer answers within a round trip, and shutdown must not wait a whole
+/// close timeout on each one that does not.
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(300);
 
 /// Access to the sending side, which a [`WebSocket`](super::WebSocket) owns
 /// and a [`Reader`](super::Reader) shares with its [`Writer`](super::Writer)s.
@@ -66,6 +73,8 @@ pub(super) struct RecvSide {
     pub(super) tick: Option<Duration>,
     eof: bool,
     pub(super) going_away: Option<Arc<AtomicBool>>,
+    /// Since when a shutting-down connection has heard nothing from its peer.
+    quiet_since: Option<Instant>,
     /// The last message `read_ref` decoded into an allocation, lent out
     /// until the next read.
     held: Option<Message>,
@@ -109,6 +118,7 @@ impl RecvSide {
             tick: None,
             eof: false,
             going_away: None,
+            quiet_since: None,
             held: None,
         }
     }
@@ -203,11 +213,21 @@ impl RecvSide {
                 None => (side.read(&mut self.rbuf), false),
             };
             match got {
-                Ok(0) => {
-                    self.eof = true;
-                    return Err(self.on_eof(side));
-                }
+                Ok(0) => match self.on_eof(side) {
+                    Some(e) => {
+                        self.eof = true;
+                        return Err(e);
+                    }
+                    // The server is shutting down and sent 1001: the read
+                    // side is shut, so reads return at once, with the
+                    // peer's bytes or with nothing yet. Poll for its close
+                    // reply, bounded by the close timeout (checked above).
+                    None => std::thread::sleep(SHUTDOWN_POLL),
+                },
                 Ok(n) => {
+                    if self.quiet_since.is_some() {
+                        self.quiet_since = Some(Instant::now());
+                    }
                     if self.timers.watches_silence() {
                         self.timers.on_bytes_received(Instant::now());
                     }
@@ -243,25 +263,36 @@ impl RecvSide {
         on_message(&mut self.timers, side, message)
     }
 
-    fn on_eof<K: SendSide>(&mut self, side: &mut K) -> Error {
+    /// End of stream: the end of the connection (`Some`), or, when the
+    /// server is shutting down, the cue to send 1001 and wait for the
+    /// peer's reply (`None`).
+    fn on_eof<K: SendSide>(&mut self, side: &mut K) -> Option<Error> {
         let (closed, close_received) = side.state(|out| (out.is_closed(), out.close_received()));
         if closed || close_received {
-            return Error::ConnectionClosed;
+            return Some(Error::ConnectionClosed);
         }
         if self
             .going_away
             .as_ref()
             .is_some_and(|f| f.load(Ordering::Acquire))
         {
-            // The server is shutting down and stopped our reads: say so.
+            // The server is shutting down and stopped our reads: say so,
+            // then complete the close handshake like any other.
             side.state(|out| out.close_with(CloseCode::GOING_AWAY, "server shutting down"));
             let _ = side.flush_all();
-            return Error::ConnectionClosed;
+            let now = Instant::now();
+            let quiet = *self.quiet_since.get_or_insert(now);
+            if now.duration_since(quiet) >= SHUTDOWN_QUIET {
+                // Gone quiet without answering: the close is as done as it
+                // will be.
+                return Some(Error::ConnectionClosed);
+            }
+            return None;
         }
-        Error::Io(io::Error::new(
+        Some(Error::Io(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the peer closed the connection without a close frame",
-        ))
+        )))
     }
 
     fn on_timeout<K: SendSide>(
