@@ -8,9 +8,8 @@ use std::io::{self, Read};
 const MIN_READ_BUF: usize = 1024;
 /// ... and grows (while reads fill it) up to this. Payloads of 16 KiB and
 /// more are read straight into the message (`DIRECT_READ`), so a bigger read
-/// buffer only adds a copy: at 64 KiB, one read took in most of a 64 KiB
-/// message, which was then copied out (memmove was 12% of server CPU on the
-/// 10 × 64 KiB echo).
+/// buffer only adds a copy: one read would take in most of a large message,
+/// which would then be copied out.
 const MAX_READ_BUF: usize = 16 * 1024;
 
 /// A read buffer that starts small and grows only while reads fill it.

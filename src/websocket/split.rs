@@ -43,9 +43,9 @@ pub(super) fn split<S>(
 /// the reader leaves its pongs and close replies queued in `state`, and the
 /// writer writes them before letting go. A writer lets go of `stream` while
 /// holding `state`, having seen nothing queued, so a reply is never
-/// stranded. (Before, the reader needed the writer's one lock before every
-/// read: a writer blocked on a peer that was itself blocked writing to us
-/// stopped the reader too, a deadlock only the write timeout broke.)
+/// stranded. Why not one lock: a writer blocked on a peer that is itself
+/// blocked writing to us would then stop the reader too, a deadlock only the
+/// write timeout would break.
 #[derive(Debug)]
 struct SplitShared<S> {
     state: Mutex<Outgoing>,
