@@ -1,10 +1,24 @@
 //! The client: `ws://` URL → TCP → opening handshake → [`WebSocket`].
+//!
+//! ```no_run
+//! use rfc6455::{ClientConfig, Message};
+//! use std::time::Duration;
+//!
+//! let config = ClientConfig::default()
+//!     .connect_timeout(Duration::from_secs(3))
+//!     .header("Origin", "http://127.0.0.1:9001")
+//!     .max_message_size(1 << 20);
+//! let (mut ws, response) = rfc6455::connect_with("ws://127.0.0.1:9001/chat", &config)?;
+//! println!("{} {:?}", response.status, ws.subprotocol());
+//! ws.send(Message::text("hello"))?;
+//! # Ok::<(), rfc6455::Error>(())
+//! ```
 
 use crate::frame::Role;
 use crate::handshake::client::{build_request, verify_response, RequestOptions};
 use crate::handshake::http::{parse_response, Limits, Response};
 use crate::handshake::HandshakeError;
-use crate::protocol::WebSocketConfig;
+use crate::protocol::{Keepalive, WebSocketConfig};
 use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
 use crate::{Error, Result};
@@ -168,6 +182,42 @@ impl ClientConfig {
     /// Sets the [`WebSocket`] options.
     pub fn websocket(mut self, config: WebSocketConfig) -> ClientConfig {
         self.websocket = config;
+        self
+    }
+    /// Sets the largest message accepted (see [`Config::max_message_size`](crate::Config::max_message_size)).
+    ///
+    /// ```
+    /// use rfc6455::{ClientConfig, Keepalive};
+    /// use std::time::Duration;
+    ///
+    /// let config = ClientConfig::default()
+    ///     .max_message_size(1 << 20)
+    ///     .keepalive(Some(Keepalive::new(Duration::from_secs(20), Duration::from_secs(10))));
+    /// assert_eq!(config.websocket.protocol.max_message_size, 1 << 20);
+    /// ```
+    pub fn max_message_size(mut self, bytes: usize) -> ClientConfig {
+        self.websocket.protocol.max_message_size = bytes;
+        self
+    }
+    /// Sets the largest frame accepted (see [`Config::max_frame_size`](crate::Config::max_frame_size)).
+    pub fn max_frame_size(mut self, bytes: usize) -> ClientConfig {
+        self.websocket.protocol.max_frame_size = bytes;
+        self
+    }
+    /// Sets the keepalive (off by default for clients).
+    pub fn keepalive(mut self, keepalive: Option<Keepalive>) -> ClientConfig {
+        self.websocket.keepalive = keepalive;
+        self
+    }
+    /// Sets how long to wait for the server's close frame and TCP close
+    /// after ours (default 5 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> ClientConfig {
+        self.websocket.close_timeout = timeout;
+        self
+    }
+    /// Sets the idle timeout (with keepalive off; default none).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> ClientConfig {
+        self.websocket.idle_timeout = timeout;
         self
     }
 }

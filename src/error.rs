@@ -21,8 +21,9 @@ pub enum Error {
     /// The close handshake finished (or the peer closed TCP after one); there
     /// is nothing more to read. Not a failure.
     ConnectionClosed,
-    /// The connection was used after it closed or failed, or a message was
-    /// sent after a close frame was sent.
+    /// The connection was used after it closed or failed: a read after
+    /// `ConnectionClosed` or a failure, or a message sent after a close frame
+    /// was sent.
     AlreadyClosed,
     /// The caller asked for something RFC 6455 forbids sending, such as a
     /// control payload over 125 bytes or close code 1005; nothing was sent.

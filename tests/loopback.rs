@@ -1082,3 +1082,50 @@ fn shutdown_hands_the_peers_close_reply_to_the_handler() {
     );
     assert_eq!(client_end, Err(Error::ConnectionClosed.to_string()));
 }
+
+// ---------------------------------------------------------------------------
+// After the end
+
+#[test]
+fn read_after_connection_closed_is_already_closed() {
+    // One rule, as tungstenite's: `ConnectionClosed` once, then
+    // `AlreadyClosed`, which tells a loop that keeps reading it has a bug.
+    let server = echo_server();
+    let mut ws = client(server.local_addr());
+    close_normally(&mut ws);
+    assert!(matches!(ws.read(), Err(Error::AlreadyClosed)));
+    assert!(matches!(ws.read(), Err(Error::AlreadyClosed)));
+}
+
+#[test]
+fn a_handler_error_reaches_the_on_error_hook() {
+    let (tx, rx) = mpsc::channel();
+    let config = test_config().on_error(move |error, request| {
+        let _ = tx.send((error.to_string(), request.target.clone()));
+    });
+    let server = Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn(|_ws, _request| Err(Error::Url("the handler's own failure".into())))
+        .unwrap();
+    let _ws = rfc6455::connect(&format!("ws://{}/path", server.local_addr())).unwrap();
+    let (error, target) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(error.contains("the handler's own failure"), "{error}");
+    assert_eq!(target, "/path");
+}
+
+#[test]
+fn the_normal_end_of_a_handler_is_not_reported() {
+    let (tx, rx) = mpsc::channel();
+    let config = test_config().on_error(move |error, _| {
+        let _ = tx.send(error.to_string());
+    });
+    let server = Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn(|ws, _| common::echo(ws))
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    close_normally(&mut ws);
+    drop(ws);
+    drop(server);
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+}

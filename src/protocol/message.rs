@@ -20,6 +20,84 @@ pub enum Message {
 }
 
 impl Message {
+    /// A text message.
+    ///
+    /// ```
+    /// use rfc6455::Message;
+    /// let m = Message::text("hi");
+    /// assert!(m.is_text());
+    /// assert_eq!(m.to_text(), Some("hi"));
+    /// assert_eq!(m.into_data(), b"hi");
+    /// ```
+    pub fn text(text: impl Into<String>) -> Message {
+        Message::Text(text.into())
+    }
+
+    /// A binary message.
+    ///
+    /// ```
+    /// use rfc6455::Message;
+    /// let m = Message::binary([1, 2, 3]);
+    /// assert!(m.is_binary());
+    /// assert_eq!(m.clone().into_text(), None);
+    /// assert_eq!(m.into_data(), [1, 2, 3]);
+    /// ```
+    pub fn binary(data: impl Into<Vec<u8>>) -> Message {
+        Message::Binary(data.into())
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Message::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Message::Binary(_))
+    }
+
+    /// Whether this is a ping.
+    pub fn is_ping(&self) -> bool {
+        matches!(self, Message::Ping(_))
+    }
+
+    /// Whether this is a pong.
+    pub fn is_pong(&self) -> bool {
+        matches!(self, Message::Pong(_))
+    }
+
+    /// Whether this is a close frame.
+    pub fn is_close(&self) -> bool {
+        matches!(self, Message::Close(_))
+    }
+
+    /// The text of a text message; `None` for anything else (a binary
+    /// message is not assumed to be UTF-8).
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Message::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The text of a text message, borrowed; `None` for anything else.
+    pub fn to_text(&self) -> Option<&str> {
+        match self {
+            Message::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The payload bytes: a text message's UTF-8, a binary message's or a
+    /// ping's or pong's bytes, a close frame's reason.
+    pub fn into_data(self) -> Vec<u8> {
+        match self {
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(d) | Message::Ping(d) | Message::Pong(d) => d,
+            Message::Close(c) => c.map_or_else(Vec::new, |c| c.reason.into_bytes()),
+        }
+    }
+
     /// The opcode of the frame (or, for a data message, of its first frame)
     /// that carries this message: the one place that maps messages to opcodes.
     ///

@@ -3,6 +3,7 @@
 use crate::handshake::http::{Limits, Request};
 use crate::handshake::server::{http_response, AcceptOptions};
 use crate::protocol::{Config, Keepalive, WebSocketConfig};
+use crate::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +45,7 @@ impl HttpResponse {
 
 type HttpHandler = Arc<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
 type UpgradeCheck = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;
+type ErrorHook = Arc<dyn Fn(&Error, &Request) + Send + Sync>;
 
 /// Server settings. `Default` gives the documented defaults; setters take and
 /// return the config by value.
@@ -82,6 +84,7 @@ pub struct ServerConfig {
     pub accept: AcceptOptions,
     pub(super) http: Option<HttpHandler>,
     pub(super) upgrade_check: Option<UpgradeCheck>,
+    pub(super) on_error: Option<ErrorHook>,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
                 .header("Server", concat!("rfc6455/", env!("CARGO_PKG_VERSION"))),
             http: None,
             upgrade_check: None,
+            on_error: None,
         }
     }
 }
@@ -124,6 +128,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("http_limits", &self.http_limits)
             .field("http", &self.http.is_some())
             .field("upgrade_check", &self.upgrade_check.is_some())
+            .field("on_error", &self.on_error.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +196,28 @@ impl ServerConfig {
         check: impl Fn(&Request) -> Option<HttpResponse> + Send + Sync + 'static,
     ) -> ServerConfig {
         self.upgrade_check = Some(Arc::new(check));
+        self
+    }
+
+    /// Called with the error a [`serve`](crate::Server::serve) handler
+    /// returns (anything but
+    /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed), the
+    /// normal end) and the request that opened the connection. Without a
+    /// hook (the default) such errors are dropped: the library never writes
+    /// to stderr on its own.
+    ///
+    /// ```
+    /// use rfc6455::ServerConfig;
+    ///
+    /// let config = ServerConfig::default().on_error(|error, request| {
+    ///     eprintln!("{}: {error}", request.target);
+    /// });
+    /// ```
+    pub fn on_error(
+        mut self,
+        hook: impl Fn(&Error, &Request) + Send + Sync + 'static,
+    ) -> ServerConfig {
+        self.on_error = Some(Arc::new(hook));
         self
     }
 

@@ -6,7 +6,26 @@
 //! every phase has a timeout, a panicking handler costs only its own
 //! connection, and [`ServerHandle::shutdown`] stops accepting, closes live
 //! connections with 1001 (going away) and waits for their threads.
-
+//!
+//! ```no_run
+//! use rfc6455::{HttpResponse, Message, Server, ServerConfig};
+//! use std::time::Duration;
+//!
+//! let config = ServerConfig::default()
+//!     .max_connections(1000)
+//!     .idle_timeout(Some(Duration::from_secs(300)))
+//!     .http_handler(|_request| HttpResponse::new(200, "text/plain", "ok\n"))
+//!     .on_error(|error, request| eprintln!("{}: {error}", request.target));
+//! let running = Server::bind("127.0.0.1:9001", config)?.spawn(|mut ws, request| {
+//!     ws.send(Message::text(format!("hello, {}", request.target)))?;
+//!     loop {
+//!         ws.read()?;
+//!     }
+//! })?;
+//! // ... later, from any thread:
+//! running.shutdown()?; // close 1001 to everyone, wait for their threads
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! | file | concern |
 //! | --- | --- |

@@ -8,7 +8,7 @@ use crate::handshake::http::{parse_request, Request};
 use crate::handshake::server::{accept, Rejection};
 use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
-use crate::Result;
+use crate::{Error, Result};
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -83,5 +83,12 @@ pub(super) fn serve_connection<F>(
     );
     ws.set_going_away(going_away);
     ws.set_timeouts_are_ticks(tick);
-    let _ = handler(ws, request);
+    // The handler takes the request; keep a copy only for a hook that wants it.
+    let copy = config.on_error.as_ref().map(|_| request.clone());
+    match (handler(ws, request), &config.on_error, copy) {
+        (Err(e), Some(hook), Some(request)) if !matches!(e, Error::ConnectionClosed) => {
+            hook(&e, &request)
+        }
+        _ => {}
+    }
 }

@@ -182,7 +182,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Message::Close`]), and [`Error::Protocol`](crate::Error::Protocol)
     /// after failing the connection with a close frame.
     ///
-    /// The stream is closed when the `WebSocket` is dropped: drop it after
+    /// After `ConnectionClosed` (or a failure), every later call returns
+    /// [`Error::AlreadyClosed`](crate::Error::AlreadyClosed). The stream is
+    /// closed when the `WebSocket` is dropped: drop it after
     /// `ConnectionClosed` (some peers wait for our side of TCP to close
     /// before they release the connection).
     pub fn read(&mut self) -> Result<Message> {

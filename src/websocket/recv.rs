@@ -75,6 +75,8 @@ pub(super) struct RecvSide {
     pub(super) going_away: Option<Arc<AtomicBool>>,
     /// Since when a shutting-down connection has heard nothing from its peer.
     quiet_since: Option<Instant>,
+    /// `ConnectionClosed` was returned: the connection is over.
+    ended: bool,
     /// The last message `read_ref` decoded into an allocation, lent out
     /// until the next read.
     held: Option<Message>,
@@ -119,6 +121,7 @@ impl RecvSide {
             eof: false,
             going_away: None,
             quiet_since: None,
+            ended: false,
             held: None,
         }
     }
@@ -159,10 +162,22 @@ impl RecvSide {
         }
     }
 
+    /// The next message. Once the connection has ended (`ConnectionClosed`
+    /// was returned, or it failed), every later call returns
+    /// [`Error::AlreadyClosed`]: a loop that keeps reading has a bug, and
+    /// this says so.
     fn next<K: SendSide>(&mut self, side: &mut K, in_place: bool) -> Result<Got> {
-        if side.state(|out| out.failed()) {
+        if self.ended || side.state(|out| out.failed()) {
             return Err(Error::AlreadyClosed);
         }
+        let got = self.next_unended(side, in_place);
+        if let Err(Error::ConnectionClosed) = got {
+            self.ended = true;
+        }
+        got
+    }
+
+    fn next_unended<K: SendSide>(&mut self, side: &mut K, in_place: bool) -> Result<Got> {
         loop {
             if !self.rbuf.is_empty() {
                 if in_place {
