@@ -23,8 +23,8 @@
 //!   TCP_NODELAY so that small echoes are not held back by Nagle's algorithm
 //!   (without it, pipelined echoes would measure delayed ACKs, not tungstenite).
 //! - floor: the least a thread-per-connection echo can do: a fixed 101, then
-//!   per `read` every whole frame unmasked into one buffer and one `write`;
-//!   no limits, no UTF-8, no control frames, no timers. What the
+//!   per `read` every whole frame unmasked into one buffer and one `write`
+//!   (a close frame too, then TCP closed); no limits, no UTF-8, no timers. What the
 //!   architecture costs, so `ours/floor` is what our protocol work costs.
 //!
 //! The load generator holds N connections, each with P messages in flight,
@@ -269,6 +269,11 @@ fn floor_echo(mut stream: TcpStream) -> io::Result<()> {
                 *byte ^= key[i & 3];
             }
             pos += at + 4 + len;
+            if b[0] & 0x0f == 0x8 {
+                // A close frame: echoed above; the server closes TCP first.
+                stream.write_all(&out)?;
+                return Ok(());
+            }
         }
         buf.copy_within(pos..have, 0);
         have -= pos;

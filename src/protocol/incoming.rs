@@ -72,6 +72,10 @@ pub struct Incoming {
     /// The last message `receive_in_place` decoded the slow way, which it
     /// lends out until the next call.
     held: Option<Message>,
+    /// Bytes the last `payload_filled` took in: the next `payload_space`
+    /// offers about twice that, so a peer that sends in small pieces does
+    /// not make every read zero-fill a large slice.
+    last_direct: usize,
 }
 
 impl Incoming {
@@ -85,6 +89,7 @@ impl Incoming {
             failed: None,
             direct: None,
             held: None,
+            last_direct: DIRECT_STEP,
         }
     }
 
@@ -266,7 +271,14 @@ impl Incoming {
             return None;
         }
         let have = self.assembler.buffered();
-        let step = frame.remaining.min(have.max(64 * 1024) as u64) as usize;
+        // Each call zero-fills the slice it hands out (safe code cannot lend
+        // uninitialised memory), so offer what the reads are delivering, not
+        // the whole frame: twice the last read, at least 16 KiB, at most
+        // max(64 KiB, what is here already).
+        let step = (2 * self.last_direct)
+            .max(DIRECT_READ_MIN)
+            .min(have.max(DIRECT_STEP));
+        let step = frame.remaining.min(step as u64) as usize;
         let (start, space) = self.assembler.grow_for_direct(step)?;
         self.direct = Some(start);
         Some(space)
@@ -291,7 +303,7 @@ impl Incoming {
         if self.decoder.frame().is_none() {
             return Ok(done(0));
         }
-        self.assembler.truncate_direct(start, n);
+        self.last_direct = self.assembler.truncate_direct(start, n);
         let finished = self.decoder.payload(self.assembler.direct_slice(start));
         self.assembler.take(Sink::Message, start)?;
         let message = match finished {
@@ -357,6 +369,12 @@ impl Incoming {
         }
     }
 }
+
+/// The most [`Incoming::payload_space`] grows a message by when little of it
+/// is here yet: a declared length alone costs at most this.
+const DIRECT_STEP: usize = 64 * 1024;
+/// The least it offers.
+const DIRECT_READ_MIN: usize = 16 * 1024;
 
 fn done(consumed: usize) -> Received {
     Received {
@@ -512,5 +530,24 @@ mod tests {
         let mut rx = server();
         rx.receive(header.encode().as_bytes()).unwrap();
         assert_eq!(rx.payload_space(1).map(|s| s.len()), Some(64 * 1024));
+    }
+
+    #[test]
+    fn small_direct_reads_are_offered_small_slices() {
+        // A peer sending a large frame in small pieces must not make every
+        // read zero-fill a large slice (that was quadratic in the frame size).
+        let payload = vec![7u8; 4 << 20];
+        let wire = masked(0x82, &payload);
+        let mut rx = server();
+        rx.receive(&wire[..14]).unwrap();
+        let mut pos = 14;
+        for _ in 0..100 {
+            let space = rx.payload_space(1).expect("payload space");
+            assert!(space.len() <= 64 * 1024);
+            space[..100].copy_from_slice(&wire[pos..pos + 100]);
+            pos += 100;
+            assert_eq!(rx.payload_filled(100).unwrap().message, None);
+        }
+        assert_eq!(rx.payload_space(1).map(|s| s.len()), Some(16 * 1024));
     }
 }
