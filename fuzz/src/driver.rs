@@ -9,7 +9,7 @@
 //! everything in it is used by both.
 
 use rfc6455::frame::{apply_mask, CloseCode, FrameHeader, OpCode, Parsed, Role};
-use rfc6455::protocol::{Config, Connection, Message};
+use rfc6455::protocol::{Config, Connection, Message, State};
 use rfc6455::{Error, ProtocolError, WebSocket, WebSocketConfig};
 use std::io::{self, IoSlice, Read, Write};
 use std::time::Duration;
@@ -394,6 +394,8 @@ pub struct Outcome {
     pub refused_echoes: usize,
     /// How reading ended.
     pub ending: Ending,
+    /// The lifecycle state at the end.
+    pub state: State,
     /// The frames we sent: echoes, pongs, close replies, failure closes.
     pub sent: Vec<SentFrame>,
     /// The bytes we sent. Equal across paths only for a server: a client's
@@ -501,6 +503,7 @@ impl<'a> Receiver<'a> {
         let raw = self.conn.take_data_to_send();
         Outcome {
             ending: self.script.expected_ending(self.error, saw_close),
+            state: self.conn.state(),
             sent: decode_sent(self.script.role, &raw),
             messages: self.messages,
             refused_echoes: self.refused_echoes,
@@ -618,6 +621,7 @@ pub fn run_driver(script: &Script) -> Outcome {
         messages,
         refused_echoes,
         ending,
+        state: ws.state(),
         sent: decode_sent(script.role, &stream.written),
         raw: stream.written.clone(),
     }
@@ -652,8 +656,8 @@ fn decode_sent(role: Role, mut bytes: &[u8]) -> Vec<SentFrame> {
 /// Runs `script` through the driver and both sans-I/O paths and checks:
 ///
 /// - the driver and `receive_in_place` deliver exactly the messages that
-///   `receive` does, in the same order, refuse the same echoes, and send
-///   the same frames (the same bytes, for a server): pongs, close replies,
+///   `receive` does, in the same order, refuse the same echoes, end in the
+///   same state, and send the same frames (the same bytes, for a server): pongs, close replies,
 ///   echoes, failure close frames;
 /// - the driver ends as the sans-I/O paths say it must (see
 ///   `Script::expected_ending`), never panics, and a read after the end
@@ -714,6 +718,7 @@ fn same(role: Role, path: &str, got: &Outcome, want: &Outcome) {
         got.ending
     );
     assert_eq!(got.ending, want.ending, "{path}: how reading ended");
+    assert_eq!(got.state, want.state, "{path}: the state at the end");
     assert_eq!(
         got.refused_echoes, want.refused_echoes,
         "{path}: refused echoes"
