@@ -1,6 +1,7 @@
 //! The blocking [`WebSocket`] driven over an in-memory stream and checked
 //! against the two sans-I/O receive paths, `Connection::receive` (owned) and
-//! `Connection::receive_in_place`, which it must agree with byte for byte.
+//! `Connection::receive_in_place`: the same messages in, the same frames out
+//! (byte for byte for a server; a client's mask keys are random).
 //!
 //! Shared by the `websocket_driver` fuzz target and by
 //! `tests/proptest_driver.rs`, which includes this file with `#[path]`: the
