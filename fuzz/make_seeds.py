@@ -115,6 +115,128 @@ for target, mask in (("protocol_server", KEY), ("protocol_client", None)):
         settings(WHOLE) + frame(CLOSE, close_body(1005), mask=mask),
     )
 
+# websocket_driver: 8 bytes of settings (see run_websocket_driver in
+# fuzz/src/lib.rs), then the peer's frames, 4 bytes a frame (frame_spec),
+# or (flag RAW) the wire bytes themselves.
+CLIENT, RAW, CLOSE_FIRST, ECHO_WRITE, ECHO_SEND, RESET, INTERRUPT, LEFTOVER = (
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80,
+)
+S_TEXT, S_BINARY, S_CONT, S_PING, S_PONG, S_CLOSE = 0, 1, 2, 4, 5, 6
+M_RSV, M_WRONG_MASK, M_CORRUPT = 4, 5, 6
+
+
+def driver(flags, frames, limits=0, write=0, cut=0, reads=(0, 0, 0, 0)):
+    return bytes([flags, limits, write, cut]) + bytes(reads) + b"".join(frames)
+
+
+def spec(sel, length, fin=True, mistake=0, seed=7):
+    """One frame: `length` is ("tiny", n<126), ("mid", n<16384) or
+    ("large", k): 16384 + 5k bytes, k < 16384."""
+    kind, n = length
+    s1, s2 = {
+        "tiny": (0x00, n),
+        "mid": (0x40 | (n >> 8), n & 0xFF),
+        "large": (0x80 | (n >> 8), n & 0xFF),
+    }[kind]
+    return bytes([sel | (0 if fin else 8) | (mistake << 4), s1, s2, seed])
+
+
+TINY, MID = ("tiny", 5), ("mid", 300)
+LARGE = ("large", 16383)  # 98299 bytes: read straight into the message
+SMALL_LIMITS = 0x80 | 9  # max_frame = max_message = 32 << 9 = 16 KiB
+
+for role, name in ((0, "server"), (CLIENT, "client")):
+    write(
+        "websocket_driver",
+        f"{name}-hello-fragments-ping-close",
+        driver(
+            role | ECHO_WRITE,
+            [
+                spec(S_TEXT, TINY),
+                spec(S_TEXT, MID, fin=False),
+                spec(S_PING, TINY),
+                spec(S_CONT, MID),
+                spec(S_CLOSE, ("tiny", 10)),
+            ],
+            reads=(3, 1, 100, 0),
+        ),
+    )
+    write(
+        "websocket_driver",
+        f"{name}-large-text-in-small-reads",
+        driver(
+            role | ECHO_SEND | INTERRUPT,
+            [spec(S_TEXT, LARGE, fin=False), spec(S_CONT, LARGE), spec(S_BINARY, LARGE)],
+            write=3,
+            reads=(100, 1, 129, 0),
+        ),
+    )
+    write(
+        "websocket_driver",
+        f"{name}-large-over-the-limit",
+        driver(role, [spec(S_BINARY, MID), spec(S_BINARY, LARGE)], limits=SMALL_LIMITS),
+    )
+    write(
+        "websocket_driver",
+        f"{name}-invalid-utf8-in-large-text",
+        driver(
+            role | RESET,
+            [spec(S_TEXT, LARGE, mistake=M_CORRUPT, seed=200)],
+            reads=(0, 37, 0, 5),
+        ),
+    )
+    write(
+        "websocket_driver",
+        f"{name}-cut-mid-large-frame",
+        driver(
+            role | LEFTOVER | RESET,
+            [spec(S_PONG, TINY), spec(S_BINARY, LARGE)],
+            cut=100,
+            reads=(200, 0, 0, 0),
+        ),
+    )
+    write(
+        "websocket_driver",
+        f"{name}-close-first",
+        driver(
+            role | CLOSE_FIRST | ECHO_WRITE,
+            [spec(S_PING, TINY), spec(S_TEXT, TINY), spec(S_CLOSE, ("tiny", 2))],
+        ),
+    )
+    write(
+        "websocket_driver",
+        f"{name}-mistakes",
+        driver(
+            role,
+            [spec(S_TEXT, TINY, mistake=M_RSV), spec(S_BINARY, TINY, mistake=M_WRONG_MASK)],
+            reads=(1, 1, 1, 1),
+        ),
+    )
+
+# Raw mode: RFC 6455 §5.7 frames as they are, a byte at a time.
+write(
+    "websocket_driver",
+    "raw-server-rfc-hello-ping-close",
+    driver(
+        RAW | ECHO_SEND,
+        [
+            frame(TEXT, b"Hello", mask=KEY),
+            frame(PING, b"Hello", mask=KEY),
+            frame(CLOSE, close_body(1000), mask=KEY),
+        ],
+        reads=(1, 1, 1, 1),
+    ),
+)
+write(
+    "websocket_driver",
+    "raw-client-rfc-fragmented",
+    driver(
+        CLIENT | RAW,
+        [frame(TEXT, b"Hel", fin=False), frame(CONT, b"lo"), frame(PONG, b"")],
+        reads=(2, 0, 0, 0),
+    ),
+)
+
 # The opening handshake of RFC 6455 §1.3 (with the sample nonce from §4.1).
 REQUEST = (
     b"GET /chat HTTP/1.1\r\n"

@@ -1,5 +1,8 @@
 //! Shared drivers for the fuzz targets in `fuzz_targets/`.
 
+pub mod driver;
+
+use driver::{Echo, End, Fill, FrameSpec, Script};
 use rfc6455::frame::{CloseCode, FrameHeader, OpCode, Parsed, Role};
 use rfc6455::protocol::{Config, Connection, Message, State};
 use rfc6455::Error;
@@ -297,3 +300,164 @@ fn drain_in_place(conn: &mut Connection, chunk: &mut [u8]) -> (Vec<Message>, Opt
     }
     (events, None)
 }
+
+/// How a `websocket_driver` input is laid out: [`DRIVER_PREFIX`] bytes of
+/// settings, then the peer's bytes, either raw or (the default) described
+/// frame by frame, 4 bytes a frame (see [`frame_spec`]), so that a short
+/// input stands for long, mostly well-formed streams with 100 KiB frames.
+///
+/// | byte | meaning |
+/// | ---- | ------- |
+/// | 0    | bit 0: we are the client (else the server); bit 1: raw bytes (else frames); bit 2: we close first; bits 3-4: echo data messages (0 off, 1 `write`, 2 `send`, 3 `write`); bit 5: the stream ends with `ConnectionReset` (else end of stream); bit 6: every other read is `Interrupted`; bit 7: the first read's bytes come with the handshake (`from_partially_read`) |
+/// | 1    | limits: bit 7 clear = the defaults (16 MiB frames); set: `max_frame = 32 << (b & 15)` (32 B..1 MiB), `max_message = max_frame << ((b >> 4) & 3)` |
+/// | 2    | the most one write takes: 0 = no limit, else `b * 97` bytes |
+/// | 3    | this many bytes are cut off the end of the wire (a peer gone mid-frame) |
+/// | 4..8 | read sizes, cycled: 0 = as much as asked, 1..=127 bytes, else `(b - 127)` KiB |
+pub const DRIVER_PREFIX: usize = 8;
+
+/// Frames stop being added past this much payload: five 100 KiB frames are
+/// plenty, and more only slows the search (and grows the memory that
+/// AddressSanitizer keeps in quarantine towards the RSS limit).
+const MAX_WIRE: usize = 512 * 1024;
+
+/// Decodes a `websocket_driver` input (see [`DRIVER_PREFIX`]) and runs
+/// [`driver::check`] on it.
+pub fn run_websocket_driver(input: &[u8]) {
+    if input.len() < DRIVER_PREFIX {
+        return;
+    }
+    let (head, body) = input.split_at(DRIVER_PREFIX);
+    let flags = head[0];
+    let role = if flags & 1 != 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
+    let mut wire = if flags & 2 != 0 {
+        body.to_vec()
+    } else {
+        let mut frames = Vec::new();
+        let mut total = 0;
+        for spec in body.chunks_exact(4).map(frame_spec) {
+            total += spec.len;
+            if total > MAX_WIRE {
+                break;
+            }
+            frames.push(spec);
+        }
+        driver::encode(role, &frames)
+    };
+    wire.truncate(wire.len().saturating_sub(usize::from(head[3])));
+
+    let config = if head[1] & 0x80 == 0 {
+        Config::default()
+    } else {
+        let max_frame = 32usize << (head[1] & 15);
+        Config::default()
+            .max_frame_size(max_frame)
+            .max_message_size(max_frame << ((head[1] >> 4) & 3))
+    };
+    let reads: Vec<usize> = head[4..8]
+        .iter()
+        .map(|&b| match b {
+            0..=127 => usize::from(b),
+            _ => usize::from(b - 127) << 10,
+        })
+        .collect();
+    let leftover = match (flags & 0x80 != 0, reads[0]) {
+        (false, _) => 0,
+        (true, 0) => wire.len(),
+        (true, n) => n,
+    };
+    driver::check(&Script {
+        role,
+        config,
+        wire,
+        leftover,
+        reads,
+        interrupt: flags & 0x40 != 0,
+        max_write: usize::from(head[2]) * 97,
+        end: if flags & 0x20 != 0 {
+            End::Reset
+        } else {
+            End::Eof
+        },
+        close_first: flags & 4 != 0,
+        echo: match (flags >> 3) & 3 {
+            0 => Echo::Off,
+            2 => Echo::Send,
+            _ => Echo::Write,
+        },
+    });
+}
+
+/// Payload lengths worth hitting exactly: the edges of the 7-, 16- and
+/// 64-bit length forms, of control frames (125), and of the driver's
+/// direct-read path (16 KiB).
+const EDGE_LENGTHS: [usize; 15] = [
+    0, 1, 2, 123, 124, 125, 126, 127, 16383, 16384, 16385, 65535, 65536, 65537, 100_000,
+];
+
+/// Reserved opcodes (RFC 6455 §5.2).
+const RESERVED: [u8; 10] = [0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF];
+
+/// One frame from 4 input bytes `[s0, s1, s2, s3]`:
+///
+/// - `s0` bits 0-2, the opcode: text, binary, continuation (twice as
+///   likely: fragmented messages), ping, pong, close, reserved;
+///   bit 3 set = FIN clear; bits 4-6, one mistake: 0-3 none, 4 an RSV bit,
+///   5 the wrong masking, 6 a 0xFF byte in the payload, 7 random bytes
+///   instead of text;
+/// - `s1 >> 6`, the length class: 0 tiny (`s2 % 126`), 1 up to 16 KiB
+///   (14 bits of `s1`, `s2`), 2 from 16 KiB to ~96 KiB (the driver reads
+///   these straight into the message), 3 one of [`EDGE_LENGTHS`];
+/// - `s3` seeds the payload, the masking key, the close code and which
+///   reserved opcode or RSV bit.
+pub fn frame_spec(s: &[u8]) -> FrameSpec {
+    let (s0, s1, s2, s3) = (s[0], s[1], s[2], s[3]);
+    let low14 = usize::from(s1 & 0x3F) << 8 | usize::from(s2);
+    let len = match s1 >> 6 {
+        0 => usize::from(s2) % 126,
+        1 => low14,
+        2 => 16 * 1024 + low14 * 5,
+        _ => EDGE_LENGTHS[usize::from(s2) % EDGE_LENGTHS.len()],
+    };
+    let seed = u64::from(s3) * 0x0100_0000_01B3 + u64::from(s1);
+    let mistake = (s0 >> 4) & 7;
+    let (opcode, fill) = match s0 & 7 {
+        0 => (driver::TEXT, Fill::Text),
+        1 => (driver::BINARY, Fill::Bytes(seed)),
+        2 | 3 => (driver::CONTINUATION, Fill::Text),
+        4 => (driver::PING, Fill::Bytes(seed)),
+        5 => (driver::PONG, Fill::Bytes(seed)),
+        6 => (
+            driver::CLOSE,
+            Fill::Close(CLOSE_CODES[usize::from(s3) % CLOSE_CODES.len()]),
+        ),
+        _ => (
+            RESERVED[usize::from(s3) % RESERVED.len()],
+            Fill::Bytes(seed),
+        ),
+    };
+    FrameSpec {
+        opcode,
+        fin: s0 & 8 == 0,
+        rsv: if mistake == 4 { 1 << (s3 % 3) } else { 0 },
+        wrong_mask: mistake == 5,
+        len,
+        fill: match (mistake, fill) {
+            (7, Fill::Text) => Fill::Bytes(seed),
+            _ => fill,
+        },
+        corrupt: (mistake == 6).then_some(usize::from(s3) * 257),
+        key: [s3, s3 ^ 0x5A, s3.wrapping_mul(3), !s3],
+    }
+}
+
+/// Close codes a peer might send: valid ones (1000-1003, 1007-1011,
+/// registered and private ranges) and ones that must fail the connection
+/// (RFC 6455 §7.4: 1005, 1006 and 1015 never go on the wire; 0-999 and
+/// 5000+ are not defined).
+const CLOSE_CODES: [u16; 16] = [
+    1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999, 1005, 1006, 1015, 999, 5000,
+];
