@@ -17,7 +17,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rfc6455::handshake::client::{build_request, verify_response, ClientRequest};
+use rfc6455::handshake::client::{build_request, verify_response, ClientRequest, RequestOptions};
 use rfc6455::handshake::http::{parse_response, Limits};
 use std::sync::OnceLock;
 
@@ -27,7 +27,8 @@ fn request() -> &'static ClientRequest {
     static REQUEST: OnceLock<ClientRequest> = OnceLock::new();
     REQUEST.get_or_init(|| {
         let offered = ["chat".to_owned(), "superchat".to_owned()];
-        build_request("server.example.com", 80, false, "/chat", &offered, &[]).unwrap()
+        build_request(&RequestOptions::new("server.example.com", "/chat").subprotocols(&offered))
+            .unwrap()
     })
 }
 
@@ -61,11 +62,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(Some((response.clone(), n)))
     );
 
-    if let Ok(subprotocol) = verify_response(&response, request) {
+    if let Ok(negotiated) = verify_response(&response, request) {
         assert_eq!(response.status, 101);
         let accepts: Vec<&str> = response.headers.get_all("sec-websocket-accept").collect();
         assert_eq!(accepts, [request.expected_accept()]);
-        if let Some(p) = subprotocol {
+        assert!(negotiated.extensions.is_empty(), "no extension was offered");
+        if let Some(p) = negotiated.subprotocol {
             assert!(request.subprotocols().contains(&p), "{p:?} was not offered");
         }
     }
