@@ -108,6 +108,8 @@ pub enum SendError {
     CloseCodeNotAllowed,
     /// §5.5: a close reason longer than 123 bytes.
     CloseReasonTooLong,
+    /// A message sent as a stream must be text or binary.
+    NotADataOpcode,
 }
 
 impl fmt::Display for SendError {
@@ -122,6 +124,7 @@ impl fmt::Display for SendError {
             SendError::InvalidClosePayload => "invalid close frame payload",
             SendError::CloseCodeNotAllowed => "close code not allowed on the wire",
             SendError::CloseReasonTooLong => "close reason longer than 123 bytes",
+            SendError::NotADataOpcode => "only text and binary messages can be streamed",
         })
     }
 }

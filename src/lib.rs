@@ -103,7 +103,7 @@ pub use protocol::Message;
 pub use server::{
     HttpResponse, RunningServer, Server, ServerConfig, ServerHandle, ServerWebSocket,
 };
-pub use websocket::{Reader, Sender, WebSocket, Writer};
+pub use websocket::{MessageReader, Reader, Sender, WebSocket, Writer};
 
 // Configuration and errors.
 pub use error::{Error, ProtocolError, Result, SendError, Timeout};

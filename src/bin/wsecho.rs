@@ -4,7 +4,16 @@
 //! cargo run --release --bin wsecho -- --listen 127.0.0.1:9001
 //! ```
 
-use rfc6455::protocol::{Config, MessageRef};
+use rfc6455::frame::OpCode;
+use rfc6455::protocol::{Config, MessageRef, Piece, Streaming};
+
+/// Messages larger than this are echoed as they arrive, a piece at a time,
+/// instead of whole, so memory does not grow with the message. Not less:
+/// a peer that does not read while it sends (the Autobahn driver, among
+/// others) would block on our echo of the start of its message while we
+/// block on it, once the socket buffers are full; up to this size we take
+/// in the whole message first, as a plain echo does.
+const STREAM_ABOVE: usize = 16 << 20;
 use rfc6455::{CloseFrame, Error, Keepalive, Server, ServerConfig};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -153,25 +162,46 @@ fn main() -> ExitCode {
         let start = Instant::now();
         let mut messages = 0u64;
         let mut close = None;
+        // The opcode of a streamed echo's first frame, until it is sent.
+        let mut first = None;
         let outcome = loop {
-            // Borrowed from the read buffer and written back from there: no
-            // allocation per message.
-            let (message, mut sender) = match ws.read_ref() {
+            // Small messages come whole, borrowed from the read buffer and
+            // written back from there (no allocation per message); large
+            // ones come in pieces and go back a piece at a time, so memory
+            // does not grow with the message.
+            let (piece, mut sender) = match ws.read_piece(Streaming::Above(STREAM_ABOVE)) {
                 Ok(read) => read,
                 Err(e) => break e,
             };
-            match message {
-                MessageRef::Text(_) | MessageRef::Binary(_) => {
+            let written = match piece {
+                Piece::Message(message @ (MessageRef::Text(_) | MessageRef::Binary(_))) => {
                     messages += 1;
-                    match sender.write(message) {
-                        // Our close went out (the server is shutting down):
-                        // keep reading for the peer's reply.
-                        Ok(()) | Err(Error::AlreadyClosed) => {}
-                        Err(e) => break e,
-                    }
+                    sender.write(message)
                 }
-                MessageRef::Close(frame) => close = Some(describe_close(frame)),
-                _ => {}
+                Piece::Message(MessageRef::Close(frame)) => {
+                    close = Some(describe_close(frame));
+                    Ok(())
+                }
+                Piece::Message(_) => Ok(()),
+                Piece::Start(opcode) => {
+                    messages += 1;
+                    first = Some(opcode);
+                    Ok(())
+                }
+                Piece::Data(bytes) => {
+                    let opcode = first.take().unwrap_or(OpCode::Continuation);
+                    sender.write_frame(opcode, bytes, false)
+                }
+                Piece::End => {
+                    let opcode = first.take().unwrap_or(OpCode::Continuation);
+                    sender.write_frame(opcode, &[], true)
+                }
+            };
+            match written {
+                // Our close went out (the server is shutting down): keep
+                // reading for the peer's reply.
+                Ok(()) | Err(Error::AlreadyClosed) => {}
+                Err(e) => break e,
             }
         };
         if !quiet {

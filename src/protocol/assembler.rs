@@ -22,6 +22,9 @@ struct Partial {
     /// A whole unfragmented, untransformed text message arrived in one
     /// piece: validated once at the end instead of piece by piece.
     validate_at_end: bool,
+    /// Delivered in pieces as it arrives (`data` holds only the latest
+    /// piece), not whole; the message size limit does not apply.
+    streamed: bool,
 }
 
 /// Where a frame's payload bytes go as they arrive.
@@ -43,6 +46,8 @@ pub(crate) struct Assembler {
     /// Wire bytes of an extension-claimed message not decoded yet.
     wire: Vec<u8>,
     extensions: Vec<Box<dyn ExtensionDecoder>>,
+    /// The last piece of a streamed message that has ended.
+    ended_piece: Vec<u8>,
 }
 
 impl Assembler {
@@ -53,6 +58,7 @@ impl Assembler {
             control: Vec::new(),
             wire: Vec::new(),
             extensions: Vec::new(),
+            ended_piece: Vec::new(),
         }
     }
 
@@ -87,6 +93,7 @@ impl Assembler {
         h: &FrameHeader,
         rsv: u8,
         available: usize,
+        stream: bool,
     ) -> Result<Sink, ProtocolError> {
         if h.opcode.is_control() {
             self.control.clear();
@@ -101,7 +108,9 @@ impl Assembler {
                 data: Vec::new(),
                 utf8: Validator::new(),
                 decoder,
-                validate_at_end: decoder.is_none()
+                streamed: stream,
+                validate_at_end: !stream
+                    && decoder.is_none()
                     && h.fin
                     && h.opcode == OpCode::Text
                     && h.payload_len <= available as u64,
@@ -111,6 +120,10 @@ impl Assembler {
         let Some(m) = self.message.as_mut() else {
             return Err(ProtocolError::UnexpectedContinuation);
         };
+        if m.streamed && m.decoder.is_none() {
+            // Handed out piece by piece: the caller bounds what it keeps.
+            return Ok(Sink::Message);
+        }
         if m.decoder.is_some() {
             // The limit applies to the decoded output as it grows (see
             // `take`); the wire bytes only have to fit the frame limit.
@@ -156,6 +169,38 @@ impl Assembler {
                 Ok(())
             }
             Sink::Wire => self.decode(false),
+        }
+    }
+
+    /// Turns the message in progress into a streamed one: what it holds so
+    /// far becomes its first piece. Returns its opcode.
+    pub(crate) fn stream_from_here(&mut self) -> Option<OpCode> {
+        let m = self.message.as_mut()?;
+        m.streamed = true;
+        m.validate_at_end = false;
+        Some(if m.text { OpCode::Text } else { OpCode::Binary })
+    }
+
+    /// Whether a streamed message is in progress.
+    pub(crate) fn streaming(&self) -> bool {
+        self.message.as_ref().is_some_and(|m| m.streamed)
+    }
+
+    /// The latest piece of a streamed message (decoded, validated).
+    pub(crate) fn piece(&self) -> &[u8] {
+        match &self.message {
+            Some(m) if m.streamed => &m.data,
+            _ => &self.ended_piece,
+        }
+    }
+
+    /// Forgets the piece handed out, before the next one is taken in.
+    pub(crate) fn clear_piece(&mut self) {
+        self.ended_piece.clear();
+        if let Some(m) = self.message.as_mut() {
+            if m.streamed {
+                m.data.clear();
+            }
         }
     }
 
@@ -228,6 +273,18 @@ impl Assembler {
             _ if !frame.fin => Ok(None),
             _ => {
                 self.decode(true)?;
+                if self.streaming() {
+                    // The last piece stays readable until the next call;
+                    // the message itself ends here.
+                    let Some(m) = self.message.as_mut() else {
+                        return Ok(None);
+                    };
+                    m.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                    m.streamed = false;
+                    self.ended_piece = std::mem::take(&mut m.data);
+                    self.message = None;
+                    return Ok(None);
+                }
                 let Some(m) = self.message.take() else {
                     return Ok(None);
                 };

@@ -2,7 +2,8 @@
 
 use super::extension::{ExtensionDecoder, ExtensionEncoder};
 use super::{
-    Config, Incoming, Message, MessageRef, Outgoing, Received, ReceivedRef, Timers, WebSocketConfig,
+    Config, Incoming, Message, MessageRef, Outgoing, Piece, Received, ReceivedRef, Streaming,
+    Timers, WebSocketConfig,
 };
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::{Error, ProtocolError, Result};
@@ -191,6 +192,75 @@ impl Connection {
             self.outgoing.react(Ok(message));
         }
         Ok(received)
+    }
+
+    /// Like [`receive_in_place`](Connection::receive_in_place), delivering
+    /// the data messages `streaming` selects in pieces as they arrive: a
+    /// [`Piece::Start`], [`Piece::Data`] pieces, a [`Piece::End`], with pings
+    /// answered and control frames returned in between. A streamed message
+    /// costs one piece of memory, whatever its size (see
+    /// [`Incoming::receive_piece`] for the limits that still apply).
+    ///
+    /// ```
+    /// use rfc6455::protocol::{Config, Connection, MessageRef, Piece, Streaming};
+    /// use rfc6455::{frame::OpCode, Role};
+    ///
+    /// let mut client = Connection::new(Role::Client, Config::default());
+    /// // A binary message in two fragments with a ping between them.
+    /// let mut wire = vec![0x02, 0x03, 1, 2, 3, 0x89, 0x00, 0x80, 0x02, 4, 5];
+    /// let mut input = &mut wire[..];
+    /// let mut got = Vec::new();
+    /// while !input.is_empty() {
+    ///     let (used, piece) = client.receive_piece(input, Streaming::Always).unwrap();
+    ///     match piece {
+    ///         Some(Piece::Start(opcode)) => got.push(format!("start {opcode:?}")),
+    ///         Some(Piece::Data(bytes)) => got.push(format!("{bytes:?}")),
+    ///         Some(Piece::Message(MessageRef::Ping(_))) => got.push("ping".into()),
+    ///         Some(Piece::End) => got.push("end".into()),
+    ///         _ => {}
+    ///     }
+    ///     input = &mut input[used..];
+    /// }
+    /// // The last piece's end is reported by the next call.
+    /// if let (_, Some(Piece::End)) = client.receive_piece(&mut [], Streaming::Always).unwrap() {
+    ///     got.push("end".into());
+    /// }
+    /// assert_eq!(got, ["start Binary", "[1, 2, 3]", "ping", "[4, 5]", "end"]);
+    /// assert!(!client.data_to_send().is_empty()); // the pong
+    /// ```
+    pub fn receive_piece<'a>(
+        &'a mut self,
+        data: &'a mut [u8],
+        streaming: Streaming,
+    ) -> Result<(usize, Option<Piece<'a>>)> {
+        if self.outgoing.failed() {
+            return Err(Error::AlreadyClosed);
+        }
+        self.received_since_tick |= !data.is_empty();
+        let (consumed, at) = match self.incoming.receive_piece(data, streaming) {
+            Ok(found) => found,
+            Err(e) => {
+                self.outgoing.react(Err(&e));
+                return Err(Error::Protocol(e));
+            }
+        };
+        let Some(at) = at else {
+            return Ok((consumed, None));
+        };
+        let piece = match self.incoming.view_piece(data, at, 0) {
+            Ok(piece) => piece,
+            Err(e) => {
+                self.outgoing.react(Err(&e));
+                return Err(Error::Protocol(e));
+            }
+        };
+        if let Piece::Message(message) = &piece {
+            if let (MessageRef::Pong(_), Some(timers)) = (message, self.timers.as_mut()) {
+                timers.on_pong();
+            }
+            self.outgoing.react(Ok(message));
+        }
+        Ok((consumed, Some(piece)))
     }
 
     /// Feeds `data` and iterates over every message it completes. After an

@@ -4,7 +4,7 @@
 //! extension (if one was negotiated) stands between them.
 
 use super::assembler::{Assembler, Sink};
-use super::decoder::FrameDecoder;
+use super::decoder::{FrameDecoder, FrameState};
 use super::extension::ExtensionDecoder;
 use super::{Config, Message, MessageRef};
 use crate::frame::{apply_mask, FrameHeader, OpCode, Parsed, Role};
@@ -76,6 +76,13 @@ pub struct Incoming {
     /// offers about twice that, so a peer that sends in small pieces does
     /// not make every read zero-fill a large slice.
     last_direct: usize,
+    /// A streamed message's piece ended, and its end is still to report.
+    end_pending: bool,
+    /// A message turned streamed: what it held is its first piece, still
+    /// to hand out after its start.
+    piece_pending: bool,
+    /// What the last `payload_filled` completed of a streamed message.
+    filled: Option<PieceAt>,
 }
 
 impl Incoming {
@@ -90,6 +97,9 @@ impl Incoming {
             direct: None,
             held: None,
             last_direct: DIRECT_STEP,
+            end_pending: false,
+            piece_pending: false,
+            filled: None,
         }
     }
 
@@ -171,7 +181,7 @@ impl Incoming {
         data: &mut [u8],
     ) -> Result<(usize, Option<Located>), ProtocolError> {
         self.held = None;
-        if let Some((opcode, start, end)) = self.whole_frame_at_start(data) {
+        if let Some((opcode, start, end)) = self.whole_frame_at_start(data, Streaming::Never) {
             return Ok((end, Some(Located::Input { opcode, start, end })));
         }
         let Received { consumed, message } = self.receive(data)?;
@@ -217,7 +227,11 @@ impl Incoming {
     /// opcode and where its payload starts and ends. Anything else (errors
     /// included) is left to the general path, which reports it.
     #[inline]
-    fn whole_frame_at_start(&self, data: &mut [u8]) -> Option<(OpCode, usize, usize)> {
+    fn whole_frame_at_start(
+        &self,
+        data: &mut [u8],
+        streaming: Streaming,
+    ) -> Option<(OpCode, usize, usize)> {
         if self.failed.is_some()
             || self.close_received
             || !self.decoder.between_frames()
@@ -235,6 +249,7 @@ impl Incoming {
             || !(data_frame || control)
             || self.decoder.check(&h, in_message) != Ok(0)
             || (data_frame && !self.assembler.fits_whole(h.payload_len))
+            || (data_frame && streaming.applies(h.payload_len))
         {
             return None;
         }
@@ -263,6 +278,12 @@ impl Incoming {
     /// 64 KiB, not its claim (RFC 6455 §10.4).
     pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
         self.discard_unfilled();
+        if self.end_pending || self.piece_pending {
+            return None;
+        }
+        // A streamed message's last piece was handed out: make room.
+        self.assembler.clear_piece();
+        self.filled = None;
         if self.failed.is_some() || self.close_received || self.sink != Sink::Message {
             return None;
         }
@@ -299,6 +320,19 @@ impl Incoming {
         self.sticky(result)
     }
 
+    /// The latest piece of a streamed message ([`PieceAt::Data`]).
+    pub(crate) fn current_piece(&self) -> &[u8] {
+        self.assembler.piece()
+    }
+
+    /// For a streamed message (see [`receive_piece`](Incoming::receive_piece)):
+    /// what the last [`payload_filled`](Incoming::payload_filled) completed,
+    /// a [`PieceAt::Data`] (then, if the message ended with it, a
+    /// [`PieceAt::End`] from the next `receive_piece`) or a [`PieceAt::End`].
+    pub fn filled_piece(&mut self) -> Option<PieceAt> {
+        self.filled.take()
+    }
+
     fn payload_filled_inner(&mut self, start: usize, n: usize) -> Result<Received, ProtocolError> {
         if self.decoder.frame().is_none() {
             return Ok(done(0));
@@ -306,9 +340,15 @@ impl Incoming {
         self.last_direct = self.assembler.truncate_direct(start, n);
         let finished = self.decoder.payload(self.assembler.direct_slice(start));
         self.assembler.take(Sink::Message, start)?;
-        let message = match finished {
-            Some(frame) => self.assembler.finish_frame(frame)?,
-            None => None,
+        let out = self.after_payload(finished)?;
+        self.filled = match out {
+            Some(Out::Piece) => Some(PieceAt::Data),
+            Some(Out::End) => Some(PieceAt::End),
+            _ => None,
+        };
+        let message = match out {
+            Some(Out::Message(message)) => Some(message),
+            _ => None,
         };
         Ok(Received {
             consumed: 0,
@@ -325,24 +365,69 @@ impl Incoming {
     }
 
     fn receive_inner(&mut self, data: &[u8]) -> Result<Received, ProtocolError> {
+        let (consumed, out) = self.step(data, Streaming::Never)?;
+        let message = match out {
+            Out::Message(message) => Some(message),
+            // Only a message a `receive_piece` caller began streams here;
+            // its pieces are not for `receive`.
+            Out::Nothing | Out::Start(_) | Out::Piece | Out::End => None,
+        };
+        Ok(Received { consumed, message })
+    }
+
+    /// Decodes until something is ready: a message or control frame, the
+    /// start of a streamed message, a piece of one, or its end.
+    fn step(&mut self, data: &[u8], streaming: Streaming) -> Result<(usize, Out), ProtocolError> {
         self.discard_unfilled();
+        if std::mem::take(&mut self.end_pending) {
+            return Ok((0, Out::End));
+        }
+        if std::mem::take(&mut self.piece_pending) {
+            return Ok((0, Out::Piece));
+        }
+        self.assembler.clear_piece();
         let mut pos = 0;
         loop {
             if self.close_received {
-                return Ok(done(data.len()));
+                return Ok((data.len(), Out::Nothing));
             }
             if self.decoder.frame().is_none() {
                 if pos == data.len() {
-                    return Ok(done(pos));
+                    return Ok((pos, Out::Nothing));
                 }
                 let in_message = self.assembler.in_message();
                 match self.decoder.header(&data[pos..], in_message)? {
                     Some((header, used)) => {
                         pos += used;
                         let rsv = self.decoder.frame().map_or(0, |f| f.rsv);
-                        self.sink = self.assembler.start_frame(&header, rsv, data.len() - pos)?;
+                        let grown = self.assembler.buffered() as u64 + header.payload_len;
+                        if header.opcode == OpCode::Continuation
+                            && !self.assembler.streaming()
+                            && streaming.applies(grown)
+                        {
+                            // Past the threshold: what is here becomes the
+                            // first piece, and the rest streams.
+                            if let Some(opcode) = self.assembler.stream_from_here() {
+                                self.sink = self.assembler.start_frame(
+                                    &header,
+                                    rsv,
+                                    data.len() - pos,
+                                    true,
+                                )?;
+                                self.piece_pending = !self.assembler.piece().is_empty();
+                                return Ok((pos, Out::Start(opcode)));
+                            }
+                        }
+                        let stream = matches!(header.opcode, OpCode::Text | OpCode::Binary)
+                            && streaming.applies(header.payload_len);
+                        self.sink =
+                            self.assembler
+                                .start_frame(&header, rsv, data.len() - pos, stream)?;
+                        if stream {
+                            return Ok((pos, Out::Start(header.opcode)));
+                        }
                     }
-                    None => return Ok(done(data.len())),
+                    None => return Ok((data.len(), Out::Nothing)),
                 }
             }
             let take = self.decoder.take(data.len() - pos);
@@ -353,21 +438,170 @@ impl Incoming {
             let finished = self.decoder.payload(&mut dest[start..]);
             self.assembler.take(sink, start)?;
             pos += take;
-            let Some(frame) = finished else {
-                return Ok(done(pos));
-            };
-            let message = self.assembler.finish_frame(frame)?;
-            if frame.opcode == OpCode::Close {
-                self.close_received = true;
+            if let Some(out) = self.after_payload(finished)? {
+                return Ok((pos, out));
             }
-            if let Some(message) = message {
-                return Ok(Received {
-                    consumed: pos,
-                    message: Some(message),
-                });
+            if finished.is_none() {
+                return Ok((pos, Out::Nothing));
             }
         }
     }
+
+    /// After payload bytes were taken in: what there is to hand out, if
+    /// anything (`None`: go on decoding).
+    fn after_payload(
+        &mut self,
+        finished: Option<FrameState>,
+    ) -> Result<Option<Out>, ProtocolError> {
+        let streaming = self.assembler.streaming();
+        let Some(frame) = finished else {
+            let piece = streaming && !self.assembler.piece().is_empty();
+            return Ok(piece.then_some(Out::Piece));
+        };
+        let message = self.assembler.finish_frame(frame)?;
+        if frame.opcode == OpCode::Close {
+            self.close_received = true;
+        }
+        if let Some(message) = message {
+            return Ok(Some(Out::Message(message)));
+        }
+        if !streaming || frame.opcode.is_control() {
+            return Ok(None);
+        }
+        let ended = !self.assembler.streaming();
+        let piece = !self.assembler.piece().is_empty();
+        Ok(match (piece, ended) {
+            (true, true) => {
+                self.end_pending = true;
+                Some(Out::Piece)
+            }
+            (true, false) => Some(Out::Piece),
+            (false, true) => Some(Out::End),
+            (false, false) => None,
+        })
+    }
+
+    /// Like [`receive_located`](Incoming::receive_located), delivering data
+    /// messages that `streaming` selects in pieces as their bytes arrive
+    /// (a [`PieceAt::Start`], [`PieceAt::Data`] pieces, a [`PieceAt::End`])
+    /// instead of whole; everything else as before. Look at what it found
+    /// with [`view_piece`](Incoming::view_piece).
+    ///
+    /// A streamed message costs no more memory than one piece, whatever its
+    /// size: [`Config::max_message_size`] does not apply to it (bound what
+    /// you keep yourself); `max_frame_size` still does, and text is still
+    /// validated as UTF-8 as it arrives (a bad byte fails with 1007).
+    /// Once a message has started streaming, go on with `receive_piece`
+    /// until its end.
+    pub fn receive_piece(
+        &mut self,
+        data: &mut [u8],
+        streaming: Streaming,
+    ) -> Result<(usize, Option<PieceAt>), ProtocolError> {
+        self.held = None;
+        if !self.end_pending && !self.piece_pending && !self.assembler.in_message() {
+            if let Some((opcode, start, end)) = self.whole_frame_at_start(data, streaming) {
+                return Ok((
+                    end,
+                    Some(PieceAt::Message(Located::Input { opcode, start, end })),
+                ));
+            }
+        }
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        let result = self.step(data, streaming);
+        let (consumed, out) = self.sticky(result)?;
+        let at = match out {
+            Out::Nothing => None,
+            Out::Message(message) => {
+                self.held = Some(message);
+                Some(PieceAt::Message(Located::Held))
+            }
+            Out::Start(opcode) => Some(PieceAt::Start(opcode)),
+            Out::Piece => Some(PieceAt::Data),
+            Out::End => Some(PieceAt::End),
+        };
+        Ok((consumed, at))
+    }
+
+    /// What [`receive_piece`](Incoming::receive_piece) found; `input` and
+    /// `base` as for [`view`](Incoming::view).
+    pub fn view_piece<'a>(
+        &'a mut self,
+        input: &'a [u8],
+        at: PieceAt,
+        base: usize,
+    ) -> Result<Piece<'a>, ProtocolError> {
+        Ok(match at {
+            PieceAt::Message(located) => Piece::Message(self.view(input, located, base)?),
+            PieceAt::Start(opcode) => Piece::Start(opcode),
+            PieceAt::Data => Piece::Data(self.assembler.piece()),
+            PieceAt::End => Piece::End,
+        })
+    }
+}
+
+/// What [`Incoming::step`] has to hand out.
+enum Out {
+    Nothing,
+    Message(Message),
+    Start(OpCode),
+    Piece,
+    End,
+}
+
+/// Which data messages are delivered in pieces as they arrive (see
+/// [`Incoming::receive_piece`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streaming {
+    /// None: every message is delivered whole.
+    Never,
+    /// Every data message.
+    Always,
+    /// Messages larger than this many bytes: those whose first frame
+    /// declares more, and fragmented ones once they grow past it (what
+    /// arrived so far is then their first piece). Smaller ones whole, so
+    /// memory is bounded by about this much plus one piece.
+    Above(usize),
+}
+
+impl Streaming {
+    fn applies(self, len: u64) -> bool {
+        match self {
+            Streaming::Never => false,
+            Streaming::Always => true,
+            Streaming::Above(n) => len > n as u64,
+        }
+    }
+}
+
+/// Where [`Incoming::receive_piece`] found what it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceAt {
+    /// A whole message or control frame, where [`Located`] says.
+    Message(Located),
+    /// A streamed data message starts (text or binary).
+    Start(OpCode),
+    /// The next bytes of the streamed message, held by the decoder.
+    Data,
+    /// The streamed message is complete.
+    End,
+}
+
+/// What [`Incoming::receive_piece`] found, borrowed (see
+/// [`Incoming::view_piece`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// A whole message or control frame.
+    Message(MessageRef<'a>),
+    /// A streamed data message starts: [`OpCode::Text`] or [`OpCode::Binary`].
+    Start(OpCode),
+    /// The next bytes of the streamed message (for text, valid UTF-8 so far;
+    /// a code point may be split between pieces).
+    Data(&'a [u8]),
+    /// The streamed message is complete (and, for text, valid UTF-8).
+    End,
 }
 
 /// The most [`Incoming::payload_space`] grows a message by when little of it

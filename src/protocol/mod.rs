@@ -35,7 +35,7 @@ mod timers;
 
 pub use config::{Config, Keepalive, WebSocketConfig};
 pub use connection::{Connection, Feed, State};
-pub use incoming::{Incoming, Located, Received, ReceivedRef};
+pub use incoming::{Incoming, Located, Piece, PieceAt, Received, ReceivedRef, Streaming};
 pub use message::{Message, MessageRef};
 pub use outgoing::{Framed, Outgoing, DIRECT_WRITE};
 pub use timers::Timers;

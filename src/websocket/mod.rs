@@ -14,12 +14,15 @@
 //! | `write.rs` | flushing, and the one write path for a large data frame |
 //! | `owned.rs` | [`WebSocket`]: one owner |
 //! | `split.rs` | [`Reader`] and [`Writer`]: full duplex across threads |
+//! | `stream.rs` | messages larger than memory: [`MessageReader`], `send_stream` |
 
 mod owned;
 mod read_buf;
 mod recv;
 mod split;
+mod stream;
 mod write;
 
 pub use owned::{Sender, WebSocket};
 pub use split::{Reader, Writer};
+pub use stream::MessageReader;

@@ -3,11 +3,12 @@
 use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
 use super::split::{Reader, Writer};
+use super::stream::{check_data_opcode, fill, fragment_buffer, MessageReader, Pulling};
 use super::write::{flush_outgoing, write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::handshake::Negotiated;
 use crate::protocol::{
-    Framed, Message, MessageRef, Outgoing, State, WebSocketConfig, DIRECT_WRITE,
+    Framed, Message, MessageRef, Outgoing, Piece, State, Streaming, WebSocketConfig, DIRECT_WRITE,
 };
 use crate::transport::Transport;
 use crate::Result;
@@ -108,6 +109,17 @@ impl<S: Write> Sender<'_, S> {
         }
         self.outgoing.advance(queued);
         Ok(())
+    }
+
+    /// Queues one frame of a fragmented message (see
+    /// [`WebSocket::write_frame`]): for relaying a streamed message piece by
+    /// piece as it arrives.
+    pub fn write_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
+        if opcode.is_control() {
+            self.outgoing.encode_frame(opcode, fin, payload)?;
+            return self.flush();
+        }
+        self.data(opcode, fin, Cow::Borrowed(payload))
     }
 
     fn close_frame(&mut self, frame: Option<&CloseFrame>) -> Result<()> {
@@ -218,6 +230,108 @@ impl<S: Read + Write> WebSocket<S> {
         Ok((message, sender))
     }
 
+    /// Like [`read_ref`](WebSocket::read_ref), delivering the data messages
+    /// `streaming` selects in pieces as they arrive ([`Piece::Start`],
+    /// [`Piece::Data`]…, [`Piece::End`]) instead of whole: what a relay or an
+    /// echo of large messages needs, in memory that does not grow with the
+    /// message. See [`Incoming::receive_piece`](crate::protocol::Incoming::receive_piece).
+    ///
+    /// ```
+    /// use rfc6455::protocol::{Piece, Streaming};
+    /// use rfc6455::{Role, WebSocket};
+    /// use std::io::Cursor;
+    ///
+    /// // A server receives a 3-byte binary message, streamed (masked, key 0).
+    /// let wire = vec![0x82, 0x83, 0, 0, 0, 0, 1, 2, 3];
+    /// let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, Default::default());
+    /// let (piece, _sender) = ws.read_piece(Streaming::Always).unwrap();
+    /// assert!(matches!(piece, Piece::Start(_)));
+    /// let (piece, _sender) = ws.read_piece(Streaming::Always).unwrap();
+    /// assert_eq!(piece, Piece::Data(&[1, 2, 3]));
+    /// let (piece, _sender) = ws.read_piece(Streaming::Always).unwrap();
+    /// assert_eq!(piece, Piece::End);
+    /// ```
+    pub fn read_piece(&mut self, streaming: Streaming) -> Result<(Piece<'_>, Sender<'_, S>)> {
+        let mut sender = Sender {
+            stream: &mut self.stream,
+            outgoing: &mut self.outgoing,
+        };
+        let piece = self.recv.read_piece(&mut sender, streaming)?;
+        Ok((piece, sender))
+    }
+
+    /// The next data message as an [`io::Read`](std::io::Read) over its
+    /// payload, yielding bytes as its frames arrive (see [`MessageReader`]):
+    /// for messages larger than memory. Control frames before and inside it
+    /// are answered; a close frame ends in
+    /// [`Error::ConnectionClosed`](crate::Error::ConnectionClosed) as for
+    /// `read`.
+    ///
+    /// ```
+    /// use rfc6455::{Role, WebSocket};
+    /// use std::io::{Cursor, Read};
+    ///
+    /// // "Hel" + "lo" in two fragments, masked with key 0.
+    /// let wire = vec![0x01, 0x83, 0, 0, 0, 0, b'H', b'e', b'l', 0x80, 0x82, 0, 0, 0, 0, b'l', b'o'];
+    /// let mut ws = WebSocket::from_raw_socket(Cursor::new(wire), Role::Server, Default::default());
+    /// let mut message = ws.read_stream().unwrap();
+    /// assert!(message.is_text());
+    /// let mut text = String::new();
+    /// message.read_to_string(&mut text).unwrap();
+    /// assert_eq!(text, "Hello");
+    /// ```
+    pub fn read_stream(&mut self) -> Result<MessageReader<'_>> {
+        let mut pulling = Pulling {
+            recv: &mut self.recv,
+            side: Sender {
+                stream: &mut self.stream,
+                outgoing: &mut self.outgoing,
+            },
+        };
+        let opcode = pulling.start()?;
+        Ok(MessageReader::new(Box::new(pulling), opcode))
+    }
+
+    /// Sends a message read from `source` as it is read, one fragment of
+    /// `fragment_size` bytes at a time (the last one shorter, possibly
+    /// empty), without holding the message in memory. Returns its length.
+    /// `opcode` is [`OpCode::Text`] (the source must produce UTF-8) or
+    /// [`OpCode::Binary`]. Control frames may go between the fragments.
+    ///
+    /// ```
+    /// use rfc6455::{frame::OpCode, Role, WebSocket};
+    /// use std::io::Cursor;
+    ///
+    /// let mut ws = WebSocket::from_raw_socket(Cursor::new(Vec::new()), Role::Server, Default::default());
+    /// let sent = ws.send_stream(OpCode::Binary, &[7u8; 10][..], 4).unwrap();
+    /// assert_eq!(sent, 10);
+    /// // Fragments of 4, 4 and 2 bytes: 0x02 (binary, not final), 0x00, 0x80 (final).
+    /// let wire = ws.get_ref().get_ref();
+    /// assert_eq!((wire[0], wire[6], wire[12]), (0x02, 0x00, 0x80));
+    /// ```
+    pub fn send_stream(
+        &mut self,
+        opcode: OpCode,
+        mut source: impl Read,
+        fragment_size: usize,
+    ) -> Result<u64> {
+        check_data_opcode(opcode)?;
+        let mut buf = fragment_buffer(fragment_size);
+        let mut frame_opcode = opcode;
+        let mut total = 0u64;
+        loop {
+            let n = fill(&mut source, &mut buf)?;
+            let fin = n < buf.len();
+            self.write_frame(frame_opcode, &buf[..n], fin)?;
+            total += n as u64;
+            frame_opcode = OpCode::Continuation;
+            if fin {
+                self.flush()?;
+                return Ok(total);
+            }
+        }
+    }
+
     /// Queues a message; it is written by [`flush`](WebSocket::flush), by the
     /// next [`read`](WebSocket::read) before it blocks, or at once if it is
     /// large or the queue is full. Control frames are written at once.
@@ -243,11 +357,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Connection::send_frame`](crate::protocol::Connection::send_frame)).
     /// Written like [`write`](WebSocket::write)'s frames.
     pub fn write_frame(&mut self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
-        if opcode.is_control() {
-            self.outgoing.encode_frame(opcode, fin, payload)?;
-            return self.flush();
-        }
-        self.sender().data(opcode, fin, Cow::Borrowed(payload))
+        self.sender().write_frame(opcode, payload, fin)
     }
 
     /// Writes one frame of a fragmented message and flushes (see

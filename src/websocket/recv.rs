@@ -4,9 +4,10 @@
 //! (through the core's [`Timers`]), driven by the stream's read timeout.
 
 use super::read_buf::ReadBuf;
-use crate::frame::{CloseCode, Role};
+use crate::frame::{CloseCode, OpCode, Role};
 use crate::protocol::{
-    Incoming, Located, Message, MessageRef, Outgoing, Received, Timers, WebSocketConfig,
+    Incoming, Located, Message, MessageRef, Outgoing, Piece, PieceAt, Received, Streaming, Timers,
+    WebSocketConfig,
 };
 use crate::{Error, ProtocolError, Result, Timeout};
 use std::io;
@@ -49,6 +50,17 @@ pub(super) trait SendSide {
     fn batches_replies(&self) -> bool;
 }
 
+/// What the read loop looks for.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Whole messages, each in its own allocation.
+    Owned,
+    /// Whole messages, left where they lie when they can be.
+    InPlace,
+    /// Data messages that `Streaming` selects in pieces.
+    Pieces(Streaming),
+}
+
 /// What the read loop found.
 enum Got {
     /// A message decoded into its own allocation.
@@ -56,6 +68,20 @@ enum Got {
     /// A message left where it lies: in the read buffer from `base`, or
     /// held by the decoder.
     Located(Located, usize),
+    /// A piece of a streamed message (its bytes held by the decoder).
+    Piece(PieceAt),
+}
+
+/// What [`RecvSide::next_piece`] found for a message reader.
+pub(super) enum Step {
+    /// The streamed message starts.
+    Start(OpCode),
+    /// A whole data message (not streamed).
+    Whole,
+    /// More bytes: [`RecvSide::piece`].
+    Data,
+    /// The streamed message is over.
+    End,
 }
 
 /// The receiving side's state.
@@ -77,6 +103,8 @@ pub(super) struct RecvSide {
     quiet_since: Option<Instant>,
     /// `ConnectionClosed` was returned: the connection is over.
     ended: bool,
+    /// A message reader was dropped mid-message: skip the rest first.
+    discarding: bool,
     /// The last message `read_ref` decoded into an allocation, lent out
     /// until the next read.
     held: Option<Message>,
@@ -122,16 +150,17 @@ impl RecvSide {
             going_away: None,
             quiet_since: None,
             ended: false,
+            discarding: false,
             held: None,
         }
     }
 
     /// Reads the next message into its own allocation.
     pub(super) fn read<K: SendSide>(&mut self, side: &mut K) -> Result<Message> {
-        match self.next(side, false)? {
+        match self.next(side, Mode::Owned)? {
             Got::Owned(message) => Ok(message),
-            // Not produced when `in_place` is false.
-            Got::Located(..) => Err(Error::AlreadyClosed),
+            // Not produced in this mode.
+            Got::Located(..) | Got::Piece(_) => Err(Error::AlreadyClosed),
         }
     }
 
@@ -139,7 +168,7 @@ impl RecvSide {
     /// there whole (unmasked in place), with no allocation.
     pub(super) fn read_ref<K: SendSide>(&mut self, side: &mut K) -> Result<MessageRef<'_>> {
         self.held = None;
-        match self.next(side, true)? {
+        match self.next(side, Mode::InPlace)? {
             Got::Owned(message) => {
                 // Reacted to already (a payload read straight into the message).
                 let held = self.held.insert(message);
@@ -159,28 +188,132 @@ impl RecvSide {
                 on_message(timers, side, &message)?;
                 Ok(message)
             }
+            // Not produced in this mode.
+            Got::Piece(_) => Err(Error::AlreadyClosed),
         }
+    }
+
+    /// Reads the next message, or piece of a streamed one (see
+    /// [`Incoming::receive_piece`]), reacting to control frames as `read`
+    /// does.
+    pub(super) fn read_piece<K: SendSide>(
+        &mut self,
+        side: &mut K,
+        streaming: Streaming,
+    ) -> Result<Piece<'_>> {
+        self.held = None;
+        let (at, base) = match self.next(side, Mode::Pieces(streaming))? {
+            Got::Owned(message) => {
+                // Reacted to already (a payload read straight into the message).
+                let held = self.held.insert(message);
+                return Ok(Piece::Message(MessageRef::from(&*held)));
+            }
+            Got::Located(located, base) => (PieceAt::Message(located), base),
+            Got::Piece(at) => (at, 0),
+        };
+        let RecvSide {
+            incoming,
+            rbuf,
+            timers,
+            ..
+        } = self;
+        let piece = match incoming.view_piece(rbuf.all(), at, base) {
+            Ok(piece) => piece,
+            Err(e) => return Err(fail(side, e)),
+        };
+        if let Piece::Message(message) = &piece {
+            on_message(timers, side, message)?;
+        }
+        Ok(piece)
+    }
+
+    /// For a message reader: the next step of a streamed message; control
+    /// frames in between are answered and skipped.
+    pub(super) fn next_piece<K: SendSide>(&mut self, side: &mut K) -> Result<Step> {
+        loop {
+            return Ok(match self.read_piece(side, Streaming::Always)? {
+                Piece::Start(opcode) => Step::Start(opcode),
+                Piece::Data(_) => Step::Data,
+                Piece::End => Step::End,
+                Piece::Message(m) if m.is_data() => Step::Whole,
+                Piece::Message(_) => continue,
+            });
+        }
+    }
+
+    /// The bytes of the last [`Step::Data`].
+    pub(super) fn piece(&self) -> &[u8] {
+        self.incoming.current_piece()
+    }
+
+    /// A message reader was dropped before the end of its message: the
+    /// rest is skipped before anything else is read.
+    pub(super) fn discard_rest_of_message(&mut self) {
+        self.discarding = true;
     }
 
     /// The next message. Once the connection has ended (`ConnectionClosed`
     /// was returned, or it failed), every later call returns
     /// [`Error::AlreadyClosed`]: a loop that keeps reading has a bug, and
     /// this says so.
-    fn next<K: SendSide>(&mut self, side: &mut K, in_place: bool) -> Result<Got> {
+    fn next<K: SendSide>(&mut self, side: &mut K, mode: Mode) -> Result<Got> {
         if self.ended || side.state(|out| out.failed()) {
             return Err(Error::AlreadyClosed);
         }
-        let got = self.next_unended(side, in_place);
+        while self.discarding {
+            match self.next_unended(side, Mode::Pieces(Streaming::Always)) {
+                Ok(Got::Piece(PieceAt::End)) => self.discarding = false,
+                Ok(Got::Located(located, base)) => {
+                    // A control frame in the middle: still answered.
+                    let RecvSide {
+                        incoming,
+                        rbuf,
+                        timers,
+                        ..
+                    } = self;
+                    match incoming.view(rbuf.all(), located, base) {
+                        Ok(message) => on_message(timers, side, &message)?,
+                        Err(e) => return Err(fail(side, e)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.discarding = false;
+                    return Err(e);
+                }
+            }
+        }
+        let got = self.next_unended(side, mode);
         if let Err(Error::ConnectionClosed) = got {
             self.ended = true;
         }
         got
     }
 
-    fn next_unended<K: SendSide>(&mut self, side: &mut K, in_place: bool) -> Result<Got> {
+    fn next_unended<K: SendSide>(&mut self, side: &mut K, mode: Mode) -> Result<Got> {
         loop {
-            if !self.rbuf.is_empty() {
-                if in_place {
+            if let Mode::Pieces(streaming) = mode {
+                // Even with nothing to read, the end of a streamed message
+                // whose last piece was handed out may be due.
+                let (base, data) = self.rbuf.data_mut();
+                match self.incoming.receive_piece(data, streaming) {
+                    Ok((consumed, found)) => {
+                        self.rbuf.consume(consumed);
+                        match found {
+                            Some(PieceAt::Message(located)) => {
+                                return Ok(Got::Located(located, base));
+                            }
+                            Some(at) => return Ok(Got::Piece(at)),
+                            None => {}
+                        }
+                    }
+                    Err(e) => return Err(fail(side, e)),
+                }
+                if !self.rbuf.is_empty() {
+                    continue;
+                }
+            } else if !self.rbuf.is_empty() {
+                if let Mode::InPlace = mode {
                     let (base, data) = self.rbuf.data_mut();
                     match self.incoming.receive_located(data) {
                         Ok((consumed, located)) => {
@@ -255,7 +388,11 @@ impl RecvSide {
                                 self.on_message(side, &MessageRef::from(&message))?;
                                 return Ok(Got::Owned(message));
                             }
-                            Ok(_) => {}
+                            Ok(_) => {
+                                if let Some(at) = self.incoming.filled_piece() {
+                                    return Ok(Got::Piece(at));
+                                }
+                            }
                             Err(e) => return Err(fail(side, e)),
                         }
                     }

@@ -3,9 +3,10 @@
 
 use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
+use super::stream::{check_data_opcode, fill, fragment_buffer, MessageReader, Pulling};
 use super::write::{write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, OpCode};
-use crate::protocol::{Framed, Message, MessageRef, Outgoing, DIRECT_WRITE};
+use crate::protocol::{Framed, Message, MessageRef, Outgoing, Piece, Streaming, DIRECT_WRITE};
 use crate::Result;
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
@@ -24,6 +25,7 @@ pub(super) fn split<S>(
             stream: write_stream,
             scratch: Vec::new(),
         }),
+        message: Mutex::new(()),
     });
     (
         Reader {
@@ -50,6 +52,11 @@ pub(super) fn split<S>(
 struct SplitShared<S> {
     state: Mutex<Outgoing>,
     stream: Mutex<WriteStream<S>>,
+    /// Held for the whole of a data message a writer sends, so that a
+    /// streamed message's fragments are never interleaved with another data
+    /// message from another thread (control frames may go between them).
+    /// Taken before the other two.
+    message: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -222,6 +229,31 @@ impl<S: Read + Write> Reader<S> {
         self.recv.read_ref(&mut side)
     }
 
+    /// Reads the next message or piece of a streamed one, as
+    /// [`WebSocket::read_piece`](super::WebSocket::read_piece).
+    pub fn read_piece(&mut self, streaming: Streaming) -> Result<Piece<'_>> {
+        let mut side = SplitSide {
+            stream: &mut self.stream,
+            shared: &self.shared,
+        };
+        self.recv.read_piece(&mut side, streaming)
+    }
+
+    /// The next data message as an [`io::Read`] over its payload, as
+    /// [`WebSocket::read_stream`](super::WebSocket::read_stream); replies to
+    /// control frames go out at once (or by a writer busy writing).
+    pub fn read_stream(&mut self) -> Result<MessageReader<'_>> {
+        let mut pulling = Pulling {
+            recv: &mut self.recv,
+            side: SplitSide {
+                stream: &mut self.stream,
+                shared: &self.shared,
+            },
+        };
+        let opcode = pulling.start()?;
+        Ok(MessageReader::new(Box::new(pulling), opcode))
+    }
+
     /// A new handle for sending on this connection.
     pub fn writer(&self) -> Writer<S> {
         Writer {
@@ -257,6 +289,8 @@ impl<S: Write> Writer<S> {
     /// from the message itself (masked in place by a client), not copied.
     pub fn send(&self, message: Message) -> Result<()> {
         let opcode = message.opcode();
+        // A data message waits for a streamed one to end.
+        let _message = message.is_data().then(|| lock(&self.shared.message));
         match message {
             Message::Text(text) => self
                 .shared
@@ -280,6 +314,35 @@ impl<S: Write> Writer<S> {
     /// (a broadcast) does not copy it per client.
     pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
         self.shared.send(opcode, fin, Cow::Borrowed(payload))
+    }
+
+    /// Sends a message read from `source`, one fragment of `fragment_size`
+    /// bytes at a time, as [`WebSocket::send_stream`](super::WebSocket::send_stream).
+    /// Other threads may send pings, pongs and a close meanwhile (they go
+    /// between fragments); a data message another thread sends waits until
+    /// this one has ended.
+    pub fn send_stream(
+        &self,
+        opcode: OpCode,
+        mut source: impl Read,
+        fragment_size: usize,
+    ) -> Result<u64> {
+        check_data_opcode(opcode)?;
+        let _message = lock(&self.shared.message);
+        let mut buf = fragment_buffer(fragment_size);
+        let mut frame_opcode = opcode;
+        let mut total = 0u64;
+        loop {
+            let n = fill(&mut source, &mut buf)?;
+            let fin = n < buf.len();
+            self.shared
+                .send(frame_opcode, fin, Cow::Borrowed(&buf[..n]))?;
+            total += n as u64;
+            frame_opcode = OpCode::Continuation;
+            if fin {
+                return Ok(total);
+            }
+        }
     }
 
     /// Sends a close frame; the [`Reader`] completes the handshake.

@@ -1,0 +1,192 @@
+//! Messages larger than memory: a message read as an [`io::Read`] while its
+//! frames arrive ([`MessageReader`]), and a message sent from an
+//! [`io::Read`], a fragment per buffer-full (`send_stream`).
+
+use super::recv::{RecvSide, SendSide, Step};
+use crate::frame::OpCode;
+use crate::{Error, Result};
+use std::io::{self, Read};
+
+/// What a [`MessageReader`] pulls from: the receiving side with the sending
+/// side it answers control frames on.
+pub(super) trait Pull {
+    fn step(&mut self) -> Result<Step>;
+    fn piece(&self) -> &[u8];
+    fn abandon(&mut self);
+}
+
+pub(super) struct Pulling<'a, K> {
+    pub(super) recv: &'a mut RecvSide,
+    pub(super) side: K,
+}
+
+impl<K: SendSide> Pull for Pulling<'_, K> {
+    fn step(&mut self) -> Result<Step> {
+        self.recv.next_piece(&mut self.side)
+    }
+    fn piece(&self) -> &[u8] {
+        self.recv.piece()
+    }
+    fn abandon(&mut self) {
+        self.recv.discard_rest_of_message();
+    }
+}
+
+impl<K: SendSide> Pulling<'_, K> {
+    /// Skips control frames (answering them) up to the start of the next
+    /// data message.
+    pub(super) fn start(&mut self) -> Result<OpCode> {
+        loop {
+            match self.step()? {
+                Step::Start(opcode) => return Ok(opcode),
+                // Only reachable for a message `read_piece` began whole.
+                Step::Whole | Step::Data | Step::End => {}
+            }
+        }
+    }
+}
+
+/// The next data message, read as it arrives: an [`io::Read`] over its
+/// payload, from [`WebSocket::read_stream`](super::WebSocket::read_stream)
+/// or [`Reader::read_stream`](super::Reader::read_stream).
+///
+/// It holds no more than one piece of the message (what one socket read
+/// brought) however large the message is. Pings that arrive between its
+/// fragments are answered. Text is validated as UTF-8 as it arrives: the
+/// first invalid byte fails the connection with 1007 and `read` returns an
+/// error of kind `InvalidData`. `max_message_size` does not apply (bound
+/// what you keep); `max_frame_size` does. Dropping the reader before the
+/// end skips the rest of the message, so the connection stays usable for
+/// the next one.
+pub struct MessageReader<'a> {
+    pull: Box<dyn Pull + 'a>,
+    opcode: OpCode,
+    /// Bytes of the current piece already copied out.
+    offset: usize,
+    have_piece: bool,
+    done: bool,
+}
+
+impl std::fmt::Debug for MessageReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageReader")
+            .field("opcode", &self.opcode)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> MessageReader<'a> {
+    pub(super) fn new(pull: Box<dyn Pull + 'a>, opcode: OpCode) -> MessageReader<'a> {
+        MessageReader {
+            pull,
+            opcode,
+            offset: 0,
+            have_piece: false,
+            done: false,
+        }
+    }
+
+    /// [`OpCode::Text`] or [`OpCode::Binary`].
+    pub fn opcode(&self) -> OpCode {
+        self.opcode
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        self.opcode == OpCode::Text
+    }
+
+    /// Whether the whole message has been read.
+    pub fn is_done(&self) -> bool {
+        self.done && !self.have_piece
+    }
+}
+
+impl Read for MessageReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.have_piece {
+                let piece = self.pull.piece();
+                let n = (piece.len() - self.offset).min(buf.len());
+                buf[..n].copy_from_slice(&piece[self.offset..self.offset + n]);
+                self.offset += n;
+                if self.offset >= piece.len() {
+                    self.have_piece = false;
+                }
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+            }
+            if self.done {
+                return Ok(0);
+            }
+            match self.pull.step().map_err(into_io)? {
+                Step::Data => {
+                    self.have_piece = true;
+                    self.offset = 0;
+                }
+                Step::End => self.done = true,
+                Step::Start(_) | Step::Whole => {
+                    return Err(io::Error::other("a new message started inside this one"))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MessageReader<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.pull.abandon();
+        }
+    }
+}
+
+/// The error a reader returns for one of ours.
+fn into_io(e: Error) -> io::Error {
+    let kind = match &e {
+        Error::Io(_) => return into_inner_io(e),
+        Error::Protocol(_) => io::ErrorKind::InvalidData,
+        Error::ConnectionClosed | Error::AlreadyClosed => io::ErrorKind::UnexpectedEof,
+        Error::Timeout(_) => io::ErrorKind::TimedOut,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
+}
+
+fn into_inner_io(e: Error) -> io::Error {
+    match e {
+        Error::Io(e) => e,
+        other => io::Error::other(other),
+    }
+}
+
+/// Fills `buf` from `source` until it is full or the source ends; returns
+/// how much it holds.
+pub(super) fn fill(source: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match source.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(n)
+}
+
+/// The fragment buffer for `send_stream`: at least a byte, at most 16 MiB
+/// (the default largest frame a peer accepts).
+pub(super) fn fragment_buffer(fragment_size: usize) -> Vec<u8> {
+    vec![0; fragment_size.clamp(1, 16 << 20)]
+}
+
+/// `send_stream` sends data messages only.
+pub(super) fn check_data_opcode(opcode: OpCode) -> Result<()> {
+    match opcode {
+        OpCode::Text | OpCode::Binary => Ok(()),
+        _ => Err(Error::InvalidSend(crate::SendError::NotADataOpcode)),
+    }
+}

@@ -1,0 +1,355 @@
+//! Messages larger than memory: streamed reads (`read_stream`,
+//! `read_piece`, `Connection::receive_piece`) and streamed sends
+//! (`send_stream`), over loopback and without sockets.
+//!
+//! The big test sends a generated message (never held in memory) and
+//! compares a checksum at both ends: 96 MiB in a debug build (past the
+//! default 64 MiB message limit), 4 GiB in a
+//! release build (`cargo test --release --test streaming`, as CI runs it),
+//! or `RFC6455_STREAM_BYTES`.
+
+mod common;
+
+use common::*;
+use rfc6455::frame::{OpCode, Role};
+use rfc6455::protocol::{Config, Connection, MessageRef, Piece, Streaming};
+use rfc6455::{CloseCode, Error, Message, Server, ServerConfig};
+use std::io::{self, Read};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// A message of `len` bytes made up as it is read: each 8-byte word is a
+/// function of its offset, so no two fragments look alike.
+struct Generated {
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (self.len - self.pos).min(buf.len() as u64) as usize;
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = self.pos + i as u64;
+            *b = (at.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// A running checksum (Fletcher-style over bytes, in u64s): position
+/// dependent, so a reordered or dropped piece changes it.
+#[derive(Default, Debug, PartialEq, Eq, Clone, Copy)]
+struct Sum {
+    a: u64,
+    b: u64,
+    len: u64,
+}
+
+impl Sum {
+    fn add(&mut self, bytes: &[u8]) {
+        for &x in bytes {
+            self.a = self.a.wrapping_add(u64::from(x));
+            self.b = self.b.wrapping_add(self.a);
+        }
+        self.len += bytes.len() as u64;
+    }
+
+    fn of(mut source: impl Read) -> io::Result<Sum> {
+        let mut sum = Sum::default();
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = source.read(&mut buf)?;
+            if n == 0 {
+                return Ok(sum);
+            }
+            sum.add(&buf[..n]);
+        }
+    }
+}
+
+fn stream_bytes() -> u64 {
+    std::env::var("RFC6455_STREAM_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            96 << 20
+        } else {
+            4 << 30
+        })
+}
+
+#[test]
+fn a_message_larger_than_memory_streams_through_both_ways() {
+    // The server reads the message as a stream and checksums it; the client
+    // sends it from a generator. Neither holds it: the default 64 MiB
+    // message limit would refuse it whole.
+    let len = stream_bytes();
+    let (tx, rx) = mpsc::channel();
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(move |mut ws, _| {
+            let mut message = ws.read_stream()?;
+            let binary = message.opcode() == OpCode::Binary;
+            let sum = Sum::of(&mut message).map_err(Error::Io)?;
+            drop(message);
+            tx.send((binary, sum)).unwrap();
+            // Echo back as a stream too, generated the same way.
+            ws.send_stream(OpCode::Binary, Generated { len, pos: 0 }, 1 << 20)?;
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let sent = ws
+        .send_stream(OpCode::Binary, Generated { len, pos: 0 }, 1 << 20)
+        .unwrap();
+    assert_eq!(sent, len);
+    let expected = Sum::of(Generated { len, pos: 0 }).unwrap();
+    let (binary, got) = rx.recv_timeout(Duration::from_secs(300)).unwrap();
+    assert!(binary);
+    assert_eq!(got, expected);
+    let back = Sum::of(ws.read_stream().unwrap()).unwrap();
+    assert_eq!(back, expected);
+    close_normally(&mut ws);
+}
+
+#[test]
+fn invalid_utf8_in_the_middle_of_a_streamed_text_message_fails_with_1007() {
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(|mut ws, _| {
+            let mut message = ws.read_stream()?;
+            let mut sink = Vec::new();
+            let err = message.read_to_end(&mut sink).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+            // The valid start arrived before the bad byte.
+            assert!(sink.len() >= 3 && sink.starts_with(b"abc"));
+            Ok(())
+        })
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    ws.send_frame(OpCode::Text, b"abc", false).unwrap();
+    ws.send_frame(OpCode::Continuation, b"de\xFFf", false)
+        .unwrap();
+    match read_skipping_pings(&mut ws) {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::INVALID_PAYLOAD),
+        other => panic!("expected close 1007, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_ping_between_fragments_is_answered_while_a_stream_is_read() {
+    let (tx, rx) = mpsc::channel::<()>();
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(move |mut ws, _| {
+            let message = ws.read_stream()?;
+            let sum = Sum::of(message).map_err(Error::Io)?;
+            assert_eq!(sum.len, 6);
+            tx.send(()).unwrap();
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    ws.send_frame(OpCode::Binary, b"abc", false).unwrap();
+    ws.send_frame(OpCode::Ping, b"are you there", true).unwrap();
+    // The pong comes while the message is still open.
+    assert_eq!(ws.read().unwrap(), Message::Pong(b"are you there".to_vec()));
+    ws.send_frame(OpCode::Continuation, b"def", true).unwrap();
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    close_normally(&mut ws);
+}
+
+#[test]
+fn a_reader_dropped_half_way_leaves_the_connection_usable() {
+    let server = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(|mut ws, _| {
+            {
+                let mut message = ws.read_stream()?;
+                let mut first = [0u8; 10];
+                message.read_exact(&mut first).map_err(Error::Io)?;
+                // Dropped here, 10 bytes into a 1 MiB message.
+            }
+            let next = ws.read()?;
+            ws.send(next)?;
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let mut ws = client(server.local_addr());
+    ws.send(Message::Binary(vec![1; 1 << 20])).unwrap();
+    ws.send(Message::Text("the next one".into())).unwrap();
+    assert_eq!(
+        read_skipping_pings(&mut ws),
+        Message::Text("the next one".into())
+    );
+    close_normally(&mut ws);
+}
+
+#[test]
+fn split_writer_streams_while_other_threads_ping_and_message_waits() {
+    // A writer streaming a message shares the connection with another
+    // thread's pings (which may go between fragments) and a data message
+    // (which must wait for the stream to end).
+    let server = echo_server_with(test_config().protocol(Config::default()));
+    let (ws, _) = rfc6455::connect(&url(server.local_addr())).unwrap();
+    let (mut reader, writer) = ws.split().unwrap();
+    let other = writer.clone();
+    let streamer = thread::spawn(move || {
+        writer
+            .send_stream(
+                OpCode::Binary,
+                Generated {
+                    len: 8 << 20,
+                    pos: 0,
+                },
+                4096,
+            )
+            .unwrap()
+    });
+    let pinger = thread::spawn(move || {
+        for _ in 0..20 {
+            other.send(Message::Ping(b"p".to_vec())).unwrap();
+        }
+        other.send(Message::Text("after".into())).unwrap();
+    });
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match reader.read().unwrap() {
+            Message::Pong(_) => {}
+            Message::Binary(data) => {
+                let mut sum = Sum::default();
+                sum.add(&data);
+                got.push(format!(
+                    "binary {}",
+                    sum == Sum::of(Generated {
+                        len: 8 << 20,
+                        pos: 0
+                    })
+                    .unwrap()
+                ));
+            }
+            Message::Text(t) => got.push(t),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(streamer.join().unwrap(), 8 << 20);
+    pinger.join().unwrap();
+    // Either order is fine, but both arrive whole.
+    got.sort();
+    assert_eq!(got, ["after", "binary true"]);
+}
+
+#[test]
+fn send_stream_refuses_control_opcodes() {
+    let server = echo_server_with(ServerConfig::default());
+    let mut ws = client(server.local_addr());
+    assert!(matches!(
+        ws.send_stream(OpCode::Ping, &b"x"[..], 10),
+        Err(Error::InvalidSend(_))
+    ));
+    close_normally(&mut ws);
+}
+
+#[test]
+fn receive_piece_in_any_chunking_gives_the_same_bytes_as_whole_messages() {
+    // Sans-I/O: a fragmented message with a ping inside, fed in chunks of
+    // every size from 1 to the whole, streamed; the pieces concatenate to
+    // the message and the ping is answered each time.
+    let mut sender = Connection::new(Role::Client, Config::default());
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+    sender
+        .send_frame(OpCode::Binary, &payload[..1000], false)
+        .unwrap();
+    sender.send_frame(OpCode::Ping, b"hi", true).unwrap();
+    sender
+        .send_frame(OpCode::Continuation, &payload[1000..], true)
+        .unwrap();
+    let wire = sender.take_data_to_send();
+    for chunk in [1, 2, 3, 7, 100, 1000, wire.len()] {
+        let mut server = Connection::new(Role::Server, Config::default().max_message_size(100));
+        let mut data = Vec::new();
+        let mut events = Vec::new();
+        let mut owned = wire.clone();
+        for part in owned.chunks_mut(chunk) {
+            let mut input = part;
+            loop {
+                let (used, piece) = server.receive_piece(input, Streaming::Always).unwrap();
+                match piece {
+                    Some(Piece::Start(op)) => events.push(format!("start {op:?}")),
+                    Some(Piece::Data(bytes)) => data.extend_from_slice(bytes),
+                    Some(Piece::Message(MessageRef::Ping(p))) => {
+                        events.push(format!("ping {}", String::from_utf8_lossy(p)))
+                    }
+                    Some(Piece::End) => events.push("end".into()),
+                    Some(other) => panic!("unexpected {other:?}"),
+                    None => {}
+                }
+                input = &mut input[used..];
+                if input.is_empty() && used == 0 {
+                    break;
+                }
+                if input.is_empty() {
+                    // One more call with nothing: a pending end is reported.
+                    continue;
+                }
+            }
+        }
+        assert_eq!(data, payload, "chunk {chunk}");
+        assert_eq!(events, ["start Binary", "ping hi", "end"], "chunk {chunk}");
+        assert!(!server.data_to_send().is_empty(), "the pong");
+    }
+}
+
+#[test]
+fn a_fragmented_message_streams_once_it_grows_past_the_threshold() {
+    // Above(n): small messages whole; a message of small fragments turns
+    // streamed when it grows past n, what it held so far being its first
+    // piece.
+    let mut sender = Connection::new(Role::Client, Config::default());
+    let small = vec![5u8; 50];
+    sender.send(&Message::Binary(small.clone())).unwrap();
+    let big: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    sender
+        .send_frame(OpCode::Binary, &big[..300], false)
+        .unwrap();
+    sender
+        .send_frame(OpCode::Continuation, &big[300..600], false)
+        .unwrap();
+    sender
+        .send_frame(OpCode::Continuation, &big[600..], true)
+        .unwrap();
+    let mut wire = sender.take_data_to_send();
+    let mut server = Connection::new(Role::Server, Config::default().max_message_size(400));
+    let mut input = &mut wire[..];
+    let mut events = Vec::new();
+    let mut data = Vec::new();
+    loop {
+        let (used, piece) = server.receive_piece(input, Streaming::Above(500)).unwrap();
+        match piece {
+            Some(Piece::Message(MessageRef::Binary(b))) => {
+                events.push(format!("whole {}", b.len()))
+            }
+            Some(Piece::Start(_)) => events.push("start".into()),
+            Some(Piece::Data(b)) => data.extend_from_slice(b),
+            Some(Piece::End) => events.push("end".into()),
+            Some(other) => panic!("unexpected {other:?}"),
+            None if used == 0 => break,
+            None => {}
+        }
+        input = &mut input[used..];
+    }
+    assert_eq!(events, ["whole 50", "start", "end"]);
+    // Past the threshold the message limit (400) no longer applies.
+    assert_eq!(data, big);
+}
