@@ -42,7 +42,7 @@ mod websocket;
 pub use client::{connect, connect_with, ClientConfig};
 pub use error::{Error, ProtocolError, Result};
 pub use frame::{CloseCode, CloseFrame, Role};
-pub use hub::{Delivery, Hub, Member};
+pub use hub::{Delivery, Hub, Inbox, Member, Relay};
 pub use protocol::{Config, Message};
 pub use server::{
     HttpResponse, RunningServer, Server, ServerConfig, ServerHandle, ServerWebSocket,

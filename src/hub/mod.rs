@@ -1,0 +1,460 @@
+//! Broadcast to every connected client: a [`Hub`] of cloneable sender
+//! handles taken from split connections.
+//!
+//! Each member gets a bounded queue and a small sender thread that drains it
+//! into the member's [`Writer`]. [`Hub::broadcast`] only puts the message on
+//! every queue, so it never blocks on a socket, and one slow client never
+//! holds up the others.
+//!
+//! **Policy for slow clients.** When a member's queue is full, that member
+//! misses the message (counted in [`Delivery::dropped`] and
+//! [`Member::dropped`]); the others still get it. A client that stops reading
+//! altogether fails its next write after the server's write timeout, which
+//! takes it out of the hub. A member leaves the hub when its [`Member`] guard
+//! is dropped (normally when the connection's handler returns) or when a
+//! write to it fails.
+//!
+//! **Rooms.** A member joined with [`Hub::join_room`] is in one named room:
+//! [`Hub::broadcast_to`] reaches the members of that room only, while
+//! [`Hub::broadcast`] still reaches everyone.
+//!
+//! **Beyond one process.** A [`Relay`] attached with [`Hub::with_relay`]
+//! carries every text and binary broadcast to the hub's peers in other
+//! processes and hands theirs back (the `redis` feature's
+//! `hub::redis::RedisRelay` does it over Redis pub/sub). The hub tells its relay when a room gets
+//! its first member and loses its last, so that it listens only for rooms
+//! someone here is in.
+//!
+//! ```no_run
+//! use rfc6455::{Hub, Message, Server, ServerConfig};
+//!
+//! let hub = Hub::new();
+//! let server = Server::bind("127.0.0.1:9002", ServerConfig::default())?;
+//! let room = hub.clone();
+//! server.serve(move |ws, _request| {
+//!     let (mut reader, writer) = ws.split()?;
+//!     let _member = room.join(writer); // leaves the hub when dropped
+//!     loop {
+//!         if let Message::Text(text) = reader.read()? {
+//!             room.broadcast(Message::Text(text));
+//!         }
+//!     }
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use crate::frame::OpCode;
+use crate::{Message, Writer};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread;
+
+#[cfg(feature = "redis")]
+pub mod redis;
+
+/// Messages a member may have waiting before it starts missing broadcasts.
+pub const DEFAULT_QUEUE_LEN: usize = 256;
+
+/// Stack of each member's sender thread: it only encodes and writes.
+const SENDER_STACK: usize = 64 * 1024;
+
+/// A set of connected clients that can all be sent the same message.
+/// Cloning gives another handle to the same hub.
+pub struct Hub<S> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    /// Shared with the relay's [`Inbox`], which holds it weakly.
+    members: Arc<Mutex<Members>>,
+    next_id: AtomicU64,
+    queue_len: usize,
+    relay: OnceLock<Arc<dyn Relay>>,
+    /// Held across local delivery and hand-off to the relay, so that every
+    /// instance sees this one's broadcasts in the order its members did.
+    order: Mutex<()>,
+    _writer: std::marker::PhantomData<fn(S)>,
+}
+
+#[derive(Default)]
+struct Members {
+    slots: HashMap<u64, Slot>,
+    /// Members per room, to tell the relay about a room's first and last.
+    rooms: HashMap<Arc<str>, usize>,
+}
+
+struct Slot {
+    queue: SyncSender<Arc<Message>>,
+    dropped: Arc<AtomicU64>,
+    room: Option<Arc<str>>,
+}
+
+/// Carries a hub's broadcasts to its peers in other processes and brings
+/// theirs back: the seam a pub/sub bridge plugs into (the `redis` feature's
+/// `hub::redis::RedisRelay` is one).
+///
+/// Every method is called on a connection's thread, some while the hub's
+/// lock is held, so each must return at once: queue the work, never wait on
+/// the network.
+pub trait Relay: Send + Sync + 'static {
+    /// Called once, when the relay is attached to a hub: messages from
+    /// other processes go to the hub's members through `inbox`.
+    fn attach(&self, inbox: Inbox);
+    /// A text or binary message this hub has just delivered to its own
+    /// members, for everyone (`room` is `None`) or for one room.
+    /// It is shared with the members' queues: keep the `Arc` rather than
+    /// copy a large payload.
+    fn publish(&self, room: Option<&str>, message: &Arc<Message>);
+    /// `room` got its first member here: start listening for it.
+    fn room_opened(&self, room: &str);
+    /// `room` lost its last member here: stop listening for it.
+    fn room_closed(&self, room: &str);
+}
+
+/// Where a [`Relay`] delivers messages that came from other processes: to
+/// the local members only, never back to the relay.
+pub struct Inbox {
+    deliver: Box<DeliverFn>,
+}
+
+/// Delivers to a room (or everyone), if the hub still exists.
+type DeliverFn = dyn Fn(Option<&str>, Message) -> Option<Delivery> + Send + Sync;
+
+impl Inbox {
+    /// Delivers `message` to this hub's members (all of them, or those in
+    /// `room`); `None` once the hub is gone.
+    pub fn deliver(&self, room: Option<&str>, message: Message) -> Option<Delivery> {
+        (self.deliver)(room, message)
+    }
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inbox")
+    }
+}
+
+/// What one [`Hub::broadcast`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivery {
+    /// Members the message was queued for.
+    pub queued: usize,
+    /// Members whose queue was full: they miss this message.
+    pub dropped: usize,
+}
+
+/// Membership of one client in a [`Hub`]; the client leaves when this is
+/// dropped.
+pub struct Member<S> {
+    id: u64,
+    hub: Hub<S>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl<S> Clone for Hub<S> {
+    fn clone(&self) -> Hub<S> {
+        Hub {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> Default for Hub<S> {
+    fn default() -> Hub<S> {
+        Hub::with_queue_len(DEFAULT_QUEUE_LEN)
+    }
+}
+
+impl<S> std::fmt::Debug for Hub<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("members", &self.len())
+            .field("queue_len", &self.inner.queue_len)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the map inconsistent
+    // (every critical section is a single insert, remove or iteration).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Members {
+    /// Removes a member; returns the room it leaves empty, if any.
+    fn remove(&mut self, id: u64) -> Option<Arc<str>> {
+        let room = self.slots.remove(&id)?.room?;
+        let count = self.rooms.get_mut(&room)?;
+        *count -= 1;
+        if *count > 0 {
+            return None;
+        }
+        self.rooms.remove(&room);
+        Some(room)
+    }
+}
+
+impl<S> Hub<S> {
+    /// An empty hub whose members may each have [`DEFAULT_QUEUE_LEN`]
+    /// messages waiting.
+    pub fn new() -> Hub<S> {
+        Hub::default()
+    }
+
+    /// An empty hub whose members may each have `queue_len` (at least 1)
+    /// messages waiting before they miss broadcasts.
+    pub fn with_queue_len(queue_len: usize) -> Hub<S> {
+        Hub {
+            inner: Arc::new(Inner {
+                members: Arc::default(),
+                next_id: AtomicU64::new(0),
+                queue_len: queue_len.max(1),
+                relay: OnceLock::new(),
+                order: Mutex::new(()),
+                _writer: std::marker::PhantomData,
+            }),
+        }
+    }
+
+    /// How many clients are in the hub.
+    pub fn len(&self) -> usize {
+        lock(&self.inner.members).slots.len()
+    }
+
+    /// How many clients are in `room`.
+    pub fn room_len(&self, room: &str) -> usize {
+        lock(&self.inner.members)
+            .rooms
+            .get(room)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether the hub has no clients.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queues `message` for every member and returns at once; see the
+    /// [module docs](self) for what happens to slow clients. With a
+    /// [`Relay`], text and binary messages also go to the hub's peers.
+    ///
+    /// ```
+    /// use rfc6455::{Hub, Message, ServerWebSocket};
+    ///
+    /// let hub: Hub<rfc6455::Shared<std::net::TcpStream>> = Hub::new();
+    /// let delivery = hub.broadcast(Message::Text("nobody here".into()));
+    /// assert_eq!(delivery.queued, 0);
+    /// # let _: Option<ServerWebSocket> = None;
+    /// ```
+    pub fn broadcast(&self, message: Message) -> Delivery {
+        self.send_out(None, message)
+    }
+
+    /// Queues `message` for the members of `room` only (and, with a
+    /// [`Relay`], for the members of `room` in the hub's peers).
+    ///
+    /// ```
+    /// use rfc6455::{Hub, Message};
+    ///
+    /// let hub: Hub<rfc6455::Shared<std::net::TcpStream>> = Hub::new();
+    /// let delivery = hub.broadcast_to("lobby", Message::Text("anyone?".into()));
+    /// assert_eq!((delivery.queued, hub.room_len("lobby")), (0, 0));
+    /// ```
+    pub fn broadcast_to(&self, room: &str, message: Message) -> Delivery {
+        self.send_out(Some(room), message)
+    }
+
+    /// Attaches `relay` (see [`Relay`]); a hub has at most one, so call this
+    /// right after creating it.
+    ///
+    /// Panics if the hub already has a relay.
+    pub fn with_relay(self, relay: impl Relay) -> Hub<S> {
+        let relay: Arc<dyn Relay> = Arc::new(relay);
+        let members: Weak<Mutex<Members>> = Arc::downgrade(&self.inner.members);
+        let inbox = Inbox {
+            deliver: Box::new(move |room, message| {
+                let members = members.upgrade()?;
+                Some(deliver(&members, room, Arc::new(message)))
+            }),
+        };
+        if self.inner.relay.set(Arc::clone(&relay)).is_err() {
+            panic!("this hub already has a relay");
+        }
+        relay.attach(inbox);
+        // Rooms that already have members here.
+        let rooms: Vec<Arc<str>> = lock(&self.inner.members).rooms.keys().cloned().collect();
+        for room in rooms {
+            relay.room_opened(&room);
+        }
+        self
+    }
+
+    fn send_out(&self, room: Option<&str>, message: Message) -> Delivery {
+        // One allocation shared by every queue, not one copy per client.
+        let message = Arc::new(message);
+        let Some(relay) = self.inner.relay.get() else {
+            return deliver(&self.inner.members, room, message);
+        };
+        let _order = lock(&self.inner.order);
+        let delivery = deliver(&self.inner.members, room, Arc::clone(&message));
+        if matches!(*message, Message::Text(_) | Message::Binary(_)) {
+            relay.publish(room, &message);
+        }
+        delivery
+    }
+
+    fn leave(&self, id: u64) {
+        let mut members = lock(&self.inner.members);
+        // Under the lock, like `room_opened` in `add`.
+        if let (Some(room), Some(relay)) = (members.remove(id), self.inner.relay.get()) {
+            relay.room_closed(&room);
+        }
+    }
+}
+
+/// Queues `message` for every member in `room` (every member for `None`).
+fn deliver(members: &Mutex<Members>, room: Option<&str>, message: Arc<Message>) -> Delivery {
+    let mut delivery = Delivery::default();
+    for slot in lock(members).slots.values() {
+        if room.is_some() && slot.room.as_deref() != room {
+            continue;
+        }
+        match slot.queue.try_send(Arc::clone(&message)) {
+            Ok(()) => delivery.queued += 1,
+            Err(TrySendError::Full(_)) => {
+                slot.dropped.fetch_add(1, Ordering::Relaxed);
+                delivery.dropped += 1;
+            }
+            // The sender thread has ended because a write failed; it takes
+            // the member out of the hub itself.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+    delivery
+}
+
+impl<S: Write + Send + 'static> Hub<S> {
+    /// Adds a client, given the [`Writer`] half of its split connection, and
+    /// starts the thread that feeds it. The client stays in the hub until the
+    /// returned [`Member`] is dropped or a write to it fails.
+    ///
+    /// Panics only if the operating system cannot start a thread.
+    pub fn join(&self, writer: Writer<S>) -> Member<S> {
+        self.add(None, writer)
+    }
+
+    /// Like [`join`](Hub::join), with the client in `room`: it gets
+    /// [`broadcast_to`](Hub::broadcast_to) that room as well as every
+    /// [`broadcast`](Hub::broadcast).
+    ///
+    /// ```no_run
+    /// use rfc6455::{Hub, Message, Server, ServerConfig};
+    ///
+    /// let hub = Hub::new();
+    /// let server = Server::bind("127.0.0.1:9002", ServerConfig::default())?;
+    /// server.serve(move |ws, request| {
+    ///     let room = request.target.trim_start_matches('/').to_owned();
+    ///     let (mut reader, writer) = ws.split()?;
+    ///     let _member = hub.join_room(&room, writer);
+    ///     loop {
+    ///         if let Message::Text(text) = reader.read()? {
+    ///             hub.broadcast_to(&room, Message::Text(text));
+    ///         }
+    ///     }
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn join_room(&self, room: &str, writer: Writer<S>) -> Member<S> {
+        self.add(Some(room.into()), writer)
+    }
+
+    fn add(&self, room: Option<Arc<str>>, writer: Writer<S>) -> Member<S> {
+        let (queue, messages) = mpsc::sync_channel::<Arc<Message>>(self.inner.queue_len);
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let hub = self.clone();
+        thread::Builder::new()
+            .name("rfc6455-hub".into())
+            .stack_size(SENDER_STACK)
+            .spawn(move || {
+                // Ends when the member leaves (the queue's sender is dropped)
+                // or a write fails (the client is gone or too slow).
+                for message in messages {
+                    if send(&writer, &message).is_err() {
+                        hub.leave(id);
+                        break;
+                    }
+                }
+            })
+            .expect("cannot spawn a hub sender thread");
+        let mut members = lock(&self.inner.members);
+        let first = room.as_ref().is_some_and(|room| {
+            let count = members.rooms.entry(Arc::clone(room)).or_insert(0);
+            *count += 1;
+            *count == 1
+        });
+        members.slots.insert(
+            id,
+            Slot {
+                queue,
+                dropped: Arc::clone(&dropped),
+                room: room.clone(),
+            },
+        );
+        // Under the lock, so that the relay sees opens and closes of a room
+        // in the order they happened.
+        if let (true, Some(room), Some(relay)) = (first, &room, self.inner.relay.get()) {
+            relay.room_opened(room);
+        }
+        drop(members);
+        Member {
+            id,
+            hub: self.clone(),
+            dropped,
+        }
+    }
+}
+
+/// Sends a shared message: a server writes payloads of 16 KiB and more
+/// straight from it (see [`Writer::send_frame`]), so a broadcast costs one
+/// copy of the message, not one per member.
+fn send<S: Write>(writer: &Writer<S>, message: &Message) -> crate::Result<()> {
+    match message {
+        Message::Text(text) => writer.send_frame(OpCode::Text, text.as_bytes(), true),
+        Message::Binary(data) => writer.send_frame(OpCode::Binary, data, true),
+        Message::Ping(data) => writer.send_frame(OpCode::Ping, data, true),
+        Message::Pong(data) => writer.send_frame(OpCode::Pong, data, true),
+        Message::Close(frame) => writer.send(Message::Close(frame.clone())),
+    }
+}
+
+impl<S> Member<S> {
+    /// Broadcasts this client missed because its queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether this client is still in the hub (its writes have not failed).
+    pub fn is_joined(&self) -> bool {
+        lock(&self.hub.inner.members).slots.contains_key(&self.id)
+    }
+}
+
+impl<S> Drop for Member<S> {
+    fn drop(&mut self) {
+        self.hub.leave(self.id);
+    }
+}
+
+impl<S> std::fmt::Debug for Member<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("id", &self.id)
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
