@@ -303,14 +303,14 @@ fn rooms_isolate_broadcasts_but_everyone_gets_a_broadcast_to_all() {
     wait_for("2 members", || hub.len() == 2);
     assert_eq!((hub.room_len("red"), hub.room_len("blue")), (1, 1));
 
-    red.send(Message::Text("for red".into())).unwrap();
-    blue.send(Message::Text("for blue".into())).unwrap();
-    blue.send(Message::Binary(vec![1, 2, 3])).unwrap();
     // Each sees its own room's message, then the broadcast to all: never
     // the other room's.
+    red.send(Message::Text("for red".into())).unwrap();
     assert_eq!(red.read().unwrap(), Message::Text("for red".into()));
-    assert_eq!(red.read().unwrap(), Message::Binary(vec![1, 2, 3]));
+    blue.send(Message::Text("for blue".into())).unwrap();
     assert_eq!(blue.read().unwrap(), Message::Text("for blue".into()));
+    blue.send(Message::Binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(red.read().unwrap(), Message::Binary(vec![1, 2, 3]));
     assert_eq!(blue.read().unwrap(), Message::Binary(vec![1, 2, 3]));
     assert_eq!(
         hub.broadcast_to("green", Message::Text("?".into())).queued,

@@ -44,7 +44,8 @@
 //! broadcasts it could not hand to Redis (`not_published`: Redis down, or
 //! more queued than [`RedisConfig::queue_len`] because Redis is slow), and
 //! messages other processes published that never arrived here (`missed`,
-//! found from gaps in their sequence numbers).
+//! found from gaps in their sequence numbers, so a loss is counted when the
+//! next message from the same process on the same channel arrives).
 //!
 //! **Faults.** Two threads talk to Redis: a publisher that takes
 //! broadcasts from a bounded queue (a broadcast never waits on Redis: when
