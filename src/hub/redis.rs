@@ -361,6 +361,12 @@ impl Relay for RedisRelay {
             None => s.all_channel.clone(),
             Some(room) => format!("{}{room}", s.room_prefix),
         };
+        if !s.publisher_up.load(Ordering::Relaxed) {
+            // The link is down: rather than publish it late, after the
+            // reconnection, the message stays local.
+            s.not_published.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let message = Arc::clone(message);
         match s.queue.try_send(Outgoing::Publish { channel, message }) {
             Ok(()) => {}
@@ -532,8 +538,10 @@ fn run_publisher(shared: &Shared, outgoing: Receiver<Outgoing>) {
         };
         backoff.reset();
         shared.publisher_up.store(true, Ordering::Relaxed);
+        let session = Instant::now();
         if publish_until_error(shared, &mut con, &outgoing, &mut seqs).is_err() {
             shared.publisher_up.store(false, Ordering::Relaxed);
+            short_session_pause(shared, session, &mut backoff);
         }
     }
     shared.publisher_up.store(false, Ordering::Relaxed);
@@ -626,6 +634,7 @@ fn run_subscriber(shared: &Shared) {
         }
         ever_up = true;
         shared.subscriber_up.store(true, Ordering::Relaxed);
+        let session = Instant::now();
         while !shared.stopped() {
             // Any error, a timeout included, drops this connection: a read
             // cut short may have left a reply half-parsed.
@@ -641,6 +650,16 @@ fn run_subscriber(shared: &Shared) {
             }
         }
         shared.subscriber_up.store(false, Ordering::Relaxed);
+        short_session_pause(shared, session, &mut backoff);
+    }
+}
+
+/// A link lost after it worked for a while is made again at once; one lost
+/// right after connecting (a Redis that accepts, then closes) waits its
+/// backoff first, so that the relay never spins.
+fn short_session_pause(shared: &Shared, session: Instant, backoff: &mut Backoff) {
+    if session.elapsed() < shared.config.heartbeat {
+        backoff.wait(shared);
     }
 }
 
