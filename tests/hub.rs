@@ -393,3 +393,28 @@ fn relay_follows_rooms_and_gets_data_broadcasts_but_not_its_own_deliveries() {
     );
     server.shutdown().unwrap();
 }
+
+#[test]
+fn more_stuck_members_than_sender_threads_do_not_hold_up_a_reader() {
+    // Sender threads are shared: each of these 12 clients that never read
+    // ends up holding one, blocked in a write. New ones must take over, or
+    // the reading client would wait for the write timeout.
+    let hub = ServerHub::with_queue_len(4);
+    let config = ServerConfig::default().write_timeout(Some(Duration::from_secs(20)));
+    let server = room(&hub, config);
+    let stuck: Vec<_> = (0..12).map(|_| connect(&url(&server)).unwrap().0).collect();
+    let (mut reader, _) = connect(&url(&server)).unwrap();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    wait_for("13 members", || hub.len() == 13);
+    let payload = vec![b'y'; 256 * 1024];
+    for _ in 0..40 {
+        hub.broadcast(Message::Binary(payload.clone()));
+        // Within the 10 s read timeout, far below the 20 s write timeout.
+        assert_eq!(reader.read().unwrap(), Message::Binary(payload.clone()));
+    }
+    drop(stuck);
+    server.shutdown().unwrap();
+}

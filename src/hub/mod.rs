@@ -1,10 +1,11 @@
 //! Broadcast to every connected client: a [`Hub`] of cloneable sender
 //! handles taken from split connections.
 //!
-//! Each member gets a bounded queue and a small sender thread that drains it
-//! into the member's [`Writer`]. [`Hub::broadcast`] only puts the message on
-//! every queue, so it never blocks on a socket, and one slow client never
-//! holds up the others.
+//! Each member gets a bounded queue, drained into the member's [`Writer`] by
+//! a few sender threads shared by all members. [`Hub::broadcast`] only puts
+//! the message on every queue, so it never blocks on a socket, and one slow
+//! client never holds up the others: a sender thread blocked on a client
+//! that does not read is replaced by a new one after 20 ms.
 //!
 //! **Policy for slow clients.** When a member's queue is full, that member
 //! misses the message (counted in [`Delivery::dropped`] and
@@ -48,35 +49,40 @@ use crate::{Message, Writer};
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
-use std::thread;
 
 #[cfg(feature = "redis")]
 pub mod redis;
+mod senders;
+
+use senders::{Mailbox, Offer, Pool};
 
 /// Messages a member may have waiting before it starts missing broadcasts.
 pub const DEFAULT_QUEUE_LEN: usize = 256;
 
-/// Stack of each member's sender thread: it only encodes and writes.
-const SENDER_STACK: usize = 64 * 1024;
-
 /// A set of connected clients that can all be sent the same message.
 /// Cloning gives another handle to the same hub.
 pub struct Hub<S> {
-    inner: Arc<Inner<S>>,
+    core: Arc<Core>,
+    _writer: std::marker::PhantomData<fn(S)>,
 }
 
-struct Inner<S> {
-    /// Shared with the relay's [`Inbox`], which holds it weakly.
-    members: Arc<Mutex<Members>>,
+/// Everything but the writer type, which only [`Hub::join`] needs.
+struct Core {
+    members: Mutex<Members>,
+    senders: Arc<Pool>,
     next_id: AtomicU64,
     queue_len: usize,
     relay: OnceLock<Arc<dyn Relay>>,
     /// Held across local delivery and hand-off to the relay, so that every
     /// instance sees this one's broadcasts in the order its members did.
     order: Mutex<()>,
-    _writer: std::marker::PhantomData<fn(S)>,
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.senders.close();
+    }
 }
 
 #[derive(Default)]
@@ -87,8 +93,7 @@ struct Members {
 }
 
 struct Slot {
-    queue: SyncSender<Arc<Message>>,
-    dropped: Arc<AtomicU64>,
+    mailbox: Arc<Mailbox>,
     room: Option<Arc<str>>,
 }
 
@@ -157,7 +162,8 @@ pub struct Member<S> {
 impl<S> Clone for Hub<S> {
     fn clone(&self) -> Hub<S> {
         Hub {
-            inner: Arc::clone(&self.inner),
+            core: Arc::clone(&self.core),
+            _writer: std::marker::PhantomData,
         }
     }
 }
@@ -172,7 +178,7 @@ impl<S> std::fmt::Debug for Hub<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
             .field("members", &self.len())
-            .field("queue_len", &self.inner.queue_len)
+            .field("queue_len", &self.core.queue_len)
             .finish()
     }
 }
@@ -207,26 +213,36 @@ impl<S> Hub<S> {
     /// An empty hub whose members may each have `queue_len` (at least 1)
     /// messages waiting before they miss broadcasts.
     pub fn with_queue_len(queue_len: usize) -> Hub<S> {
-        Hub {
-            inner: Arc::new(Inner {
-                members: Arc::default(),
+        let core = Arc::new_cyclic(|core: &Weak<Core>| {
+            let core = Weak::clone(core);
+            Core {
+                members: Mutex::default(),
+                // A member whose write failed leaves the hub.
+                senders: Pool::new(Box::new(move |id| {
+                    if let Some(core) = core.upgrade() {
+                        core.leave(id);
+                    }
+                })),
                 next_id: AtomicU64::new(0),
                 queue_len: queue_len.max(1),
                 relay: OnceLock::new(),
                 order: Mutex::new(()),
-                _writer: std::marker::PhantomData,
-            }),
+            }
+        });
+        Hub {
+            core,
+            _writer: std::marker::PhantomData,
         }
     }
 
     /// How many clients are in the hub.
     pub fn len(&self) -> usize {
-        lock(&self.inner.members).slots.len()
+        lock(&self.core.members).slots.len()
     }
 
     /// How many clients are in `room`.
     pub fn room_len(&self, room: &str) -> usize {
-        lock(&self.inner.members)
+        lock(&self.core.members)
             .rooms
             .get(room)
             .copied()
@@ -274,19 +290,18 @@ impl<S> Hub<S> {
     /// Panics if the hub already has a relay.
     pub fn with_relay(self, relay: impl Relay) -> Hub<S> {
         let relay: Arc<dyn Relay> = Arc::new(relay);
-        let members: Weak<Mutex<Members>> = Arc::downgrade(&self.inner.members);
+        let core: Weak<Core> = Arc::downgrade(&self.core);
         let inbox = Inbox {
             deliver: Box::new(move |room, message| {
-                let members = members.upgrade()?;
-                Some(deliver(&members, room, Arc::new(message)))
+                Some(core.upgrade()?.deliver(room, Arc::new(message)))
             }),
         };
-        if self.inner.relay.set(Arc::clone(&relay)).is_err() {
+        if self.core.relay.set(Arc::clone(&relay)).is_err() {
             panic!("this hub already has a relay");
         }
         relay.attach(inbox);
         // Rooms that already have members here.
-        let rooms: Vec<Arc<str>> = lock(&self.inner.members).rooms.keys().cloned().collect();
+        let rooms: Vec<Arc<str>> = lock(&self.core.members).rooms.keys().cloned().collect();
         for room in rooms {
             relay.room_opened(&room);
         }
@@ -296,53 +311,58 @@ impl<S> Hub<S> {
     fn send_out(&self, room: Option<&str>, message: Message) -> Delivery {
         // One allocation shared by every queue, not one copy per client.
         let message = Arc::new(message);
-        let Some(relay) = self.inner.relay.get() else {
-            return deliver(&self.inner.members, room, message);
+        let core = &self.core;
+        let Some(relay) = core.relay.get() else {
+            return core.deliver(room, message);
         };
-        let _order = lock(&self.inner.order);
-        let delivery = deliver(&self.inner.members, room, Arc::clone(&message));
+        let _order = lock(&core.order);
+        let delivery = core.deliver(room, Arc::clone(&message));
         if matches!(*message, Message::Text(_) | Message::Binary(_)) {
             relay.publish(room, &message);
         }
         delivery
     }
+}
 
+impl Core {
     fn leave(&self, id: u64) {
-        let mut members = lock(&self.inner.members);
+        let mut members = lock(&self.members);
         // Under the lock, like `room_opened` in `add`.
-        if let (Some(room), Some(relay)) = (members.remove(id), self.inner.relay.get()) {
+        if let (Some(room), Some(relay)) = (members.remove(id), self.relay.get()) {
             relay.room_closed(&room);
         }
     }
-}
 
-/// Queues `message` for every member in `room` (every member for `None`).
-fn deliver(members: &Mutex<Members>, room: Option<&str>, message: Arc<Message>) -> Delivery {
-    let mut delivery = Delivery::default();
-    for slot in lock(members).slots.values() {
-        if room.is_some() && slot.room.as_deref() != room {
-            continue;
-        }
-        match slot.queue.try_send(Arc::clone(&message)) {
-            Ok(()) => delivery.queued += 1,
-            Err(TrySendError::Full(_)) => {
-                slot.dropped.fetch_add(1, Ordering::Relaxed);
-                delivery.dropped += 1;
+    /// Queues `message` for every member in `room` (every member for
+    /// `None`) and wakes the sender threads.
+    fn deliver(&self, room: Option<&str>, message: Arc<Message>) -> Delivery {
+        let mut delivery = Delivery::default();
+        let mut idle = Vec::new();
+        for slot in lock(&self.members).slots.values() {
+            if room.is_some() && slot.room.as_deref() != room {
+                continue;
             }
-            // The sender thread has ended because a write failed; it takes
-            // the member out of the hub itself.
-            Err(TrySendError::Disconnected(_)) => {}
+            match slot.mailbox.offer(&message, self.queue_len) {
+                Offer::Schedule => {
+                    delivery.queued += 1;
+                    idle.push(Arc::clone(&slot.mailbox));
+                }
+                Offer::Queued => delivery.queued += 1,
+                Offer::Full => delivery.dropped += 1,
+                // Its write failed; the pool takes it out of the hub.
+                Offer::Closed => {}
+            }
         }
+        self.senders.schedule(idle);
+        delivery
     }
-    delivery
 }
 
 impl<S: Write + Send + 'static> Hub<S> {
-    /// Adds a client, given the [`Writer`] half of its split connection, and
-    /// starts the thread that feeds it. The client stays in the hub until the
-    /// returned [`Member`] is dropped or a write to it fails.
-    ///
-    /// Panics only if the operating system cannot start a thread.
+    /// Adds a client, given the [`Writer`] half of its split connection,
+    /// with its own queue that the hub's sender threads drain. The client
+    /// stays in the hub until the returned [`Member`] is dropped or a write
+    /// to it fails.
     pub fn join(&self, writer: Writer<S>) -> Member<S> {
         self.add(None, writer)
     }
@@ -373,25 +393,13 @@ impl<S: Write + Send + 'static> Hub<S> {
     }
 
     fn add(&self, room: Option<Arc<str>>, writer: Writer<S>) -> Member<S> {
-        let (queue, messages) = mpsc::sync_channel::<Arc<Message>>(self.inner.queue_len);
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let hub = self.clone();
-        thread::Builder::new()
-            .name("rfc6455-hub".into())
-            .stack_size(SENDER_STACK)
-            .spawn(move || {
-                // Ends when the member leaves (the queue's sender is dropped)
-                // or a write fails (the client is gone or too slow).
-                for message in messages {
-                    if send(&writer, &message).is_err() {
-                        hub.leave(id);
-                        break;
-                    }
-                }
-            })
-            .expect("cannot spawn a hub sender thread");
-        let mut members = lock(&self.inner.members);
+        let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
+        let mailbox = Arc::new(Mailbox::new(
+            id,
+            Box::new(move |message: &Message| send(&writer, message)),
+        ));
+        let dropped = Arc::clone(&mailbox.dropped);
+        let mut members = lock(&self.core.members);
         let first = room.as_ref().is_some_and(|room| {
             let count = members.rooms.entry(Arc::clone(room)).or_insert(0);
             *count += 1;
@@ -400,14 +408,13 @@ impl<S: Write + Send + 'static> Hub<S> {
         members.slots.insert(
             id,
             Slot {
-                queue,
-                dropped: Arc::clone(&dropped),
+                mailbox,
                 room: room.clone(),
             },
         );
         // Under the lock, so that the relay sees opens and closes of a room
         // in the order they happened.
-        if let (true, Some(room), Some(relay)) = (first, &room, self.inner.relay.get()) {
+        if let (true, Some(room), Some(relay)) = (first, &room, self.core.relay.get()) {
             relay.room_opened(room);
         }
         drop(members);
@@ -440,13 +447,13 @@ impl<S> Member<S> {
 
     /// Whether this client is still in the hub (its writes have not failed).
     pub fn is_joined(&self) -> bool {
-        lock(&self.hub.inner.members).slots.contains_key(&self.id)
+        lock(&self.hub.core.members).slots.contains_key(&self.id)
     }
 }
 
 impl<S> Drop for Member<S> {
     fn drop(&mut self) {
-        self.hub.leave(self.id);
+        self.hub.core.leave(self.id);
     }
 }
 
