@@ -4,8 +4,9 @@
 //! Each member gets a bounded queue, drained into the member's [`Writer`] by
 //! a few sender threads shared by all members. [`Hub::broadcast`] only puts
 //! the message on every queue, so it never blocks on a socket, and one slow
-//! client never holds up the others: a sender thread blocked on a client
-//! that does not read is replaced by a new one after 20 ms.
+//! client never holds up the others: when every sender thread is blocked on
+//! clients that do not read, a new one joins them after 20 ms. One broadcast
+//! to N clients costs a few thread wake-ups, not N.
 //!
 //! **Policy for slow clients.** When a member's queue is full, that member
 //! misses the message (counted in [`Delivery::dropped`] and
@@ -22,9 +23,9 @@
 //! **Beyond one process.** A [`Relay`] attached with [`Hub::with_relay`]
 //! carries every text and binary broadcast to the hub's peers in other
 //! processes and hands theirs back (the `redis` feature's
-//! `hub::redis::RedisRelay` does it over Redis pub/sub). The hub tells its relay when a room gets
-//! its first member and loses its last, so that it listens only for rooms
-//! someone here is in.
+//! `hub::redis::RedisRelay` does it over Redis pub/sub). The hub tells its
+//! relay when a room gets its first member and loses its last, so that it
+//! listens only for rooms someone here is in.
 //!
 //! ```no_run
 //! use rfc6455::{Hub, Message, Server, ServerConfig};
