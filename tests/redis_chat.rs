@@ -835,6 +835,59 @@ mod with_redis {
         server.shutdown().unwrap();
     }
 
+    #[test]
+    fn garbage_published_on_the_channel_is_counted_as_malformed_and_not_delivered() {
+        let Some(components) = components() else {
+            return;
+        };
+        let redis = Redis::start(components, free_port());
+        let relay = relay(&redis, RedisConfig::default());
+        let hub = TestHub::new().with_relay(relay.clone());
+        let server = relayed_server(&hub);
+        let one = Client::connect(&format!("ws://{}/", server.local_addr()));
+        assert!(wait_for("1 member", || (hub.len() == 1).then_some(())).is_some());
+        // Someone else's publishes on our channel: not frames of ours.
+        for garbage in ["hello", "\"\"", "\"\\xb5\\x01\\x09truncated\""] {
+            let reply = redis
+                .ask(&format!("PUBLISH rfc6455:all {garbage}"))
+                .unwrap();
+            assert!(reply.starts_with(':'), "PUBLISH answered {reply:?}");
+        }
+        let counted = wait_for("3 malformed", || {
+            (relay.stats().malformed == 3).then_some(())
+        });
+        assert!(counted.is_some(), "{:?}", relay.stats());
+        assert_eq!(one.quiet_for(Duration::from_millis(200)), None);
+        assert!(relay.is_connected());
+        server.shutdown().unwrap();
+    }
+
+    #[test]
+    fn redis_that_accepts_and_closes_at_once_is_retried_with_backoff_not_in_a_spin() {
+        // Not Redis: a listener that accepts and hangs up, counting.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&accepted);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                drop(stream);
+            }
+        });
+        let url = format!("redis://127.0.0.1:{port}/");
+        let relay = RedisRelay::open(&url).unwrap();
+        thread::sleep(Duration::from_millis(1500));
+        let attempts = accepted.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(!relay.is_connected());
+        // Two links, each backing off from 100 ms: about 5 tries each in
+        // 1.5 s. A relay that spun would make thousands.
+        assert!(
+            (1..50).contains(&attempts),
+            "{attempts} connections in 1.5 s"
+        );
+    }
+
     // -- Behind nginx --
 
     /// The nginx configuration from docs/deploy.md, with our ports.
