@@ -6,6 +6,9 @@
 //! (`cargo test --features redis --test redis_chat`). When `redis-server`
 //! or `nginx` is missing and `.ci/redis.sh` cannot install it (no root, no
 //! network), they skip, saying so on stderr.
+// Without the feature only the single-instance tests run; the helpers they
+// do not use are still compiled.
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
 mod common;
 
@@ -345,6 +348,24 @@ fn chat_rooms_isolate_on_one_instance() {
     assert_eq!(blue.quiet_for(Duration::from_millis(300)), None);
 }
 
+#[cfg(not(feature = "redis"))]
+#[test]
+fn redis_flag_without_the_feature_says_how_to_build_it() {
+    let output = Command::new(chat_example())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--redis",
+            "redis://127.0.0.1:6379/",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chat");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--features redis"), "{stderr}");
+}
+
 // ---------------------------------------------------------------------------
 // With Redis
 
@@ -603,6 +624,7 @@ mod with_redis {
         let also_on_a = ws(&a, "lobby");
         let on_b = ws(&b, "lobby");
         until_linked(&on_a, &on_b);
+        wait_clients(&a, 2);
 
         // Redis goes away: stopped by its pid.
         let port = redis.stop();
