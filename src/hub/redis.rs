@@ -357,16 +357,16 @@ impl Relay for RedisRelay {
 
     fn publish(&self, room: Option<&str>, message: &Arc<Message>) {
         let s = &self.shared;
-        let channel = match room {
-            None => s.all_channel.clone(),
-            Some(room) => format!("{}{room}", s.room_prefix),
-        };
         if !s.publisher_up.load(Ordering::Relaxed) {
             // The link is down: rather than publish it late, after the
             // reconnection, the message stays local.
             s.not_published.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let channel = match room {
+            None => s.all_channel.clone(),
+            Some(room) => s.room_channel(room),
+        };
         let message = Arc::clone(message);
         match s.queue.try_send(Outgoing::Publish { channel, message }) {
             Ok(()) => {}
