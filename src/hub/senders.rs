@@ -174,7 +174,6 @@ impl Pool {
             if let Some(task) = run.tasks.pop_front() {
                 return Some(task);
             }
-            let surplus = run.workers > self.min_workers;
             if self.closed.load(Ordering::Relaxed) {
                 run.workers -= 1;
                 return None;
@@ -186,7 +185,9 @@ impl Pool {
                 .unwrap_or_else(|p| p.into_inner());
             run = guard;
             run.idle -= 1;
-            if waited.timed_out() && surplus && run.tasks.is_empty() {
+            // Counted under the lock: two idle workers cannot both leave
+            // the pool below its minimum.
+            if waited.timed_out() && run.workers > self.min_workers && run.tasks.is_empty() {
                 run.workers -= 1;
                 return None;
             }
