@@ -259,3 +259,100 @@ fn watch(pool: &Weak<Pool>) {
         last = progress;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn text(n: usize) -> Arc<Message> {
+        Arc::new(Message::Text(n.to_string()))
+    }
+
+    /// A mailbox whose writes go to a channel.
+    fn recording(id: u64) -> (Arc<Mailbox>, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let write = move |m: &Message| {
+            if let Message::Text(t) = m {
+                let _ = lock(&tx).send(t.clone());
+            }
+            Ok(())
+        };
+        (Arc::new(Mailbox::new(id, Box::new(write))), rx)
+    }
+
+    fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<Message>) {
+        let idle = mailboxes
+            .iter()
+            .filter(|m| matches!(m.offer(message, 10_000), Offer::Schedule))
+            .map(|m| Arc::clone(m))
+            .collect();
+        pool.schedule(idle);
+    }
+
+    #[test]
+    fn messages_to_one_member_are_written_in_order() {
+        let pool = Pool::new(Box::new(|_| {}));
+        let (mailbox, written) = recording(1);
+        for n in 0..2000 {
+            offer_all(&pool, &[&mailbox], &text(n));
+        }
+        for n in 0..2000 {
+            let got = written.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got, n.to_string());
+        }
+        pool.close();
+    }
+
+    #[test]
+    fn members_stuck_in_writes_do_not_hold_up_the_others() {
+        let pool = Pool::new(Box::new(|_| {}));
+        // More stuck members than the pool has workers at first.
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let stuck: Vec<Arc<Mailbox>> = (0..pool.min_workers as u64 + 4)
+            .map(|id| {
+                let gate = Arc::clone(&gate);
+                let write = move |_: &Message| {
+                    let _ = lock(&gate).recv();
+                    Ok(())
+                };
+                Arc::new(Mailbox::new(id, Box::new(write)))
+            })
+            .collect();
+        let (free, written) = recording(99);
+        let mut all: Vec<&Arc<Mailbox>> = stuck.iter().collect();
+        all.push(&free);
+        offer_all(&pool, &all, &text(7));
+        // Bounded by the watchdog adding workers, not by the stuck writes.
+        assert_eq!(written.recv_timeout(Duration::from_secs(10)).unwrap(), "7");
+        drop(release);
+        pool.close();
+    }
+
+    #[test]
+    fn a_failed_write_reports_the_member_and_closes_its_mailbox() {
+        let (tx, failed) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let pool = Pool::new(Box::new(move |id| {
+            let _ = lock(&tx).send(id);
+        }));
+        let write = |_: &Message| Err(crate::Error::ConnectionClosed);
+        let mailbox = Arc::new(Mailbox::new(5, Box::new(write)));
+        offer_all(&pool, &[&mailbox], &text(1));
+        assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(5));
+        assert!(matches!(mailbox.offer(&text(2), 10), Offer::Closed));
+        pool.close();
+    }
+
+    #[test]
+    fn a_full_mailbox_counts_what_its_member_misses() {
+        let (mailbox, _written) = recording(1);
+        // Never scheduled: nothing drains it.
+        assert!(matches!(mailbox.offer(&text(1), 2), Offer::Schedule));
+        assert!(matches!(mailbox.offer(&text(2), 2), Offer::Queued));
+        assert!(matches!(mailbox.offer(&text(3), 2), Offer::Full));
+        assert_eq!(mailbox.dropped.load(Ordering::Relaxed), 1);
+    }
+}
