@@ -20,7 +20,7 @@ fi
 
 need=()
 command -v redis-server >/dev/null || [[ -x /usr/bin/redis-server ]] || need+=(redis-server)
-[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || need+=(nginx-light)
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || need+=(nginx)
 
 if [[ ${#need[@]} -gt 0 ]]; then
     if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
