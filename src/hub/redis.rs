@@ -727,6 +727,11 @@ fn receive(
     }
 }
 
+// Compiles the Rust snippet of the deployment guide, so that it cannot drift.
+#[doc = include_str!("../../docs/deploy.md")]
+#[cfg(doctest)]
+pub struct DeployDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
