@@ -1,19 +1,29 @@
-//! A broadcast chat room with its own browser page, on one port.
+//! A broadcast chat with rooms and its own browser page, on one port; with
+//! `--redis`, several instances on several ports (or machines) form one chat.
 //!
 //! ```text
 //! cargo run --release --example chat -- --listen 127.0.0.1:9002 [--tick SECONDS]
+//! cargo run --release --features redis --example chat -- --listen 127.0.0.1:9003 \
+//!     --redis redis://127.0.0.1:6379/
 //! ```
 //!
 //! - `GET /` serves a self-contained page (no external scripts, fonts or CDNs)
 //!   that connects to `/ws`, sends what you type and lists what arrives.
-//! - `/ws` is the WebSocket endpoint: every text message a client sends is
-//!   broadcast to every connected client, the sender included.
-//! - `GET /receive?msg=TEXT` broadcasts `TEXT` to everyone (try it with curl).
-//! - `GET /health` answers `ok`; anything else is `404 Not Found`.
+//! - `/ws?room=NAME` is the WebSocket endpoint: every text message a client
+//!   sends goes to every client in its room (`lobby` when none is given),
+//!   the sender included. A plain `GET /ws` gets `426 Upgrade Required`.
+//! - `GET /receive?msg=TEXT` broadcasts `TEXT` to everyone, `&room=NAME` to
+//!   one room (try it with curl).
+//! - `GET /health` answers `200 ok`, or `503` while the Redis link is down,
+//!   with the relay's counters; anything else is `404 Not Found`.
 //! - `--tick SECONDS` broadcasts the server time periodically.
+//! - `--redis URL` relays every broadcast through Redis pub/sub to the other
+//!   instances on the same Redis (needs `--features redis`).
 //! - Only pages from this server's own origin (or `--allow-origin`s) may
 //!   open the WebSocket (403 otherwise; RFC 6455 §10.2), `--any-origin` lifts
 //!   that. The server pings every 20 s and drops clients that do not answer.
+//! - SIGTERM or Ctrl-C closes every client with 1001 (going away), so that
+//!   they reconnect to another instance, and exits.
 
 use rfc6455::handshake::{AcceptOptions, Request};
 use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Stream};
@@ -22,14 +32,22 @@ use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The hub of server-side connections (the one place that names the socket
+/// type).
+type ChatHub = Hub<Stream>;
+
 const PAGE: &str = include_str!("chat.html");
 
-const USAGE: &str = "usage: chat [--listen ADDR] [--tick SECONDS] [--allow-origin ORIGIN]... \
-[--any-origin] [--ping-interval SECS] [--ping-timeout SECS]";
+/// The room of clients that do not ask for one.
+const DEFAULT_ROOM: &str = "lobby";
+
+const USAGE: &str = "usage: chat [--listen ADDR] [--tick SECONDS] [--redis URL] \
+[--allow-origin ORIGIN]... [--any-origin] [--ping-interval SECS] [--ping-timeout SECS]";
 
 struct Options {
     listen: String,
     tick: Option<Duration>,
+    redis: Option<String>,
     origins: Vec<String>,
     any_origin: bool,
     ping_interval: u64,
@@ -40,6 +58,7 @@ fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         listen: "127.0.0.1:9002".into(),
         tick: None,
+        redis: None,
         origins: Vec::new(),
         any_origin: false,
         ping_interval: 20,
@@ -59,6 +78,7 @@ fn parse_args() -> Result<Options, String> {
                 }
                 options.tick = Some(Duration::from_secs_f64(secs));
             }
+            "--redis" => options.redis = Some(value("--redis")?),
             "--allow-origin" => options.origins.push(value("--allow-origin")?),
             "--any-origin" => options.any_origin = true,
             "--ping-interval" => {
@@ -151,27 +171,148 @@ fn utc_time() -> String {
     )
 }
 
-fn http(hub: &Hub<Stream>, request: &Request) -> HttpResponse {
+/// The room a `/ws?room=NAME` request asks for.
+fn room_of(request: &Request) -> String {
+    query_param(&request.target, "room")
+        .filter(|room| !room.is_empty())
+        .unwrap_or_else(|| DEFAULT_ROOM.into())
+}
+
+fn http(hub: &ChatHub, link: &Link, request: &Request) -> HttpResponse {
     if request.method != "GET" && request.method != "HEAD" {
         return HttpResponse::new(405, "text/plain", "only GET\n");
     }
     match path(&request.target) {
         "/" | "/index.html" => HttpResponse::new(200, "text/html; charset=utf-8", PAGE),
-        "/health" => HttpResponse::new(200, "text/plain", "ok\n"),
+        "/health" => {
+            let (up, details) = link.health();
+            let status = if up { 200 } else { 503 };
+            let first = if up { "ok" } else { "redis down" };
+            let clients = hub.len();
+            HttpResponse::new(
+                status,
+                "text/plain",
+                format!("{first}\nclients: {clients}\n{details}"),
+            )
+        }
         "/receive" => match query_param(&request.target, "msg") {
             Some(msg) if !msg.is_empty() => {
-                let delivery = hub.broadcast(Message::Text(msg));
+                let message = Message::Text(msg);
+                let delivery = match query_param(&request.target, "room") {
+                    Some(room) => hub.broadcast_to(&room, message),
+                    None => hub.broadcast(message),
+                };
                 HttpResponse::new(
                     200,
                     "text/plain",
-                    format!("sent to {} clients\n", delivery.queued),
+                    format!("sent to {} clients here\n", delivery.queued),
                 )
             }
-            _ => HttpResponse::new(400, "text/plain", "usage: /receive?msg=TEXT\n"),
+            _ => HttpResponse::new(400, "text/plain", "usage: /receive?msg=TEXT[&room=NAME]\n"),
         },
+        // RFC 7231 §6.5.15: the endpoint exists, but only as a WebSocket.
+        "/ws" => {
+            let mut response = HttpResponse::new(
+                426,
+                "text/plain",
+                "this is a WebSocket endpoint: connect with Upgrade: websocket\n",
+            );
+            response
+                .headers
+                .push(("Upgrade".into(), "websocket".into()));
+            response
+                .headers
+                .push(("Sec-WebSocket-Version".into(), "13".into()));
+            response
+        }
         _ => HttpResponse::not_found(),
     }
 }
+
+/// The Redis link, when there is one.
+#[cfg(feature = "redis")]
+mod link {
+    use super::ChatHub;
+    use rfc6455::hub::redis::RedisRelay;
+
+    pub struct Link(Option<RedisRelay>);
+
+    impl Link {
+        pub fn open(url: Option<&str>, hub: ChatHub) -> Result<(Link, ChatHub), String> {
+            let Some(url) = url else {
+                return Ok((Link(None), hub));
+            };
+            let relay = RedisRelay::open(url).map_err(|e| format!("--redis {url}: {e}"))?;
+            let hub = hub.with_relay(relay.clone());
+            Ok((Link(Some(relay)), hub))
+        }
+
+        /// Whether the link is up, and its counters.
+        pub fn health(&self) -> (bool, String) {
+            let Some(relay) = &self.0 else {
+                return (true, "redis: not used\n".into());
+            };
+            let s = relay.stats();
+            let up = relay.is_connected();
+            let details = format!(
+                "redis: {}\npublished: {}\nnot_published: {}\nreceived: {}\n\
+                 missed: {}\nmalformed: {}\nreconnects: {}\n",
+                if up { "up" } else { "down" },
+                s.published,
+                s.not_published,
+                s.received,
+                s.missed,
+                s.malformed,
+                s.reconnects
+            );
+            (up, details)
+        }
+    }
+}
+
+/// Without the `redis` feature, `--redis` is refused.
+#[cfg(not(feature = "redis"))]
+mod link {
+    use super::ChatHub;
+
+    pub struct Link;
+
+    impl Link {
+        pub fn open(url: Option<&str>, hub: ChatHub) -> Result<(Link, ChatHub), String> {
+            match url {
+                None => Ok((Link, hub)),
+                Some(_) => Err("--redis needs the redis feature: \
+                                cargo run --features redis --example chat -- ..."
+                    .into()),
+            }
+        }
+
+        pub fn health(&self) -> (bool, String) {
+            (true, "redis: not used\n".into())
+        }
+    }
+}
+
+use link::Link;
+
+#[cfg(feature = "signals")]
+fn stop_on_signals(handle: rfc6455::ServerHandle) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if signals.forever().next().is_some() {
+                    eprintln!("chat: shutting down: clients get close 1001");
+                    handle.shutdown();
+                }
+            });
+        }
+        Err(e) => eprintln!("chat: cannot install signal handlers: {e}"),
+    }
+}
+
+#[cfg(not(feature = "signals"))]
+fn stop_on_signals(_handle: rfc6455::ServerHandle) {}
 
 fn main() -> ExitCode {
     let options = match parse_args() {
@@ -181,7 +322,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let hub: Hub<Stream> = Hub::new();
+    let (link, hub) = match Link::open(options.redis.as_deref(), ChatHub::new()) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            return ExitCode::from(2);
+        }
+    };
 
     let keepalive = (options.ping_interval > 0).then(|| Keepalive {
         interval: Duration::from_secs(options.ping_interval),
@@ -206,7 +353,7 @@ fn main() -> ExitCode {
     let config = ServerConfig::default()
         .keepalive(keepalive)
         .accept(accept)
-        .http_handler(move |request| http(&page_hub, request))
+        .http_handler(move |request| http(&page_hub, &link, request))
         // Upgrades anywhere but /ws are refused before the handshake.
         .check_upgrade(|request| (path(&request.target) != "/ws").then(HttpResponse::not_found));
     let server = match Server::bind(&options.listen, config) {
@@ -224,6 +371,10 @@ fn main() -> ExitCode {
         eprintln!("chat: origins allowed: {}", origins.join(", "));
     }
     let _ = allowed.set(origins);
+    if let Some(url) = &options.redis {
+        eprintln!("chat: relaying through {url}");
+    }
+    stop_on_signals(server.handle());
 
     if let Some(every) = options.tick {
         let ticker = hub.clone();
@@ -233,13 +384,16 @@ fn main() -> ExitCode {
         });
     }
 
-    let room = hub.clone();
-    let result = server.serve(move |ws, _request| {
+    let result = server.serve(move |ws, request| {
+        let room = room_of(&request);
+        // Behind a proxy, the client's own address is in X-Forwarded-For.
+        let client = request.headers.get("x-forwarded-for").unwrap_or("direct");
+        eprintln!("chat: {client} joined room {room:?}");
         let (mut reader, writer) = ws.split()?;
-        let _member = room.join(writer);
+        let _member = hub.join_room(&room, writer);
         loop {
             if let Message::Text(text) = reader.read()? {
-                room.broadcast(Message::Text(text));
+                hub.broadcast_to(&room, Message::Text(text));
             }
         }
     });

@@ -111,7 +111,7 @@ pub use protocol::{Config, Keepalive, WebSocketConfig};
 
 // Building blocks.
 pub use frame::{CloseCode, CloseFrame, Role};
-pub use hub::{Delivery, Hub, Member};
+pub use hub::{Delivery, Hub, Inbox, Member, Relay};
 pub use transport::{Stream, Transport};
 
 // Runs the README's Rust snippets as doc tests, so the README cannot drift.

@@ -259,3 +259,161 @@ fn ping_flood_while_a_broadcast_is_blocked_meets_backpressure() {
     drop(ws);
     server.shutdown().unwrap();
 }
+
+/// A server whose clients pick a room with the request path (`/NAME`);
+/// text goes to their room, binary to everyone.
+fn rooms_server(hub: &ServerHub) -> RunningServer {
+    let hub = hub.clone();
+    Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |ws, request| {
+            let room = request.target.trim_start_matches('/').to_owned();
+            let (mut reader, writer) = ws.split()?;
+            let _member = hub.join_room(&room, writer);
+            loop {
+                match reader.read()? {
+                    Message::Text(text) => {
+                        hub.broadcast_to(&room, Message::Text(text));
+                    }
+                    Message::Binary(data) => {
+                        hub.broadcast(Message::Binary(data));
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .unwrap()
+}
+
+fn client_at(server: &RunningServer, path: &str) -> rfc6455::ClientWebSocket {
+    let (ws, _) = connect(&format!("ws://{}{path}", server.local_addr())).unwrap();
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    ws
+}
+
+#[test]
+fn rooms_isolate_broadcasts_but_everyone_gets_a_broadcast_to_all() {
+    let hub = ServerHub::new();
+    let server = rooms_server(&hub);
+    let mut red = client_at(&server, "/red");
+    let mut blue = client_at(&server, "/blue");
+    wait_for("2 members", || hub.len() == 2);
+    assert_eq!((hub.room_len("red"), hub.room_len("blue")), (1, 1));
+
+    // Each sees its own room's message, then the broadcast to all: never
+    // the other room's.
+    red.send(Message::Text("for red".into())).unwrap();
+    assert_eq!(red.read().unwrap(), Message::Text("for red".into()));
+    blue.send(Message::Text("for blue".into())).unwrap();
+    assert_eq!(blue.read().unwrap(), Message::Text("for blue".into()));
+    blue.send(Message::Binary(vec![1, 2, 3])).unwrap();
+    assert_eq!(red.read().unwrap(), Message::Binary(vec![1, 2, 3]));
+    assert_eq!(blue.read().unwrap(), Message::Binary(vec![1, 2, 3]));
+    assert_eq!(
+        hub.broadcast_to("green", Message::Text("?".into())).queued,
+        0
+    );
+
+    drop(red);
+    wait_for("red to empty", || hub.room_len("red") == 0);
+    server.shutdown().unwrap();
+}
+
+/// A relay that records what the hub tells it, to check the seam without
+/// any broker.
+#[derive(Default, Clone)]
+struct Recorder {
+    events: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    inbox: std::sync::Arc<std::sync::OnceLock<rfc6455::Inbox>>,
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<String> {
+        self.events.lock().unwrap().clone()
+    }
+    fn log(&self, event: String) {
+        self.events.lock().unwrap().push(event);
+    }
+}
+
+impl rfc6455::Relay for Recorder {
+    fn attach(&self, inbox: rfc6455::Inbox) {
+        let _ = self.inbox.set(inbox);
+        self.log("attach".into());
+    }
+    fn publish(&self, room: Option<&str>, message: &std::sync::Arc<Message>) {
+        self.log(format!("publish {room:?} {message:?}"));
+    }
+    fn room_opened(&self, room: &str) {
+        self.log(format!("open {room}"));
+    }
+    fn room_closed(&self, room: &str) {
+        self.log(format!("close {room}"));
+    }
+}
+
+#[test]
+fn relay_follows_rooms_and_gets_data_broadcasts_but_not_its_own_deliveries() {
+    let recorder = Recorder::default();
+    let hub = ServerHub::new().with_relay(recorder.clone());
+    let server = rooms_server(&hub);
+    let mut a = client_at(&server, "/red");
+    let b = client_at(&server, "/red");
+    wait_for("2 members in red", || hub.room_len("red") == 2);
+
+    a.send(Message::Text("hi".into())).unwrap();
+    assert_eq!(a.read().unwrap(), Message::Text("hi".into()));
+    hub.broadcast(Message::Ping(vec![])); // control messages stay local
+                                          // What arrives from other processes goes to members, not back out.
+    let inbox = recorder.inbox.get().expect("attached");
+    let delivery = inbox.deliver(Some("red"), Message::Text("from afar".into()));
+    assert_eq!(delivery.map(|d| d.queued), Some(2));
+    let next = loop {
+        match a.read().unwrap() {
+            Message::Ping(_) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(next, Message::Text("from afar".into()));
+    drop(a);
+    drop(b);
+    wait_for("red to empty", || hub.room_len("red") == 0);
+    wait_for("the close event", || recorder.events().len() == 4);
+    assert_eq!(
+        recorder.events(),
+        [
+            "attach",
+            "open red",
+            r#"publish Some("red") Text("hi")"#,
+            "close red"
+        ]
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn more_stuck_members_than_sender_threads_do_not_hold_up_a_reader() {
+    // Sender threads are shared: each of these 12 clients that never read
+    // ends up holding one, blocked in a write. New ones must take over, or
+    // the reading client would wait for the write timeout.
+    let hub = ServerHub::with_queue_len(4);
+    let config = ServerConfig::default().write_timeout(Some(Duration::from_secs(20)));
+    let server = room(&hub, config);
+    let stuck: Vec<_> = (0..12).map(|_| connect(&url(&server)).unwrap().0).collect();
+    let (mut reader, _) = connect(&url(&server)).unwrap();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    wait_for("13 members", || hub.len() == 13);
+    let payload = vec![b'y'; 256 * 1024];
+    for _ in 0..40 {
+        hub.broadcast(Message::Binary(payload.clone()));
+        // Within the 10 s read timeout, far below the 20 s write timeout.
+        assert_eq!(reader.read().unwrap(), Message::Binary(payload.clone()));
+    }
+    drop(stuck);
+    server.shutdown().unwrap();
+}

@@ -289,23 +289,15 @@ impl<S: Write> Writer<S> {
     /// from the message itself (masked in place by a client), not copied.
     pub fn send(&self, message: Message) -> Result<()> {
         let opcode = message.opcode();
+        // Owned: a client masks a large payload in place, without a copy.
+        let payload = match message {
+            Message::Close(_) => return self.send_ref(MessageRef::from(&message)),
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => data,
+        };
         // A data message waits for a streamed one to end.
-        let _message = message.is_data().then(|| lock(&self.shared.message));
-        match message {
-            Message::Text(text) => self
-                .shared
-                .send(opcode, true, Cow::Owned(text.into_bytes())),
-            Message::Binary(data) | Message::Ping(data) | Message::Pong(data) => {
-                self.shared.send(opcode, true, Cow::Owned(data))
-            }
-            Message::Close(frame) => {
-                let stream = lock(&self.shared.stream);
-                let mut state = lock(&self.shared.state);
-                let queued = state.close(frame.as_ref());
-                self.shared.drain_and_release(stream, state)?;
-                queued
-            }
-        }
+        let _message = (!opcode.is_control()).then(|| lock(&self.shared.message));
+        self.shared.send(opcode, true, Cow::Owned(payload))
     }
 
     /// Sends one frame of a message (`fin` false for all but the last of a
@@ -314,6 +306,29 @@ impl<S: Write> Writer<S> {
     /// (a broadcast) does not copy it per client.
     pub fn send_frame(&self, opcode: OpCode, payload: &[u8], fin: bool) -> Result<()> {
         self.shared.send(opcode, fin, Cow::Borrowed(payload))
+    }
+
+    /// Sends a borrowed message, as [`send`](Writer::send): a server writes
+    /// payloads of 16 KiB and more straight from `message`, so sending one
+    /// message to many clients (a broadcast) does not copy it per client.
+    pub fn send_ref(&self, message: MessageRef<'_>) -> Result<()> {
+        let _message = message.is_data().then(|| lock(&self.shared.message));
+        match message {
+            MessageRef::Close(frame) => {
+                let stream = lock(&self.shared.stream);
+                let mut state = lock(&self.shared.state);
+                let queued = state.close(frame.as_ref());
+                self.shared.drain_and_release(stream, state)?;
+                queued
+            }
+            MessageRef::Text(t) => {
+                self.shared
+                    .send(OpCode::Text, true, Cow::Borrowed(t.as_bytes()))
+            }
+            MessageRef::Binary(d) | MessageRef::Ping(d) | MessageRef::Pong(d) => {
+                self.shared.send(message.opcode(), true, Cow::Borrowed(d))
+            }
+        }
     }
 
     /// Sends a message read from `source`, one fragment of `fragment_size`

@@ -1,0 +1,496 @@
+//! Fan-out benchmark: one broadcast to N connected clients, three ways, in
+//! the same run and interleaved round by round:
+//!
+//! - **one instance**: our `Server` and `Hub` in one process, no Redis;
+//! - **two instances**: two such processes joined by `RedisRelay` through a
+//!   real `redis-server`, the clients split between them, the speaker on the
+//!   first (so half the clients hear the broadcast through Redis);
+//! - **Python websockets**: `websockets.broadcast()` on its asyncio server,
+//!   written as its docs show (`.ci/peers/py_broadcast_server.py`).
+//!
+//! ```text
+//! cargo bench --features redis --bench fanout
+//! FANOUT_N=1000 FANOUT_ROUNDS=10 cargo bench --features redis --bench fanout   # shorter
+//! ```
+//!
+//! Each round, a speaker client sends one text message (32 bytes); the
+//! server broadcasts it to everyone. The clients are raw sockets read by a
+//! few threads (the same client for every server), and a round ends when
+//! every client has read the message: that time, from the speaker's write,
+//! is the **fan-out time** (p50 and p99 over the rounds). Each round also
+//! has a **burst** of 10 broadcasts back to back; clients × 10 / its time
+//! is the **deliveries per second**.
+//!
+//! Servers run as child processes (this binary, re-run with
+//! `FANOUT_ROLE=instance`, and Python), so a process's thread limit is not
+//! shared with the clients. `redis-server` comes from `.ci/redis.sh`, Python
+//! websockets from `.ci/venv.sh` (or `$RFC6455_PYTHON`); without Python
+//! that column is left out, saying so.
+//!
+//! Environment: `FANOUT_N` (default `1000,5000`), `FANOUT_ROUNDS` (default
+//! 20), `FANOUT_READERS` (client reader threads, default 4).
+//! Results: a table printed and written to `target/fanout-bench.md`.
+
+use rfc6455::hub::redis::RedisRelay;
+use rfc6455::{Hub, Message, Server, ServerConfig, Stream};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Broadcast payload size (it carries the round number).
+const PAYLOAD: usize = 32;
+/// Broadcasts in one burst.
+const BURST: usize = 10;
+/// A read that takes longer than this means a lost message: fail loudly.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------
+// A server instance (this binary with FANOUT_ROLE=instance)
+
+/// Serves until stdin closes: every text message a client sends is
+/// broadcast to every client (and, with `FANOUT_REDIS`, to the other
+/// instances).
+fn instance() {
+    let mut hub: Hub<Stream> = Hub::new();
+    if let Ok(url) = std::env::var("FANOUT_REDIS") {
+        let relay = RedisRelay::open(&url).expect("redis url");
+        assert!(
+            relay.wait_connected(Duration::from_secs(20)),
+            "no Redis link"
+        );
+        hub = hub.with_relay(relay);
+    }
+    let room = hub.clone();
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default().keepalive(None))
+        .expect("bind")
+        .spawn(move |ws, _request| {
+            let (mut reader, writer) = ws.split()?;
+            let _member = room.join(writer);
+            loop {
+                if let Message::Text(text) = reader.read()? {
+                    room.broadcast(Message::Text(text));
+                }
+            }
+        })
+        .expect("serve");
+    println!("listening on {}", server.local_addr());
+    io::stdout().flush().unwrap();
+    let _ = io::stdin().read_to_end(&mut Vec::new());
+    let _ = server.shutdown();
+    drop(hub);
+}
+
+/// A child server process, stopped (stdin closed, then killed) on drop.
+struct Proc {
+    child: Child,
+    _stdin: ChildStdin,
+    addr: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` and reads `listening on ADDR` from its stdout.
+fn start(mut command: Command) -> Proc {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{command:?} said {line:?}"));
+    let stdin = child.stdin.take().unwrap();
+    Proc {
+        child,
+        _stdin: stdin,
+        addr,
+    }
+}
+
+fn our_instance(redis: Option<&str>) -> Proc {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command.env("FANOUT_ROLE", "instance");
+    if let Some(url) = redis {
+        command.env("FANOUT_REDIS", url);
+    }
+    start(command)
+}
+
+// ---------------------------------------------------------------------------
+// Redis and Python
+
+/// `redis-server` on a free loopback port, killed on drop.
+struct Redis(Child, u16);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis() -> Redis {
+    if !Path::new("/usr/bin/redis-server").is_file() {
+        let ok = Command::new("bash")
+            .arg(repo().join(".ci/redis.sh"))
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "fanout: no redis-server and .ci/redis.sh could not install it"
+        );
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--logfile", ""])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        thread::sleep(Duration::from_millis(20));
+    }
+    Redis(child, port)
+}
+
+fn has_websockets(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import websockets.asyncio.server"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A Python with websockets: `$RFC6455_PYTHON`, or the CI venv (made by
+/// `.ci/venv.sh` if missing).
+fn python() -> Result<PathBuf, String> {
+    if let Some(python) = std::env::var_os("RFC6455_PYTHON") {
+        let python = PathBuf::from(python);
+        return match has_websockets(&python) {
+            true => Ok(python),
+            false => Err(format!("{} cannot import websockets", python.display())),
+        };
+    }
+    let venv = repo().join("target/ci-venv/bin/python");
+    if !has_websockets(&venv) {
+        let _ = Command::new("bash")
+            .arg(repo().join(".ci/venv.sh"))
+            .status();
+    }
+    match has_websockets(&venv) {
+        true => Ok(venv),
+        false => Err(".ci/venv.sh did not give a Python with websockets".into()),
+    }
+}
+
+fn python_server(python: &Path) -> Proc {
+    let mut command = Command::new(python);
+    // Quiet: it logs a traceback for every client that leaves without a
+    // close frame, as the bench's clients do at the end.
+    command
+        .arg(repo().join(".ci/peers/py_broadcast_server.py"))
+        .stderr(Stdio::null());
+    start(command)
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+
+/// A WebSocket client connection after the opening handshake (raw socket:
+/// the same minimal client for every server).
+fn connect(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    // One byte at a time: nothing may be read past the end of the head.
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("handshake response");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "handshake refused");
+    stream
+}
+
+/// A masked text frame carrying `payload` (clients must mask, RFC 6455 §5.3).
+fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let key = [0x5a, 0x17, 0xc3, 0x08];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+fn payload(round: usize, index: usize) -> Vec<u8> {
+    let mut text = format!("round {round} message {index}").into_bytes();
+    text.resize(PAYLOAD, b'.');
+    text
+}
+
+/// Work for a reader thread: read these payloads, in order, from each of
+/// its connections.
+type Job = Vec<Vec<u8>>;
+
+/// Reader threads, each owning a share of the connections; a job returns
+/// when each thread has read every payload from all of its connections.
+struct Readers {
+    jobs: Vec<Sender<Job>>,
+    done: Receiver<io::Result<Instant>>,
+}
+
+impl Readers {
+    fn new(streams: Vec<TcpStream>, threads: usize) -> Readers {
+        let (done_tx, done) = mpsc::channel();
+        let per = streams.len().div_ceil(threads);
+        let mut streams = streams.into_iter();
+        let jobs = (0..threads)
+            .map(|_| {
+                let mut mine: Vec<TcpStream> = streams.by_ref().take(per).collect();
+                let (tx, rx) = mpsc::channel::<Job>();
+                let done = done_tx.clone();
+                thread::spawn(move || {
+                    for job in rx {
+                        let result = mine
+                            .iter_mut()
+                            .try_for_each(|s| read_payloads(s, &job))
+                            .map(|()| Instant::now());
+                        if done.send(result).is_err() {
+                            break;
+                        }
+                    }
+                });
+                tx
+            })
+            .collect();
+        Readers { jobs, done }
+    }
+
+    /// Hands out `job` and waits for every thread: when the last finished.
+    fn run(&self, job: &Job) -> Instant {
+        for tx in &self.jobs {
+            tx.send(job.clone()).expect("reader thread");
+        }
+        (0..self.jobs.len())
+            .map(|_| {
+                self.done
+                    .recv()
+                    .expect("reader thread")
+                    .expect("a client did not get a broadcast")
+            })
+            .max()
+            .unwrap()
+    }
+}
+
+/// Reads one unmasked text frame per payload and checks it.
+fn read_payloads(stream: &mut TcpStream, payloads: &[Vec<u8>]) -> io::Result<()> {
+    let mut frame = [0u8; 2 + PAYLOAD];
+    for expected in payloads {
+        stream.read_exact(&mut frame)?;
+        if frame[..2] != [0x81, PAYLOAD as u8] || frame[2..] != expected[..] {
+            return Err(io::Error::other(format!("unexpected frame {frame:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// One server setup under test, with its clients connected.
+struct Setup {
+    name: &'static str,
+    speaker: TcpStream,
+    readers: Readers,
+    _servers: Vec<Proc>,
+    fanout_us: Vec<f64>,
+    deliveries: Vec<f64>,
+    clients: usize,
+}
+
+impl Setup {
+    fn new(name: &'static str, servers: Vec<Proc>, clients: usize, threads: usize) -> Setup {
+        let addrs: Vec<SocketAddr> = servers.iter().map(|p| p.addr).collect();
+        let streams = (0..clients)
+            .map(|i| connect(addrs[i * addrs.len() / clients]))
+            .collect();
+        let speaker = connect(addrs[0]);
+        // The speaker hears its broadcasts too; drain them.
+        let mut drain = speaker.try_clone().unwrap();
+        drain.set_read_timeout(None).unwrap();
+        thread::spawn(move || io::copy(&mut drain, &mut io::sink()));
+        Setup {
+            name,
+            speaker,
+            readers: Readers::new(streams, threads),
+            _servers: servers,
+            fanout_us: Vec::new(),
+            deliveries: Vec::new(),
+            clients,
+        }
+    }
+
+    /// Sends `count` broadcasts at once; returns the time until every
+    /// client had them all.
+    fn broadcast(&mut self, round: usize, count: usize) -> Duration {
+        let payloads: Job = (0..count).map(|i| payload(round, i)).collect();
+        let wire: Vec<u8> = payloads.iter().flat_map(|p| client_frame(p)).collect();
+        let start = Instant::now();
+        self.speaker.write_all(&wire).unwrap();
+        self.readers.run(&payloads) - start
+    }
+
+    fn round(&mut self, round: usize) {
+        let one = self.broadcast(round * 2, 1);
+        self.fanout_us.push(one.as_secs_f64() * 1e6);
+        let burst = self.broadcast(round * 2 + 1, BURST);
+        self.deliveries
+            .push((self.clients * BURST) as f64 / burst.as_secs_f64());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Figures
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[rank]
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1000.0)
+}
+
+fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn main() {
+    if std::env::var("FANOUT_ROLE").as_deref() == Ok("instance") {
+        return instance();
+    }
+    // Ignore `cargo bench`'s own arguments (--bench, filters).
+    let sizes: Vec<usize> = std::env::var("FANOUT_N")
+        .unwrap_or_else(|_| "1000,5000".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let rounds: usize = env_or("FANOUT_ROUNDS", 20);
+    let threads: usize = env_or("FANOUT_READERS", 4);
+    let redis = start_redis();
+    let url = format!("redis://127.0.0.1:{}/", redis.1);
+    let python = python()
+        .map_err(|why| eprintln!("fanout: Python websockets left out: {why}"))
+        .ok();
+
+    let mut table = String::from(
+        "| clients | server | fan-out p50 | fan-out p99 | deliveries/s (median) | \
+         p50 vs one instance | deliveries/s vs Python |\n\
+         | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for &clients in &sizes {
+        eprintln!("fanout: {clients} clients: connecting");
+        let mut setups = vec![
+            Setup::new("one instance", vec![our_instance(None)], clients, threads),
+            Setup::new(
+                "two instances + Redis",
+                vec![our_instance(Some(&url)), our_instance(Some(&url))],
+                clients,
+                threads,
+            ),
+        ];
+        if let Some(python) = &python {
+            setups.push(Setup::new(
+                "Python websockets",
+                vec![python_server(python)],
+                clients,
+                threads,
+            ));
+        }
+        // Every client must be in its hub before the first round counts: a
+        // warm-up broadcast reaches all of them only then.
+        thread::sleep(Duration::from_millis(500));
+        for setup in &mut setups {
+            setup.broadcast(usize::MAX / 2, 1);
+        }
+        for round in 0..rounds {
+            for setup in &mut setups {
+                setup.round(round);
+            }
+        }
+        let base = percentile(&setups[0].fanout_us, 0.5);
+        let python_rate = setups
+            .iter()
+            .find(|s| s.name == "Python websockets")
+            .map(|s| percentile(&s.deliveries, 0.5));
+        for setup in &setups {
+            let p50 = percentile(&setup.fanout_us, 0.5);
+            let rate = percentile(&setup.deliveries, 0.5);
+            let vs_python = match (python_rate, setup.name) {
+                (_, "Python websockets") | (None, _) => "—".to_owned(),
+                (Some(py), _) => format!("**{:.1}×**", rate / py),
+            };
+            let line = format!(
+                "| {clients} | {} | {} | {} | {} | {:.2}× | {vs_python} |\n",
+                setup.name,
+                ms(p50),
+                ms(percentile(&setup.fanout_us, 0.99)),
+                thousands(rate),
+                p50 / base,
+            );
+            eprint!("{line}");
+            table.push_str(&line);
+        }
+    }
+    println!("\n{table}");
+    let out = repo().join("target").join("fanout-bench.md");
+    if std::fs::write(&out, &table).is_ok() {
+        println!("(also in {})", out.display());
+    }
+}

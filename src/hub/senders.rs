@@ -1,0 +1,358 @@
+//! The threads that write broadcasts to members: a few shared workers, not
+//! one thread per member.
+//!
+//! Each member has a mailbox (a bounded queue of shared messages). A
+//! broadcast puts the message in every mailbox and hands the mailboxes that
+//! were idle to the run queue, which a small set of workers drains: one
+//! broadcast to N members costs a few thread wake-ups, not N.
+//!
+//! A member is served by one worker at a time (a mailbox is in the run queue
+//! or being written at most once), so its messages stay in order. Writes
+//! block, so a client that stops reading holds the worker that writes to it
+//! until the write fails (the server's write timeout): a watchdog notices
+//! when there is work, no idle worker and no progress for [`STALL`], and
+//! starts one more worker. So no client holds up the others for longer than
+//! that, and threads grow only with the number of clients stuck at once.
+
+use super::lock;
+use crate::Message;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread;
+use std::time::Duration;
+
+/// Stack of a worker: it only encodes and writes.
+const WORKER_STACK: usize = 64 * 1024;
+/// How long work may wait with every worker blocked before one is added.
+const STALL: Duration = Duration::from_millis(20);
+/// Extra workers (beyond the minimum) end after this long without work.
+const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+/// Writes one message to a member's connection.
+pub(super) type WriteFn = dyn Fn(&Message) -> crate::Result<()> + Send + Sync;
+/// Told the id of a member whose write failed.
+pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
+
+/// One member's queue and the way to write to it.
+pub(super) struct Mailbox {
+    pub(super) id: u64,
+    write: Box<WriteFn>,
+    state: Mutex<MailState>,
+    /// Messages this member missed because its queue was full.
+    pub(super) dropped: Arc<AtomicU64>,
+}
+
+#[derive(Default)]
+struct MailState {
+    queue: VecDeque<Arc<Message>>,
+    /// In the run queue or being written by a worker.
+    scheduled: bool,
+    /// A write failed: nothing more is taken.
+    failed: bool,
+}
+
+/// What [`Mailbox::offer`] did.
+pub(super) enum Offer {
+    /// Queued; the mailbox was idle and must go to the run queue.
+    Schedule,
+    /// Queued behind messages a worker will write.
+    Queued,
+    /// The queue was full: the member misses this message.
+    Full,
+    /// The member's connection failed.
+    Closed,
+}
+
+impl Mailbox {
+    pub(super) fn new(id: u64, write: Box<WriteFn>) -> Mailbox {
+        Mailbox {
+            id,
+            write,
+            state: Mutex::default(),
+            dropped: Arc::default(),
+        }
+    }
+
+    /// Queues `message` unless `limit` messages are already waiting.
+    pub(super) fn offer(&self, message: &Arc<Message>, limit: usize) -> Offer {
+        let mut state = lock(&self.state);
+        if state.failed {
+            return Offer::Closed;
+        }
+        if state.queue.len() >= limit {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Offer::Full;
+        }
+        state.queue.push_back(Arc::clone(message));
+        if state.scheduled {
+            Offer::Queued
+        } else {
+            state.scheduled = true;
+            Offer::Schedule
+        }
+    }
+}
+
+/// The run queue and its workers.
+pub(super) struct Pool {
+    run: Mutex<Run>,
+    ready: Condvar,
+    /// Messages written so far: the watchdog's sign of life.
+    progress: AtomicU64,
+    closed: AtomicBool,
+    min_workers: usize,
+    failed: Box<FailedFn>,
+}
+
+#[derive(Default)]
+struct Run {
+    tasks: VecDeque<Arc<Mailbox>>,
+    workers: usize,
+    idle: usize,
+    watchdog: bool,
+}
+
+impl Pool {
+    /// A pool with no threads yet; `failed` is called with the id of each
+    /// member whose write fails.
+    pub(super) fn new(failed: Box<FailedFn>) -> Arc<Pool> {
+        let cores = thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Pool {
+            run: Mutex::default(),
+            ready: Condvar::new(),
+            progress: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            min_workers: cores.clamp(2, 8),
+            failed,
+        })
+    }
+
+    /// Hands mailboxes that just became non-empty to the workers, starting
+    /// the workers on first use.
+    ///
+    /// Panics only if the operating system cannot start a thread.
+    pub(super) fn schedule(self: &Arc<Pool>, mailboxes: Vec<Arc<Mailbox>>) {
+        if mailboxes.is_empty() {
+            return;
+        }
+        let mut run = lock(&self.run);
+        let wake = mailboxes.len().min(run.idle);
+        run.tasks.extend(mailboxes);
+        let start = self.min_workers.saturating_sub(run.workers);
+        run.workers += start;
+        let watchdog = !std::mem::replace(&mut run.watchdog, true);
+        drop(run);
+        for _ in 0..wake {
+            self.ready.notify_one();
+        }
+        for _ in 0..start {
+            self.spawn_worker();
+        }
+        if watchdog {
+            let pool = Arc::downgrade(self);
+            spawn("rfc6455-hub-watch", move || watch(&pool));
+        }
+    }
+
+    /// No more work will come: idle workers and the watchdog end (after
+    /// what is queued has been written).
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.ready.notify_all();
+    }
+
+    fn spawn_worker(self: &Arc<Pool>) {
+        let pool = Arc::clone(self);
+        spawn("rfc6455-hub", move || work(&pool));
+    }
+
+    /// The next mailbox to serve, or `None` when this worker should end.
+    fn next_task(&self) -> Option<Arc<Mailbox>> {
+        let mut run = lock(&self.run);
+        loop {
+            if let Some(task) = run.tasks.pop_front() {
+                return Some(task);
+            }
+            if self.closed.load(Ordering::Relaxed) {
+                run.workers -= 1;
+                return None;
+            }
+            run.idle += 1;
+            let (guard, waited) = self
+                .ready
+                .wait_timeout(run, IDLE_EXIT)
+                .unwrap_or_else(|p| p.into_inner());
+            run = guard;
+            run.idle -= 1;
+            // Counted under the lock: two idle workers cannot both leave
+            // the pool below its minimum.
+            if waited.timed_out() && run.workers > self.min_workers && run.tasks.is_empty() {
+                run.workers -= 1;
+                return None;
+            }
+        }
+    }
+
+    /// Writes what `mailbox` holds until it is empty.
+    fn serve(&self, mailbox: &Mailbox) {
+        loop {
+            let batch: Vec<Arc<Message>> = {
+                let mut state = lock(&mailbox.state);
+                if state.failed || state.queue.is_empty() {
+                    state.scheduled = false;
+                    return;
+                }
+                state.queue.drain(..).collect()
+            };
+            for message in &batch {
+                if (mailbox.write)(message).is_err() {
+                    let mut state = lock(&mailbox.state);
+                    state.failed = true;
+                    state.scheduled = false;
+                    state.queue.clear();
+                    drop(state);
+                    (self.failed)(mailbox.id);
+                    return;
+                }
+                self.progress.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) {
+    thread::Builder::new()
+        .name(name.into())
+        .stack_size(WORKER_STACK)
+        .spawn(work)
+        .expect("cannot spawn a hub thread");
+}
+
+fn work(pool: &Pool) {
+    while let Some(mailbox) = pool.next_task() {
+        pool.serve(&mailbox);
+    }
+}
+
+/// Adds a worker whenever work waits, no worker is idle and none has written
+/// anything for [`STALL`]: every worker is blocked on a client that does not
+/// read. Ends with the pool.
+fn watch(pool: &Weak<Pool>) {
+    let mut last = u64::MAX;
+    loop {
+        thread::sleep(STALL);
+        let Some(pool) = pool.upgrade() else { return };
+        if pool.closed.load(Ordering::Relaxed) {
+            return;
+        }
+        let progress = pool.progress.load(Ordering::Relaxed);
+        let mut run = lock(&pool.run);
+        let stalled = !run.tasks.is_empty() && run.idle == 0 && progress == last;
+        if stalled {
+            run.workers += 1;
+        }
+        drop(run);
+        if stalled {
+            pool.spawn_worker();
+        }
+        last = progress;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn text(n: usize) -> Arc<Message> {
+        Arc::new(Message::Text(n.to_string()))
+    }
+
+    /// A mailbox whose writes go to a channel.
+    fn recording(id: u64) -> (Arc<Mailbox>, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let write = move |m: &Message| {
+            if let Message::Text(t) = m {
+                let _ = lock(&tx).send(t.clone());
+            }
+            Ok(())
+        };
+        (Arc::new(Mailbox::new(id, Box::new(write))), rx)
+    }
+
+    fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<Message>) {
+        let idle = mailboxes
+            .iter()
+            .filter(|m| matches!(m.offer(message, 10_000), Offer::Schedule))
+            .map(|m| Arc::clone(m))
+            .collect();
+        pool.schedule(idle);
+    }
+
+    #[test]
+    fn messages_to_one_member_are_written_in_order() {
+        let pool = Pool::new(Box::new(|_| {}));
+        let (mailbox, written) = recording(1);
+        for n in 0..2000 {
+            offer_all(&pool, &[&mailbox], &text(n));
+        }
+        for n in 0..2000 {
+            let got = written.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got, n.to_string());
+        }
+        pool.close();
+    }
+
+    #[test]
+    fn members_stuck_in_writes_do_not_hold_up_the_others() {
+        let pool = Pool::new(Box::new(|_| {}));
+        // More stuck members than the pool has workers at first.
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let stuck: Vec<Arc<Mailbox>> = (0..pool.min_workers as u64 + 4)
+            .map(|id| {
+                let gate = Arc::clone(&gate);
+                let write = move |_: &Message| {
+                    let _ = lock(&gate).recv();
+                    Ok(())
+                };
+                Arc::new(Mailbox::new(id, Box::new(write)))
+            })
+            .collect();
+        let (free, written) = recording(99);
+        let mut all: Vec<&Arc<Mailbox>> = stuck.iter().collect();
+        all.push(&free);
+        offer_all(&pool, &all, &text(7));
+        // Bounded by the watchdog adding workers, not by the stuck writes.
+        assert_eq!(written.recv_timeout(Duration::from_secs(10)).unwrap(), "7");
+        drop(release);
+        pool.close();
+    }
+
+    #[test]
+    fn a_failed_write_reports_the_member_and_closes_its_mailbox() {
+        let (tx, failed) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let pool = Pool::new(Box::new(move |id| {
+            let _ = lock(&tx).send(id);
+        }));
+        let write = |_: &Message| Err(crate::Error::ConnectionClosed);
+        let mailbox = Arc::new(Mailbox::new(5, Box::new(write)));
+        offer_all(&pool, &[&mailbox], &text(1));
+        assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(5));
+        assert!(matches!(mailbox.offer(&text(2), 10), Offer::Closed));
+        pool.close();
+    }
+
+    #[test]
+    fn a_full_mailbox_counts_what_its_member_misses() {
+        let (mailbox, _written) = recording(1);
+        // Never scheduled: nothing drains it.
+        assert!(matches!(mailbox.offer(&text(1), 2), Offer::Schedule));
+        assert!(matches!(mailbox.offer(&text(2), 2), Offer::Queued));
+        assert!(matches!(mailbox.offer(&text(3), 2), Offer::Full));
+        assert_eq!(mailbox.dropped.load(Ordering::Relaxed), 1);
+    }
+}
