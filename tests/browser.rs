@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -150,53 +150,8 @@ fn start_server(program: &Path, args: &[&str], marker: &str) -> Server {
     }
 }
 
-/// The `chat` example binary, built for the profile this test was built
-/// with. `cargo test` builds examples, but `cargo test --test browser` does
-/// not, so build it (a no-op when it is fresh).
 fn chat_example() -> PathBuf {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = built.as_ref() {
-        return path.clone();
-    }
-    // This test runs from <target>/<profile>/deps/; examples are in
-    // <target>/<profile>/examples/.
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(other) => other,
-        None => "dev",
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--example",
-            "chat",
-            "--profile",
-            profile,
-        ])
-        .arg("--manifest-path")
-        .arg(repo().join("Cargo.toml"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo build --example chat");
-    assert!(
-        output.status.success(),
-        "cargo build --example chat failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let path = profile_dir
-        .join("examples")
-        .join(format!("chat{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.is_file(), "no chat example at {}", path.display());
-    *built = Some(path.clone());
-    path
+    common::example_binary("chat")
 }
 
 /// Runs `browser_test.js` with `args`; panics with its output unless it

@@ -567,3 +567,66 @@ fn wsclient_on_a_terminal_marks_received_lines() {
     drop(stdin);
     server.shutdown().unwrap();
 }
+
+/// A scratch directory under the target directory, fresh for `name`.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect()
+}
+
+#[test]
+fn wsclient_send_file_sends_the_file_as_one_binary_message() {
+    let dir = scratch("send-file");
+    let data = pattern(3 << 20);
+    let path = dir.join("payload.bin");
+    std::fs::write(&path, &data).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |mut ws, _| loop {
+            if let Message::Binary(got) = ws.read()? {
+                tx.send(got).unwrap();
+            }
+        })
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let args = ["--send-file", path.to_str().unwrap(), url.as_str()];
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains(&format!("sent {}", path.display())), "{err}");
+    let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(got == data, "{} bytes arrived, not the file", got.len());
+}
+
+#[test]
+fn wsclient_save_writes_each_binary_message_to_a_file_as_it_arrives() {
+    let dir = scratch("save");
+    let first = pattern(2 << 20);
+    let sent = first.clone();
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |mut ws, _| {
+            ws.send(Message::Binary(sent.clone()))?;
+            ws.send(Message::Text("and a line".into()))?;
+            ws.send(Message::Binary(vec![1, 2, 3]))?;
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = wsclient(&["--save", dir.to_str().unwrap(), "--linger", "2", &url]);
+    let lines = stdout_lines(&mut child);
+    drop(child.stdin.take());
+    let line = lines.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(line, "and a line");
+    assert!(wait_exit(&mut child).success());
+    assert!(std::fs::read(dir.join("message-1.bin")).unwrap() == first);
+    assert_eq!(std::fs::read(dir.join("message-2.bin")).unwrap(), [1, 2, 3]);
+}

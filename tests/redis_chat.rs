@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{client_config, has_header, raw_exchange, repo, status};
+use common::{client_config, has_header, raw_exchange, status};
 use rfc6455::{connect_with, Message};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -141,52 +141,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The `chat` example binary, built for this test's profile and features
-/// (`cargo test --test redis_chat` does not build examples).
 fn chat_example() -> PathBuf {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
-    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(path) = built.as_ref() {
-        return path.clone();
-    }
-    let exe = std::env::current_exe().expect("test executable path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>");
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => "dev",
-        Some(other) => other,
-    };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.args([
-        "build",
-        "--quiet",
-        "--example",
-        "chat",
-        "--profile",
-        profile,
-    ]);
-    if cfg!(feature = "redis") {
-        command.args(["--features", "redis"]);
-    }
-    let output = command
-        .arg("--manifest-path")
-        .arg(repo().join("Cargo.toml"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo build --example chat");
-    assert!(
-        output.status.success(),
-        "cargo build --example chat failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let path = profile_dir
-        .join("examples")
-        .join(format!("chat{}", std::env::consts::EXE_SUFFIX));
-    *built = Some(path.clone());
-    path
+    common::example_binary("chat")
 }
 
 /// A chat instance on an ephemeral port.
@@ -402,7 +358,7 @@ mod with_redis {
                 return Ok(found);
             }
             let output = Command::new("bash")
-                .arg(repo().join(".ci").join("redis.sh"))
+                .arg(common::repo().join(".ci").join("redis.sh"))
                 .stdin(Stdio::null())
                 .output()
                 .map_err(|e| format!("cannot run .ci/redis.sh: {e}"))?;
@@ -919,7 +875,7 @@ mod with_redis {
 
     /// The nginx configuration from docs/deploy.md, with our ports.
     fn deploy_config(listen: u16, a: SocketAddr, b: SocketAddr) -> String {
-        let doc = std::fs::read_to_string(repo().join("docs").join("deploy.md")).unwrap();
+        let doc = std::fs::read_to_string(common::repo().join("docs").join("deploy.md")).unwrap();
         let block = doc
             .split("```nginx\n")
             .nth(1)
@@ -1087,7 +1043,7 @@ mod with_redis {
             return Err("RFC6455_SKIP_BROWSER=1".into());
         }
         let node_dir = std::env::var_os("RFC6455_PEERS_NODE_DIR")
-            .map_or_else(|| repo().join(".ci").join("peers"), PathBuf::from);
+            .map_or_else(|| common::repo().join(".ci").join("peers"), PathBuf::from);
         let chromium = std::env::var_os("RFC6455_CHROMIUM")
             .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
         let missing = || {
@@ -1138,7 +1094,12 @@ mod with_redis {
 
         let mut command = Command::new("node");
         command
-            .arg(repo().join(".ci").join("peers").join("browser_redis.js"))
+            .arg(
+                common::repo()
+                    .join(".ci")
+                    .join("peers")
+                    .join("browser_redis.js"),
+            )
             .arg(format!("http://127.0.0.1:{pin_a}/?room=lobby"))
             .arg(format!("http://127.0.0.1:{pin_b}/?room=lobby"))
             .env("NODE_PATH", node_dir.join("node_modules"))

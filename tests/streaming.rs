@@ -353,3 +353,50 @@ fn a_fragmented_message_streams_once_it_grows_past_the_threshold() {
     // Past the threshold the message limit (400) no longer applies.
     assert_eq!(data, big);
 }
+
+#[test]
+fn the_relay_example_passes_a_large_message_through_frame_by_frame() {
+    // Client → examples/relay → upstream. The upstream checksums the message
+    // as a stream and answers with the sum; the relay never holds it whole
+    // (it is past the 64 MiB message limit). 1 GiB in a release build.
+    let len = stream_bytes().min(1 << 30);
+    let upstream = Server::bind("127.0.0.1:0", test_config())
+        .unwrap()
+        .spawn(|mut ws, _| {
+            let sum = Sum::of(ws.read_stream()?).map_err(Error::Io)?;
+            ws.send(Message::Text(format!("{sum:?}")))?;
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut relay = std::process::Command::new(example_binary("relay"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--upstream", &url(upstream.local_addr())])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let connected = (0..200).find_map(|_| {
+        thread::sleep(Duration::from_millis(25));
+        rfc6455::connect_with(&format!("ws://127.0.0.1:{port}/"), &client_config()).ok()
+    });
+    let Some((mut ws, _)) = connected else {
+        let _ = relay.kill();
+        panic!("the relay did not come up");
+    };
+    ws.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    ws.send_stream(OpCode::Binary, Generated { len, pos: 0 }, 1 << 20)
+        .unwrap();
+    let expected = format!("{:?}", Sum::of(Generated { len, pos: 0 }).unwrap());
+    let answer = read_skipping_pings(&mut ws);
+    let _ = relay.kill();
+    let _ = relay.wait();
+    assert_eq!(answer, Message::Text(expected));
+}

@@ -7,12 +7,15 @@
 //! ```
 
 use rfc6455::client::WsUrl;
+use rfc6455::frame::OpCode;
 use rfc6455::handshake::Response;
+use rfc6455::protocol::{MessageRef, Piece, Streaming};
 use rfc6455::{
     ClientConfig, ClientWebSocket, CloseCode, Error, Keepalive, Message, Stream, WebSocketConfig,
 };
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -49,6 +52,11 @@ OPTIONS:
     --reconnect               when the connection drops or cannot be made, try
                               again with exponential backoff (0.5 s doubling,
                               capped at 30 s, with jitter) until stdin ends
+    --send-file PATH          once connected, send the file as one binary message,
+                              streamed in 64 KiB fragments (never held in memory)
+    --save DIR                write each binary message received to
+                              DIR/message-N.bin as it arrives (streamed), instead
+                              of printing it
     -h, --help                print this help
 
 Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
@@ -65,6 +73,8 @@ struct Options {
     config: ClientConfig,
     reconnect: bool,
     linger: Duration,
+    send_file: Option<PathBuf>,
+    save: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -72,6 +82,8 @@ fn parse_args() -> Result<Options, String> {
     let mut config = ClientConfig::default();
     let mut reconnect = false;
     let mut linger = Duration::from_millis(500);
+    let mut send_file = None;
+    let mut save = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -108,6 +120,8 @@ fn parse_args() -> Result<Options, String> {
                 config = config.connect_timeout(t);
             }
             "--reconnect" => reconnect = true,
+            "--send-file" => send_file = Some(PathBuf::from(value("--send-file")?)),
+            "--save" => save = Some(PathBuf::from(value("--save")?)),
             "--linger" => {
                 linger = seconds("--linger", &value("--linger")?, 0.0..=MAX_LINGER)?;
             }
@@ -125,18 +139,33 @@ fn parse_args() -> Result<Options, String> {
     if let Err(e @ Error::Url(_)) = WsUrl::parse(&url) {
         return Err(e.to_string());
     }
+    if let Some(path) = &send_file {
+        if !path.is_file() {
+            return Err(format!(
+                "--send-file: {} is not a readable file",
+                path.display()
+            ));
+        }
+    }
+    if let Some(dir) = &save {
+        if !dir.is_dir() {
+            return Err(format!("--save: {} is not a directory", dir.display()));
+        }
+    }
     Ok(Options {
         url,
         config,
         reconnect,
         linger,
+        send_file,
+        save,
     })
 }
 
-fn describe(message: &Message) -> Option<String> {
+fn describe(message: &MessageRef<'_>) -> Option<String> {
     match message {
-        Message::Text(text) => Some(text.clone()),
-        Message::Binary(data) => {
+        MessageRef::Text(text) => Some((*text).to_owned()),
+        MessageRef::Binary(data) => {
             let shown: String = data.iter().take(32).map(|b| format!("{b:02x}")).collect();
             let more = if data.len() > 32 { "…" } else { "" };
             Some(format!("<binary {} bytes: {shown}{more}>", data.len()))
@@ -230,6 +259,8 @@ fn main() -> ExitCode {
 
     // Lines read while disconnected (with --reconnect) wait here, bounded.
     let mut pending = Pending::default();
+    // Sent once, on the first connection.
+    let mut send_file = options.send_file.clone();
     let mut attempt = 0u32;
     let mut generation = 0u64;
     loop {
@@ -273,7 +304,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        spawn_printer(reader, generation, events.clone());
+        spawn_printer(reader, generation, events.clone(), options.save.clone());
+        if let Some(path) = send_file.take() {
+            send_file_over(&writer, &path);
+        }
 
         let mut input_ended = pending.stdin_ended;
         while let Some(line) = pending.lines.pop_front() {
@@ -385,11 +419,73 @@ impl Pending {
     }
 }
 
-/// Prints what arrives on `reader` and reports how the connection ended.
+/// Sends the file at `path` as one binary message, streamed.
+fn send_file_over(writer: &rfc6455::Writer<Stream>, path: &Path) {
+    let sent = std::fs::File::open(path)
+        .map_err(Error::Io)
+        .and_then(|file| writer.send_stream(OpCode::Binary, io::BufReader::new(file), 64 << 10));
+    match sent {
+        Ok(n) => eprintln!("wsclient: sent {} ({n} bytes)", path.display()),
+        Err(e) => eprintln!("wsclient: not sent: {}: {e}", path.display()),
+    }
+}
+
+/// Where `--save` writes a binary message as it arrives.
+struct Saving {
+    dir: PathBuf,
+    count: u64,
+    file: Option<(PathBuf, io::BufWriter<std::fs::File>, u64)>,
+    /// A text message arriving in pieces (printed whole at its end).
+    text: Vec<u8>,
+}
+
+impl Saving {
+    fn start(&mut self, opcode: OpCode) -> io::Result<()> {
+        self.text.clear();
+        if opcode == OpCode::Binary {
+            self.count += 1;
+            let path = self.dir.join(format!("message-{}.bin", self.count));
+            let file = io::BufWriter::new(std::fs::File::create(&path)?);
+            self.file = Some((path, file, 0));
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.file {
+            Some((_, file, len)) => {
+                *len += bytes.len() as u64;
+                file.write_all(bytes)
+            }
+            None => {
+                self.text.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the message: the text it was, if it was text.
+    fn end(&mut self) -> io::Result<Option<String>> {
+        match self.file.take() {
+            Some((path, mut file, len)) => {
+                file.flush()?;
+                eprintln!("wsclient: saved {} ({len} bytes)", path.display());
+                Ok(None)
+            }
+            None => Ok(Some(
+                String::from_utf8_lossy(&std::mem::take(&mut self.text)).into_owned(),
+            )),
+        }
+    }
+}
+
+/// Prints what arrives on `reader` (or, with `--save`, writes binary
+/// messages to files as they arrive) and reports how the connection ended.
 fn spawn_printer(
-    mut reader: rfc6455::Reader<rfc6455::Stream>,
+    mut reader: rfc6455::Reader<Stream>,
     generation: u64,
     events: mpsc::Sender<Event>,
+    save: Option<PathBuf>,
 ) {
     std::thread::spawn(move || {
         let stdout = io::stdout();
@@ -397,10 +493,36 @@ fn spawn_printer(
         // from the typed ones the terminal echoes (as `python -m websockets`
         // does); in a pipe the output stays exactly the messages.
         let mark = if stdout.is_terminal() { "< " } else { "" };
+        let print = |line: &str| {
+            let mut out = stdout.lock();
+            let _ = writeln!(out, "{mark}{line}");
+            let _ = out.flush();
+        };
+        // Saving streams every data message; otherwise they come whole.
+        let streaming = if save.is_some() {
+            Streaming::Always
+        } else {
+            Streaming::Never
+        };
+        let mut saving = save.map(|dir| Saving {
+            dir,
+            count: 0,
+            file: None,
+            text: Vec::new(),
+        });
         let mut clean = false;
         loop {
-            match reader.read() {
-                Ok(Message::Close(frame)) => {
+            let piece = match reader.read_piece(streaming) {
+                Ok(piece) => piece,
+                Err(Error::ConnectionClosed) => break,
+                Err(e) => {
+                    eprintln!("wsclient: {e}");
+                    clean = false;
+                    break;
+                }
+            };
+            let saved = match (piece, saving.as_mut()) {
+                (Piece::Message(MessageRef::Close(frame)), _) => {
                     let code = frame.as_ref().map(|f| f.code);
                     clean = matches!(
                         code,
@@ -410,21 +532,30 @@ fn spawn_printer(
                         Some(f) => eprintln!("wsclient: connection closed: {f}"),
                         None => eprintln!("wsclient: connection closed (no status code)"),
                     }
+                    Ok(())
                 }
-                Ok(message) => {
+                (Piece::Message(message), _) => {
                     if let Some(line) = describe(&message) {
-                        let mut out = stdout.lock();
-                        let _ = writeln!(out, "{mark}{line}");
-                        let _ = out.flush();
+                        print(&line);
                     }
                     let _ = events.send(Event::Received);
+                    Ok(())
                 }
-                Err(Error::ConnectionClosed) => break,
-                Err(e) => {
-                    eprintln!("wsclient: {e}");
-                    clean = false;
-                    break;
-                }
+                (Piece::Start(opcode), Some(saving)) => saving.start(opcode),
+                (Piece::Data(bytes), Some(saving)) => saving.data(bytes),
+                (Piece::End, Some(saving)) => saving.end().map(|text| {
+                    if let Some(text) = text {
+                        print(&text);
+                    }
+                    let _ = events.send(Event::Received);
+                }),
+                // Pieces come only when saving.
+                (Piece::Start(_) | Piece::Data(_) | Piece::End, None) => Ok(()),
+            };
+            if let Err(e) = saved {
+                eprintln!("wsclient: --save: {e}");
+                clean = false;
+                break;
             }
         }
         let _ = events.send(Event::Closed { generation, clean });

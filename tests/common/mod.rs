@@ -242,3 +242,54 @@ pub fn node_missing() -> Option<String> {
         .is_ok_and(|s| s.success());
     (!node_ok).then(|| "no `node` on PATH".to_owned())
 }
+
+/// Builds example `name` in the profile this test was built with (with the
+/// crate features it was built with, among `redis`) and returns its path;
+/// built once per test binary.
+#[allow(dead_code)]
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    use std::collections::HashMap;
+    use std::process::{Command, Stdio};
+    use std::sync::Mutex;
+    static BUILT: Mutex<Option<HashMap<String, std::path::PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(path) = built.as_ref().and_then(|b| b.get(name)) {
+        return path.clone();
+    }
+    // This test runs from <target>/<profile>/deps/; examples are in
+    // <target>/<profile>/examples/.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("<target>/<profile>");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.args(["build", "--quiet", "--example", name, "--profile", profile]);
+    if cfg!(feature = "redis") {
+        command.args(["--features", "redis"]);
+    }
+    let output = command
+        .arg("--manifest-path")
+        .arg(repo().join("Cargo.toml"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run cargo build --example {name}: {e}"));
+    assert!(
+        output.status.success(),
+        "cargo build --example {name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "no {name} example at {}", path.display());
+    built
+        .get_or_insert_with(HashMap::new)
+        .insert(name.to_owned(), path.clone());
+    path
+}
