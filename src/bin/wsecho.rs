@@ -7,8 +7,9 @@
 use rfc6455::frame::OpCode;
 use rfc6455::protocol::{Config, MessageRef, Piece, Streaming};
 
-/// Messages larger than this are echoed as they arrive, a piece at a time,
-/// instead of whole, so memory does not grow with the message. Not less:
+/// By default, messages larger than this are echoed as they arrive, a piece
+/// at a time, instead of whole, so memory does not grow with the message.
+/// Not less:
 /// a peer that does not read while it sends (the Autobahn driver, among
 /// others) would block on our echo of the start of its message while we
 /// block on it, once the socket buffers are full; up to this size we take
@@ -33,7 +34,11 @@ OPTIONS:
     --listen ADDR             address to listen on [default: 127.0.0.1:9001]
     --max-connections N       concurrent connections; beyond: HTTP 503 [default: 10000]
     --max-frame BYTES         largest frame accepted, else close 1009 [default: 16777216]
-    --max-message BYTES       largest message accepted, else close 1009 [default: 67108864]
+    --max-message BYTES       largest message accepted whole, else close 1009 [default: 67108864]
+    --stream-above BYTES      echo messages larger than this as they arrive, a piece
+                              at a time (no size limit, memory does not grow with
+                              the message); a client must read while it sends
+                              [default: 16777216]
     --handshake-timeout SECS  time to send the request head, else 408 [default: 10]
     --write-timeout SECS      a blocked write (peer not reading) fails after [default: 30]
     --ping-interval SECS      ping after this much silence; 0 disables keepalive [default: 20]
@@ -48,7 +53,7 @@ means off or never also take 0. Anything else is bad usage.
 
 Logs a startup line and one line per connection to stderr.
 Ctrl-C (SIGINT) or SIGTERM: stop accepting, close connections with 1001 (waiting
-up to 1 s for each reply), exit.
+for each reply until the peer has been quiet for 0.3 s), exit.
 
 EXIT STATUS: 0 after a shutdown by signal, 1 if it cannot listen, 2 for bad
 usage, 128 + N on a second signal N, which exits at once (130 for Ctrl-C).
@@ -58,12 +63,14 @@ struct Options {
     listen: String,
     config: ServerConfig,
     quiet: bool,
+    stream_above: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut listen = "127.0.0.1:9001".to_owned();
     let mut config = ServerConfig::default();
     let mut protocol = Config::default();
+    let mut stream_above = STREAM_ABOVE;
     // The flags adjust the library's default keepalive (the help quotes it).
     let mut keepalive = config.keepalive.unwrap_or(Keepalive {
         interval: Duration::from_secs(20),
@@ -92,6 +99,7 @@ fn parse_args() -> Result<Options, String> {
             "--max-connections" => config = config.max_connections(number(&flag, &value()?)?),
             "--max-frame" => protocol = protocol.max_frame_size(number(&flag, &value()?)?),
             "--max-message" => protocol = protocol.max_message_size(number(&flag, &value()?)?),
+            "--stream-above" => stream_above = number(&flag, &value()?)?,
             // A zero handshake or write timeout would refuse every peer
             // (or be refused by the socket): these start at 1 ms.
             "--handshake-timeout" => {
@@ -120,6 +128,7 @@ fn parse_args() -> Result<Options, String> {
             .protocol(protocol)
             .keepalive((!ping_off).then_some(keepalive)),
         quiet,
+        stream_above,
     })
 }
 
@@ -154,6 +163,7 @@ fn main() -> ExitCode {
     eprintln!("wsecho: listening on ws://{}/", server.local_addr());
     install_signal_handler(server.handle());
     let quiet = options.quiet;
+    let stream_above = options.stream_above;
     let result = server.serve(move |mut ws, _| {
         let peer = ws
             .get_ref()
@@ -169,7 +179,7 @@ fn main() -> ExitCode {
             // written back from there (no allocation per message); large
             // ones come in pieces and go back a piece at a time, so memory
             // does not grow with the message.
-            let (piece, mut sender) = match ws.read_piece(Streaming::Above(STREAM_ABOVE)) {
+            let (piece, mut sender) = match ws.read_piece(Streaming::Above(stream_above)) {
                 Ok(read) => read,
                 Err(e) => break e,
             };
