@@ -274,8 +274,9 @@ impl Incoming {
     ///
     /// The slice never extends past the frame's declared end, and the buffer
     /// grows at most by `max(64 KiB, bytes of the message already here)` per
-    /// call, so a peer that declares a huge length and sends nothing costs
-    /// 64 KiB, not its claim (RFC 6455 §10.4).
+    /// call (for a streamed message, by twice what the last read delivered,
+    /// up to 256 KiB), so a peer that declares a huge length and sends
+    /// nothing costs 64 KiB (128 KiB streamed), not its claim (RFC 6455 §10.4).
     pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
         self.discard_unfilled();
         if self.end_pending || self.piece_pending {
@@ -295,10 +296,15 @@ impl Incoming {
         // Each call zero-fills the slice it hands out (safe code cannot lend
         // uninitialised memory), so offer what the reads are delivering, not
         // the whole frame: twice the last read, at least 16 KiB, at most
-        // max(64 KiB, what is here already).
-        let step = (2 * self.last_direct)
-            .max(DIRECT_READ_MIN)
-            .min(have.max(DIRECT_STEP));
+        // max(64 KiB, what is here already). A streamed message holds only
+        // its latest piece, so it may grow to STREAM_STEP as reads allow:
+        // fewer, larger pieces (and echoed fragments) per megabyte.
+        let cap = if self.assembler.streaming() {
+            STREAM_STEP
+        } else {
+            have.max(DIRECT_STEP)
+        };
+        let step = (2 * self.last_direct).max(DIRECT_READ_MIN).min(cap);
         let step = frame.remaining.min(step as u64) as usize;
         let (start, space) = self.assembler.grow_for_direct(step)?;
         self.direct = Some(start);
@@ -609,6 +615,9 @@ pub enum Piece<'a> {
 const DIRECT_STEP: usize = 64 * 1024;
 /// The least it offers.
 const DIRECT_READ_MIN: usize = 16 * 1024;
+/// The most it offers for a piece of a streamed message (reached only by
+/// doubling from what reads delivered).
+const STREAM_STEP: usize = 256 * 1024;
 
 fn done(consumed: usize) -> Received {
     Received {
