@@ -51,17 +51,21 @@ fn start_wsecho() -> Wsecho {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_wsecho"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
-        .args(["--stream-above", &WHOLE.to_string()])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start wsecho");
     let url = format!("ws://127.0.0.1:{port}/");
+    // Killed and waited for on drop, whatever happens next.
+    let wsecho = Wsecho(
+        Command::new(env!("CARGO_BIN_EXE_wsecho"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--quiet"])
+            .args(["--stream-above", &WHOLE.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start wsecho"),
+        url,
+    );
     for _ in 0..200 {
-        if rfc6455::connect(&url).is_ok() {
-            return Wsecho(child, url);
+        if rfc6455::connect(&wsecho.1).is_ok() {
+            return wsecho;
         }
         thread::sleep(Duration::from_millis(25));
     }
