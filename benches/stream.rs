@@ -151,7 +151,10 @@ fn main() {
             let b = streamed(&server.1, total);
             (whole(&server.1, total), b)
         };
-        eprintln!("round {}: whole 1 MiB {a:.0} MB/s, streamed {b:.0} MB/s", round + 1);
+        eprintln!(
+            "round {}: whole 1 MiB {a:.0} MB/s, streamed {b:.0} MB/s",
+            round + 1
+        );
         w.push(a);
         s.push(b);
         ratios.push(b / a);
