@@ -375,9 +375,9 @@ pub(crate) fn classify(e: io::Error, peer: &str) -> TlsError {
             TlsErrorKind::NameMismatch,
             format!("the certificate presented is not valid for the host name {peer:?}"),
         ),
-        R::InvalidCertificate(other) => (
+        R::InvalidCertificate(_) => (
             TlsErrorKind::BadCertificate,
-            format!("the certificate of {peer} was refused: {other:?}"),
+            format!("the certificate of {peer} was refused ({tls})"),
         ),
         R::NoCertificatesPresented => (
             TlsErrorKind::CertificateRequired,
