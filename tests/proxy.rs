@@ -290,7 +290,7 @@ fn tinyproxy() -> Option<(std::process::Child, SocketAddr, std::path::PathBuf)> 
         .local_addr()
         .unwrap()
         .port();
-    let dir = std::env::temp_dir().join(format!("rfc6455-tinyproxy-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("rfc6455-tinyproxy-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let conf = dir.join("tinyproxy.conf");
     std::fs::write(
@@ -344,4 +344,57 @@ fn ws_through_tinyproxy() {
         .read_timeout(Some(IO_TIMEOUT))
         .proxy(format!("http://{addr}"));
     round_trip(&format!("ws://{}/", server.local_addr()), &config);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn wss_through_tinyproxy() {
+    use rfc6455::transport::tls::rustls;
+    let Some((child, addr, dir)) = tinyproxy() else {
+        eprintln!(
+            "SKIPPED wss_through_tinyproxy: tinyproxy is not installed \
+             (.ci/run installs it with apt-get)"
+        );
+        return;
+    };
+    let _reap = Reap(child, dir);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = || Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default().tls(Arc::new(tls)))
+        .unwrap()
+        .spawn(|mut ws, _| loop {
+            let message = ws.read()?;
+            if message.is_data() {
+                ws.write(message)?;
+            }
+        })
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client_tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let config = ClientConfig::default()
+        .read_timeout(Some(IO_TIMEOUT))
+        .tls(Arc::new(client_tls))
+        .proxy(format!("http://{addr}"));
+    round_trip(
+        &format!("wss://localhost:{}/", server.local_addr().port()),
+        &config,
+    );
 }

@@ -565,3 +565,25 @@ fn wss_url_without_port_uses_443_and_plain_host_header() {
     assert!(url.tls);
     assert_eq!((url.port, url.explicit_port), (443, false));
 }
+
+#[test]
+fn wss_to_a_plaintext_server_is_not_tls_error() {
+    let server = serve(test_config(), |ws, _| echo(ws));
+    let pki = Pki::new("plainserver");
+    let result = connect_with(&wss(server.local_addr()), &client(pki.client_tls()));
+    assert_eq!(tls_error_kind(result), TlsErrorKind::NotTls);
+}
+
+#[test]
+fn client_tls_handshake_against_silent_server_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holder = thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let pki = Pki::new("silentserver");
+    let config = client(pki.client_tls()).handshake_timeout(Duration::from_millis(400));
+    let started = Instant::now();
+    let result = connect_with(&wss(addr), &config);
+    assert_eq!(tls_error_kind(result), TlsErrorKind::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(holder.join());
+}
