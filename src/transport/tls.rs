@@ -34,6 +34,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Instant;
 
@@ -66,6 +67,10 @@ struct Session {
     out: Mutex<Vec<u8>>,
     /// For writes from `Drop` (close_notify).
     tcp: Shared<TcpStream>,
+    /// A socket write failed (or timed out): part of a record may be out, so
+    /// nothing more can be sent, and a close_notify must not wait another
+    /// write timeout on a peer that does not read.
+    broken: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -108,8 +113,8 @@ impl Session {
         let pending = conn.wants_write();
         match failed {
             Some(e) => {
-                drop(conn);
-                let _ = self.flush_blocking();
+                // The alert goes out now, or with a busy writer's bytes.
+                let _ = self.try_flush(conn);
                 Err(tls_io_error(e))
             }
             None if pending => self.try_flush(conn).map(|()| used),
@@ -144,6 +149,12 @@ impl Session {
     /// lets go of the output lock while still holding the session lock.
     fn drain(&self, mut out: MutexGuard<'_, Vec<u8>>) -> io::Result<()> {
         loop {
+            if self.broken.load(Ordering::Acquire) {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "an earlier write on this TLS connection failed",
+                ));
+            }
             {
                 let mut conn = lock(&self.conn);
                 if !conn.wants_write() {
@@ -159,6 +170,9 @@ impl Session {
             if out.capacity() > KEEP_OUT {
                 *out = Vec::new();
             }
+            if written.is_err() {
+                self.broken.store(true, Ordering::Release);
+            }
             written?;
         }
     }
@@ -166,6 +180,9 @@ impl Session {
     /// Queues `close_notify` and sends it (best effort: the peer may be
     /// gone, or not reading).
     fn close_notify(&self) {
+        if self.broken.load(Ordering::Acquire) {
+            return;
+        }
         lock(&self.conn).send_close_notify();
         let _ = self.flush_blocking();
     }
@@ -174,7 +191,7 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         let conn = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
-        if conn.is_handshaking() {
+        if conn.is_handshaking() || *self.broken.get_mut() {
             return;
         }
         conn.send_close_notify();
@@ -196,6 +213,7 @@ impl TlsStream {
                 conn: Mutex::new(conn),
                 out: Mutex::new(Vec::new()),
                 tcp: tcp.clone(),
+                broken: AtomicBool::new(false),
             }),
             tcp,
             pending: Vec::new(),
