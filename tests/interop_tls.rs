@@ -5,6 +5,8 @@
 //! | Python `websockets` + `ssl`   | `connect(ssl=…)`            | `serve(ssl=…)`                 |
 //! | Node `ws` + `https`           | `new WebSocket(url, {ca})`  | `https.createServer` + `ws`    |
 //!
+//! `wsclient --ca` talks to both peer servers as well.
+//!
 //! The peers are `.ci/peers/py_tls_peer.py` and `.ci/peers/node_ws_tls_peer.js`.
 //! Certificates come from rcgen at test time: a CA, and a leaf for
 //! `localhost` that each peer is told to trust through the CA file.
@@ -348,4 +350,60 @@ fn our_client_against_node_ws_https_server() {
     if let Some(mut stdin) = peer.child.stdin.take() {
         let _ = stdin.flush();
     }
+}
+
+/// `wsclient --ca CA wss://localhost:PORT/` with two lines in: both echoed.
+fn wsclient_round_trip(port: u16, certs: &Certs) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclient"))
+        .arg("--no-env-proxy")
+        .arg("--ca")
+        .arg(certs.ca())
+        .arg(format!("wss://localhost:{port}/"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wsclient");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("first line\nsecond ✓\n".as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "wsclient failed: {err}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "first line\nsecond ✓\n"
+    );
+}
+
+#[test]
+fn wsclient_against_python_and_node_tls_servers() {
+    if skip() {
+        return;
+    }
+    let certs = Certs::new("wsclient");
+    let mut python_server = Command::new(python());
+    python_server
+        .arg(script("py_tls_peer.py"))
+        .arg("server")
+        .arg(certs.cert())
+        .arg(certs.key());
+    let peer = spawn(python_server);
+    wsclient_round_trip(peer.port(), &certs);
+    assert_eq!(peer.line(), "CLOSED 1000");
+    drop(peer);
+    let mut node_server = Command::new("node");
+    node_server
+        .current_dir(node_dir())
+        .arg(script("node_ws_tls_peer.js"))
+        .arg("server")
+        .arg(certs.cert())
+        .arg(certs.key())
+        .env("NODE_PATH", node_dir().join("node_modules"));
+    let peer = spawn(node_server);
+    wsclient_round_trip(peer.port(), &certs);
+    assert_eq!(peer.line(), "CLOSED 1000");
 }
