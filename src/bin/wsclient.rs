@@ -241,10 +241,17 @@ fn connect(url: &str, config: &ClientConfig) -> rfc6455::Result<(ClientWebSocket
     })))
 }
 
-/// Whether retrying cannot help (the scheme is not supported; a malformed
-/// URL never gets this far).
+/// Whether retrying cannot help (the scheme is not supported, the server's
+/// certificate is refused, the proxy URL is malformed; a malformed URL never
+/// gets this far).
 fn is_permanent(error: &Error) -> bool {
-    matches!(error, Error::Url(_) | Error::TlsNotSupported)
+    use rfc6455::transport::TlsErrorKind;
+    match error {
+        Error::Url(_) | Error::TlsNotSupported => true,
+        Error::Tls(e) => !matches!(e.kind, TlsErrorKind::Timeout | TlsErrorKind::Closed),
+        Error::Proxy(e) => e.status.is_none() && e.message.starts_with("invalid proxy URL"),
+        _ => false,
+    }
 }
 
 fn main() -> ExitCode {
