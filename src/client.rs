@@ -134,7 +134,8 @@ pub struct ClientConfig {
     /// rustls settings for `wss://` (your own CA, client certificates); the
     /// default trusts the Mozilla roots from `webpki-roots` (see
     /// [`tls::default_client_config`](crate::transport::tls::default_client_config)).
-    /// ALPN `http/1.1` is offered when the config offers nothing.
+    /// ALPN `http/1.1` is offered when the config offers nothing. The TLS
+    /// handshake and the opening handshake share `handshake_timeout`.
     #[cfg(feature = "tls")]
     pub tls: Option<Arc<crate::transport::tls::rustls::ClientConfig>>,
     /// An HTTP proxy to tunnel through with `CONNECT`:
@@ -247,8 +248,10 @@ impl ClientConfig {
 }
 
 /// Opens the connection to the server: TCP, through the proxy if any, then
-/// TLS for `wss://`, each step bounded by the config's timeouts.
-fn open_stream(url: &WsUrl, config: &ClientConfig) -> Result<Stream> {
+/// TLS for `wss://`. Returns the stream and the handshake deadline, which
+/// starts once TCP (or the tunnel) is up: TLS and the opening handshake
+/// share one `handshake_timeout`, as on the server.
+fn open_stream(url: &WsUrl, config: &ClientConfig) -> Result<(Stream, Instant)> {
     let tcp = match config.proxy_for(url)? {
         Some(proxy) => proxy.tunnel(
             &url.host,
@@ -260,17 +263,18 @@ fn open_stream(url: &WsUrl, config: &ClientConfig) -> Result<Stream> {
         None => open_tcp(url, config.connect_timeout)?,
     };
     let stream = Stream::from_tcp(tcp);
+    let deadline = Instant::now() + config.handshake_timeout;
     if !url.tls {
-        return Ok(stream);
+        return Ok((stream, deadline));
     }
     #[cfg(feature = "tls")]
     {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(config.write_timeout)?;
-        let deadline = Instant::now() + config.handshake_timeout;
-        stream
+        let stream = stream
             .connect_tls(config.tls.as_ref(), &url.host, deadline)
-            .map_err(Error::Tls)
+            .map_err(Error::Tls)?;
+        Ok((stream, deadline))
     }
     #[cfg(not(feature = "tls"))]
     Err(Error::TlsNotSupported)
@@ -295,8 +299,14 @@ pub fn connect(url: &str) -> Result<(ClientWebSocket, Response)> {
 /// names one.
 pub fn connect_with(url: &str, config: &ClientConfig) -> Result<(ClientWebSocket, Response)> {
     let url = WsUrl::parse(url)?;
-    let stream = open_stream(&url, config)?;
-    let result = client_handshake(stream, &url, config);
+    let (stream, deadline) = open_stream(&url, config)?;
+    let result = if stream.is_tls() {
+        // What the TLS handshake left of the handshake timeout.
+        let left = deadline.saturating_duration_since(Instant::now());
+        client_handshake(stream, &url, &config.clone().handshake_timeout(left))
+    } else {
+        client_handshake(stream, &url, config)
+    };
     // A server that refuses our client certificate says so (TLS 1.3) only
     // after our side of the TLS handshake is done: name it as a TLS error.
     #[cfg(feature = "tls")]
