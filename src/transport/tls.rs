@@ -5,8 +5,8 @@
 //! **the session is locked only to encrypt or decrypt bytes already in
 //! memory, never across a blocking socket call.**
 //!
-//! - Reading: ciphertext is read from the socket with no lock held, into a
-//!   buffer on the reader's stack, then fed to the session under its lock;
+//! - Reading: ciphertext is read from the socket with no lock held, into the
+//!   reading handle's own buffer, then fed to the session under its lock;
 //!   plaintext comes out under the same short lock.
 //! - Writing: a writer takes the *output* lock (which orders TLS records on
 //!   the wire and owns the buffer of encrypted bytes), encrypts under the
@@ -38,10 +38,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::time::Instant;
 
-/// Ciphertext read from the socket in one `read`, on the reader's stack.
-/// At most rustls's received-plaintext limit (16 KiB): the socket is read
-/// only once the plaintext is drained, so one chunk always fits.
-const READ_CHUNK: usize = 16 * 1024;
+/// The reading handle's ciphertext buffer starts at this size and returns to
+/// it after a small read: an idle connection blocked in `read` holds only
+/// this much (a fixed 16 KiB buffer on the stack cost every idle connection
+/// 16 KiB of stack pages).
+const RX_MIN: usize = 2 * 1024;
+/// ... and grows, while reads fill it, up to rustls's received-plaintext
+/// limit (16 KiB): the socket is read only once the plaintext is drained,
+/// so what one read brings always fits (see [`Session::feed`] otherwise).
+const RX_MAX: usize = 16 * 1024;
 /// An output buffer grown past this by a burst is given back afterwards.
 const KEEP_OUT: usize = 64 * 1024;
 /// ALPN: the WebSocket handshake is HTTP/1.1 (RFC 6455 §4.1).
@@ -57,6 +62,8 @@ pub(crate) struct TlsStream {
     /// Ciphertext read but not yet taken by the session (rarely anything:
     /// see [`Session::feed`]); empty, and unallocated, when idle.
     pending: Vec<u8>,
+    /// Where ciphertext is read to (allocated by the first read).
+    rx: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -217,6 +224,7 @@ impl TlsStream {
             }),
             tcp,
             pending: Vec::new(),
+            rx: Vec::new(),
         }
     }
 
@@ -225,6 +233,7 @@ impl TlsStream {
             tcp: self.tcp.clone(),
             session: Arc::clone(&self.session),
             pending: Vec::new(),
+            rx: Vec::new(),
         }
     }
 
@@ -247,11 +256,29 @@ impl TlsStream {
         Ok(true)
     }
 
-    /// Feeds freshly read ciphertext; keeps what the session did not take.
-    fn feed(&mut self, data: &[u8]) -> io::Result<()> {
-        let used = self.session.feed(data)?;
-        self.pending.extend_from_slice(&data[used..]);
-        Ok(())
+    /// Reads ciphertext from the socket, with no lock held, and feeds it to
+    /// the session (what it does not take waits in `pending`). `Ok(0)`: end
+    /// of stream.
+    fn read_and_feed(&mut self) -> io::Result<usize> {
+        if self.rx.is_empty() {
+            self.rx = vec![0; RX_MIN];
+        }
+        let n = self.tcp.read(&mut self.rx)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let used = self.session.feed(&self.rx[..n])?;
+        self.pending.extend_from_slice(&self.rx[used..n]);
+        if n == self.rx.len() && self.rx.len() < RX_MAX {
+            // The peer sent more than fit: take bigger bites next time.
+            let bigger = (self.rx.len() * 4).min(RX_MAX);
+            self.rx.resize(bigger, 0);
+        } else if n <= RX_MIN && self.rx.len() > RX_MIN {
+            // Back to small records: give the memory back.
+            self.rx.truncate(RX_MIN);
+            self.rx.shrink_to_fit();
+        }
+        Ok(n)
     }
 
     pub(crate) fn tcp(&self) -> &TcpStream {
@@ -269,7 +296,6 @@ impl TlsStream {
     /// Runs the TLS handshake, bounded by `deadline` (the socket's read
     /// timeout is set for it; the caller sets its own afterwards).
     fn handshake(&mut self, deadline: Instant) -> io::Result<()> {
-        let mut cipher = [0u8; READ_CHUNK];
         loop {
             self.session.flush_blocking()?;
             if !lock(&self.session.conn).is_handshaking() {
@@ -283,14 +309,16 @@ impl TlsStream {
                 ));
             }
             self.tcp.set_read_timeout(Some(deadline - now))?;
-            let n = match self.tcp.read(&mut cipher) {
+            // Anything the session did not take (only once its plaintext
+            // buffer is full, so after the handshake) waits in `pending`.
+            match self.read_and_feed() {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the peer closed the connection during the TLS handshake",
                     ))
                 }
-                Ok(n) => n,
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Err(io::Error::new(
@@ -299,10 +327,7 @@ impl TlsStream {
                     ))
                 }
                 Err(e) => return Err(e),
-            };
-            // Anything the session did not take (only once its plaintext
-            // buffer is full, so after the handshake) waits in `pending`.
-            self.feed(&cipher[..n])?;
+            }
         }
     }
 }
@@ -312,7 +337,6 @@ impl Read for TlsStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        let mut cipher = [0u8; READ_CHUNK];
         loop {
             match lock(&self.session.conn).reader().read(buf) {
                 // Ok(0): the peer sent close_notify.
@@ -324,14 +348,12 @@ impl Read for TlsStream {
                 continue;
             }
             // No lock held across the blocking read.
-            let n = self.tcp.read(&mut cipher)?;
-            if n == 0 {
+            if self.read_and_feed()? == 0 {
                 // TCP closed (or the server's stop flag). Without
                 // close_notify a TLS stream could be truncated, but a
                 // WebSocket has its own close frame to tell a clean end.
                 return Ok(0);
             }
-            self.feed(&cipher[..n])?;
         }
     }
 }
