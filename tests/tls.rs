@@ -538,7 +538,7 @@ fn keepalive_ping_over_tls_is_answered() {
 }
 
 #[test]
-fn http_handler_is_served_over_https() {
+fn http_handler_is_served_over_https_and_closed_with_close_notify() {
     let pki = Pki::new("https");
     let leaf = pki.leaf("server", &["localhost"], false);
     let server = serve(
@@ -553,7 +553,10 @@ fn http_handler_is_served_over_https() {
     tls.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut reply = Vec::new();
-    let _ = tls.read_to_end(&mut reply);
+    // rustls reports a TCP close without close_notify as UnexpectedEof:
+    // Ok means the server closed TLS properly when it dropped the stream.
+    tls.read_to_end(&mut reply)
+        .expect("a clean TLS close (close_notify) after the response");
     let reply = String::from_utf8_lossy(&reply);
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.ends_with("hello https\n"), "{reply}");
@@ -586,4 +589,30 @@ fn client_tls_handshake_against_silent_server_times_out() {
     assert_eq!(tls_error_kind(result), TlsErrorKind::Timeout);
     assert!(started.elapsed() < Duration::from_secs(3));
     drop(holder.join());
+}
+
+#[test]
+fn stream_shutdown_write_sends_close_notify() {
+    let pki = Pki::new("shutdownwrite");
+    let leaf = pki.leaf("server", &["localhost"], false);
+    let server = serve(test_config().tls(pki.server_tls(&leaf)), |ws, _| {
+        // Without the Transport trait in scope: the inherent method, not
+        // the TcpStream's behind Deref.
+        ws.get_ref().shutdown(std::net::Shutdown::Write)?;
+        thread::sleep(Duration::from_millis(300));
+        Ok(())
+    });
+    let conn =
+        rustls::ClientConnection::new(pki.client_tls(), "localhost".try_into().unwrap()).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, raw(server.local_addr()));
+    tls.write_all(
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    // rustls reports a FIN without close_notify as UnexpectedEof.
+    tls.read_to_end(&mut reply)
+        .expect("close_notify before the FIN");
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 101"));
 }

@@ -6,7 +6,7 @@ use super::upgrade::serve_connection;
 use super::{ServerConfig, ServerWebSocket};
 use crate::handshake::http::Request;
 use crate::handshake::server::Rejection;
-use crate::transport::{Stream, Transport};
+use crate::transport::Stream;
 use crate::Result;
 use std::collections::HashMap;
 use std::io::{self, Write};

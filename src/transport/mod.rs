@@ -156,6 +156,17 @@ impl Stream {
         self.tcp().peer_addr()
     }
 
+    /// Shuts the socket down; over TLS, shutting down the write side sends
+    /// `close_notify` first. (An inherent method, so that it is this one,
+    /// not the `TcpStream`'s behind `Deref`, that `stream.shutdown(…)` calls.)
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match &self.inner {
+            Inner::Tcp(tcp) => tcp.shutdown(how),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.shutdown(how),
+        }
+    }
+
     /// Whether this stream is encrypted with TLS.
     pub fn is_tls(&self) -> bool {
         !matches!(self.inner, Inner::Tcp(_))
@@ -207,14 +218,9 @@ impl Transport for Stream {
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.tcp().set_write_timeout(timeout)
     }
-    /// Shuts the socket down; over TLS, shutting down the write side sends
-    /// `close_notify` first.
+    /// See [`Stream::shutdown`].
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match &self.inner {
-            Inner::Tcp(tcp) => tcp.shutdown(how),
-            #[cfg(feature = "tls")]
-            Inner::Tls(tls) => tls.shutdown(how),
-        }
+        Stream::shutdown(self, how)
     }
 }
 
