@@ -398,3 +398,59 @@ fn wss_through_tinyproxy() {
         &config,
     );
 }
+
+/// Runs wsclient with `env` set (and the proxy variables of this process
+/// cleared), one line in; returns its stdout.
+fn wsclient_with_env(url: &str, env: &[(&str, String)]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wsclient"));
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        command.env_remove(var);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command
+        .arg(url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"via env\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn wsclient_follows_http_proxy_and_no_proxy_from_the_environment() {
+    let server = echo_server();
+    let proxy = start_proxy(Mode::Tunnel { auth: false });
+    let url = format!("ws://{}/", server.local_addr());
+    let via = [("HTTP_PROXY", format!("http://{}", proxy.addr))];
+    assert_eq!(wsclient_with_env(&url, &via), "via env\n");
+    assert_eq!(proxy.tunnels.load(Ordering::SeqCst), 1);
+    let bypass = [
+        via[0].clone(),
+        ("NO_PROXY", "127.0.0.1,localhost".to_owned()),
+    ];
+    assert_eq!(wsclient_with_env(&url, &bypass), "via env\n");
+    assert_eq!(
+        proxy.tunnels.load(Ordering::SeqCst),
+        1,
+        "NO_PROXY was not honoured"
+    );
+}
