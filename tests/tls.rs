@@ -616,3 +616,54 @@ fn stream_shutdown_write_sends_close_notify() {
         .expect("close_notify before the FIN");
     assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 101"));
 }
+
+/// The client's side of the same guarantee: its writer is blocked on a
+/// server that does not read, and its reader still gets the server's
+/// message over the shared TLS session.
+#[test]
+fn split_client_reader_not_blocked_by_its_writer_blocked_on_full_socket() {
+    const CHUNKS: usize = 256;
+    let pki = Pki::new("clientblocked");
+    let leaf = pki.leaf("server", &["localhost"], false);
+    let server = serve(test_config().tls(pki.server_tls(&leaf)), |mut ws, _| {
+        // Not reading yet: the client's writer fills the socket and blocks.
+        thread::sleep(Duration::from_millis(400));
+        ws.send(Message::Text("while you are blocked".into()))?;
+        for _ in 0..CHUNKS {
+            match ws.read()? {
+                Message::Binary(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        ws.close(1000, "drained")?;
+        loop {
+            ws.read()?;
+        }
+    });
+    let config = client(pki.client_tls()).write_timeout(Some(Duration::from_secs(20)));
+    let (ws, _) = connect_with(&wss(server.local_addr()), &config).unwrap();
+    let (mut reader, writer) = ws.split().unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&done);
+    let flood = thread::spawn(move || {
+        let chunk = vec![9u8; 64 * 1024];
+        for _ in 0..CHUNKS {
+            writer.send(Message::Binary(chunk.clone())).unwrap();
+        }
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let first = reader.read().unwrap();
+    assert_eq!(first, Message::Text("while you are blocked".into()));
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "the writer was expected to be still blocked (16 MiB to a server not reading)"
+    );
+    flood.join().unwrap();
+    loop {
+        match reader.read() {
+            Ok(Message::Close(_)) => {}
+            Err(Error::ConnectionClosed) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
