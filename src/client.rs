@@ -1,4 +1,6 @@
-//! The client: `ws://` URL → TCP → opening handshake → [`WebSocket`].
+//! The client: `ws://` or `wss://` URL → TCP (directly or through an HTTP
+//! proxy) → TLS for `wss://` (feature `tls`) → opening handshake →
+//! [`WebSocket`].
 //!
 //! ```no_run
 //! use rfc6455::{ClientConfig, Message};
@@ -19,47 +21,57 @@ use crate::handshake::client::{build_request, verify_response, RequestOptions};
 use crate::handshake::http::{parse_response, Limits, Response};
 use crate::handshake::HandshakeError;
 use crate::protocol::{Keepalive, WebSocketConfig};
+use crate::transport::proxy::{self, Proxy};
 use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
 use crate::{Error, Result};
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The WebSocket a client gets, over the crate's [`Stream`].
 pub type ClientWebSocket = WebSocket<Stream>;
 
-/// A parsed `ws://` URL (RFC 6455 §3).
+/// A parsed `ws://` or `wss://` URL (RFC 6455 §3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsUrl {
     /// The host: a name, an IPv4 address, or an IPv6 address without brackets.
     pub host: String,
-    /// The port (80 when the URL has none).
+    /// The port (80, or 443 for `wss://`, when the URL has none).
     pub port: u16,
     /// Whether the URL named the port.
     pub explicit_port: bool,
     /// Path and query, starting with `/`.
     pub resource: String,
+    /// Whether the URL is `wss://` (TLS).
+    pub tls: bool,
 }
 
 impl WsUrl {
-    /// Parses `ws://host[:port][/path][?query]`. `wss://` is refused with
-    /// [`Error::TlsNotSupported`]; RFC 6455 §3 forbids fragments (`#`).
+    /// Parses `ws://host[:port][/path][?query]` and `wss://…`. Without the
+    /// `tls` feature, `wss://` is refused with [`Error::TlsNotSupported`];
+    /// RFC 6455 §3 forbids fragments (`#`).
     ///
     /// ```
     /// use rfc6455::client::WsUrl;
     /// let url = WsUrl::parse("ws://[::1]:9001/chat?room=1").unwrap();
     /// assert_eq!((url.host.as_str(), url.port, url.resource.as_str()), ("::1", 9001, "/chat?room=1"));
-    /// assert!(matches!(WsUrl::parse("wss://example.com/"), Err(rfc6455::Error::TlsNotSupported)));
+    /// match WsUrl::parse("wss://example.com/") {
+    ///     Ok(url) => assert!(url.tls && url.port == 443), // built with `tls`
+    ///     Err(e) => assert!(matches!(e, rfc6455::Error::TlsNotSupported)),
+    /// }
     /// ```
     pub fn parse(url: &str) -> Result<WsUrl> {
         let bad = |why: &str| Error::Url(format!("{why}: {url:?}"));
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("missing scheme"))?;
-        match scheme.to_ascii_lowercase().as_str() {
-            "ws" => {}
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "ws" => false,
+            "wss" if cfg!(feature = "tls") => true,
             "wss" => return Err(Error::TlsNotSupported),
-            _ => return Err(bad("scheme must be ws://")),
-        }
+            _ => return Err(bad("scheme must be ws:// or wss://")),
+        };
         if rest.contains('#') {
             return Err(bad("fragments are not allowed in WebSocket URLs"));
         }
@@ -96,13 +108,14 @@ impl WsUrl {
         }
         let (port, explicit_port) = match port {
             Some(p) => (p.parse::<u16>().map_err(|_| bad("invalid port"))?, true),
-            None => (80, false),
+            None => (if tls { 443 } else { 80 }, false),
         };
         Ok(WsUrl {
             host: host.to_owned(),
             port,
             explicit_port,
             resource,
+            tls,
         })
     }
 }
@@ -131,6 +144,23 @@ pub struct ClientConfig {
     pub http_limits: Limits,
     /// Options of the resulting [`WebSocket`].
     pub websocket: WebSocketConfig,
+    // --- TLS and proxies (issue 12) ---
+    /// rustls settings for `wss://` (your own CA, client certificates); the
+    /// default trusts the Mozilla roots from `webpki-roots` (see
+    /// [`tls::default_client_config`](crate::transport::tls::default_client_config)).
+    /// ALPN `http/1.1` is offered when the config offers nothing. The TLS
+    /// handshake and the opening handshake share `handshake_timeout`.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<crate::transport::tls::rustls::ClientConfig>>,
+    /// An HTTP proxy to tunnel through with `CONNECT`:
+    /// `http://[user:password@]host[:port]` (credentials go out as basic
+    /// authentication). Default none.
+    pub proxy: Option<String>,
+    /// When no [`proxy`](ClientConfig::proxy) is set, take one from
+    /// `HTTPS_PROXY` (`wss://`) or `HTTP_PROXY` (`ws://`), unless `NO_PROXY`
+    /// lists the host. Default off: a library does not follow the
+    /// environment unless asked to (`wsclient` does).
+    pub proxy_from_env: bool,
 }
 
 impl Default for ClientConfig {
@@ -144,6 +174,10 @@ impl Default for ClientConfig {
             headers: Vec::new(),
             http_limits: Limits::default(),
             websocket: WebSocketConfig::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
+            proxy: None,
+            proxy_from_env: false,
         }
     }
 }
@@ -222,7 +256,83 @@ impl ClientConfig {
     }
 }
 
-/// Connects to a `ws://` URL with the default [`ClientConfig`].
+// --- TLS and proxies (issue 12) ---
+impl ClientConfig {
+    /// Sets [`ClientConfig::tls`]: the rustls settings for `wss://`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<crate::transport::tls::rustls::ClientConfig>) -> ClientConfig {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Sets [`ClientConfig::proxy`].
+    ///
+    /// ```
+    /// let config = rfc6455::ClientConfig::default().proxy("http://user:secret@proxy.local:3128");
+    /// assert!(config.proxy.is_some());
+    /// ```
+    pub fn proxy(mut self, url: impl Into<String>) -> ClientConfig {
+        self.proxy = Some(url.into());
+        self
+    }
+
+    /// Sets [`ClientConfig::proxy_from_env`].
+    pub fn proxy_from_env(mut self, on: bool) -> ClientConfig {
+        self.proxy_from_env = on;
+        self
+    }
+
+    /// The proxy to use for `url`, if any.
+    fn proxy_for(&self, url: &WsUrl) -> Result<Option<Proxy>> {
+        let from_env = || {
+            self.proxy_from_env
+                .then(|| proxy::from_env(&url.host, url.tls, |v| std::env::var(v).ok()))
+                .flatten()
+        };
+        self.proxy
+            .clone()
+            .or_else(from_env)
+            .map(|p| Proxy::parse(&p))
+            .transpose()
+    }
+}
+
+/// Opens the connection to the server: TCP, through the proxy if any, then
+/// TLS for `wss://`. Returns the stream and the handshake deadline, which
+/// starts once TCP (or the tunnel) is up: TLS and the opening handshake
+/// share one `handshake_timeout`, as on the server.
+fn open_stream(url: &WsUrl, config: &ClientConfig) -> Result<(Stream, Instant)> {
+    let tcp = match config.proxy_for(url)? {
+        Some(proxy) => proxy.tunnel(
+            &url.host,
+            url.port,
+            config.connect_timeout,
+            Instant::now() + config.handshake_timeout,
+            &config.http_limits,
+        )?,
+        None => open_tcp(url, config.connect_timeout)?,
+    };
+    let stream = Stream::from_tcp(tcp);
+    let deadline = Instant::now() + config.handshake_timeout;
+    if !url.tls {
+        return Ok((stream, deadline));
+    }
+    #[cfg(feature = "tls")]
+    {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(config.write_timeout)?;
+        let stream = stream
+            .connect_tls(config.tls.as_ref(), &url.host, deadline)
+            .map_err(Error::Tls)?;
+        Ok((stream, deadline))
+    }
+    #[cfg(not(feature = "tls"))]
+    Err(Error::TlsNotSupported)
+}
+
+/// Connects to a `ws://` (or, with the `tls` feature, `wss://`) URL with the
+/// default [`ClientConfig`]: a `wss://` server's certificate and host name
+/// are verified against the Mozilla roots.
 ///
 /// ```no_run
 /// let (mut ws, response) = rfc6455::connect("ws://127.0.0.1:9001/")?;
@@ -235,11 +345,23 @@ pub fn connect(url: &str) -> Result<(ClientWebSocket, Response)> {
     connect_with(url, &ClientConfig::default())
 }
 
-/// Connects to a `ws://` URL.
+/// Connects to a `ws://` or `wss://` URL, through a proxy if the config
+/// names one.
 pub fn connect_with(url: &str, config: &ClientConfig) -> Result<(ClientWebSocket, Response)> {
     let url = WsUrl::parse(url)?;
-    let stream = open_tcp(&url, config.connect_timeout)?;
-    client_handshake(Stream::from_tcp(stream), &url, config)
+    let (stream, deadline) = open_stream(&url, config)?;
+    let result = if stream.is_tls() {
+        // What the TLS handshake left of the handshake timeout.
+        let left = deadline.saturating_duration_since(Instant::now());
+        client_handshake(stream, &url, &config.clone().handshake_timeout(left))
+    } else {
+        client_handshake(stream, &url, config)
+    };
+    // A server that refuses our client certificate says so (TLS 1.3) only
+    // after our side of the TLS handshake is done: name it as a TLS error.
+    #[cfg(feature = "tls")]
+    let result = result.map_err(|e| crate::transport::tls::reclassify(e, &url.host));
+    result
 }
 
 fn open_tcp(url: &WsUrl, timeout: Duration) -> Result<TcpStream> {
@@ -263,13 +385,28 @@ pub fn client_handshake(
 ) -> Result<(ClientWebSocket, Response)> {
     stream.set_nodelay(true)?;
     stream.set_write_timeout(config.write_timeout)?;
+    // RFC 6455 §4.1: `Host` names the port only when it is not the
+    // scheme's default, which for wss:// is 443.
+    let mut headers = std::borrow::Cow::Borrowed(&config.headers);
+    let has_host = config
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("host"));
+    if url.tls && url.port == 443 && !url.explicit_port && !has_host {
+        let host = if url.host.contains(':') {
+            format!("[{}]", url.host)
+        } else {
+            url.host.clone()
+        };
+        headers.to_mut().push(("Host".into(), host));
+    }
     let request = build_request(&RequestOptions {
         host: &url.host,
         port: url.port,
         explicit_port: url.explicit_port,
         resource: &url.resource,
         subprotocols: &config.subprotocols,
-        headers: &config.headers,
+        headers: &headers[..],
     })?;
     stream.write_all(request.bytes())?;
     let deadline = Instant::now() + config.handshake_timeout;

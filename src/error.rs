@@ -33,10 +33,16 @@ pub enum Error {
     Timeout(Timeout),
     /// A `ws://` URL could not be used.
     Url(String),
-    /// `wss://` URLs need TLS, which this crate does not provide yet.
+    /// `wss://` URLs need TLS: build the crate with the `tls` feature.
     TlsNotSupported,
     /// The server is at its connection cap (the peer was answered with 503).
     TooManyConnections,
+    // --- TLS and proxies (issue 12) ---
+    /// The TLS handshake failed: what was wrong (see [`TlsError`]).
+    Tls(TlsError),
+    /// The HTTP proxy could not be used or refused the tunnel (see
+    /// [`ProxyError`]).
+    Proxy(ProxyError),
 }
 
 impl fmt::Display for Error {
@@ -51,9 +57,11 @@ impl fmt::Display for Error {
             Error::Timeout(t) => write!(f, "{t}"),
             Error::Url(why) => write!(f, "invalid URL: {why}"),
             Error::TlsNotSupported => f.write_str(
-                "wss:// (TLS) is not supported yet; use ws:// or a TLS-terminating proxy",
+                "wss:// (TLS) needs the crate's `tls` feature; use ws:// or build with --features tls",
             ),
             Error::TooManyConnections => f.write_str("too many connections"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::Proxy(e) => write!(f, "proxy: {e}"),
         }
     }
 }
@@ -64,6 +72,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Handshake(e) => Some(e),
+            Error::Tls(e) => e.source.as_deref().map(|e| e as _),
             _ => None,
         }
     }
@@ -155,3 +164,90 @@ impl fmt::Display for Timeout {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a TLS connection could not be set up: the kind of failure, and the
+/// TLS library's own words.
+#[derive(Debug)]
+pub struct TlsError {
+    /// What failed.
+    pub kind: TlsErrorKind,
+    /// A description naming what failed.
+    pub message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TlsError {
+    /// A TLS error of `kind`, with the underlying error as its source.
+    pub fn new(
+        kind: TlsErrorKind,
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> TlsError {
+        TlsError {
+            kind,
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// The kinds of [`TlsError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The peer's certificate is not signed by a trusted authority.
+    UnknownIssuer,
+    /// The peer's certificate has expired (or is not valid yet).
+    Expired,
+    /// The server's certificate is not valid for the host name we asked for.
+    NameMismatch,
+    /// The peer's certificate was refused for another reason.
+    BadCertificate,
+    /// The server requires a client certificate and we sent none (or the
+    /// client sent none to a server that requires one).
+    CertificateRequired,
+    /// The peer aborted the handshake with an alert (it refused us).
+    AlertReceived,
+    /// The peer does not speak TLS (plaintext HTTP on a TLS port, say).
+    NotTls,
+    /// The handshake did not complete in time.
+    Timeout,
+    /// The peer closed the connection during the handshake.
+    Closed,
+    /// Another handshake failure (incompatible versions or ciphers, a
+    /// malformed message).
+    Handshake,
+    /// Certificates, keys or settings could not be loaded.
+    Config,
+}
+
+/// Why an HTTP proxy could not open a tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyError {
+    /// The proxy's status code when it answered with a refusal (407: it
+    /// wants credentials; 403: not allowed; 502: it could not reach the
+    /// host), `None` for other failures (a malformed proxy URL or reply).
+    pub status: Option<u16>,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ProxyError {}

@@ -139,6 +139,8 @@ fn wsclient_bad_usage_exits_two() {
     assert_eq!(wait_exit(&mut child).code(), Some(2));
 }
 
+// Built with `tls`, wss:// is supported: tests/tls_cli.rs covers it.
+#[cfg(not(feature = "tls"))]
 #[test]
 fn wsclient_wss_says_tls_is_not_supported() {
     let mut child = wsclient(&["wss://127.0.0.1:1/"]);

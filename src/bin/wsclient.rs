@@ -39,6 +39,7 @@ At the end of input it sends close 1000, waits for the reply and exits 0.
 
 USAGE:
     wsclient [OPTIONS] ws://HOST[:PORT][/PATH][?QUERY]
+    wsclient [OPTIONS] wss://HOST[:PORT][/PATH][?QUERY]    (built with `tls`)
 
 OPTIONS:
     --header 'NAME: VALUE'    add a request header (repeatable)
@@ -57,6 +58,15 @@ OPTIONS:
     --save DIR                write each binary message received to
                               DIR/message-N.bin as it arrives (streamed), instead
                               of printing it
+    --ca FILE                 wss://: trust the CA certificates in this PEM file
+                              instead of the built-in Mozilla roots
+    --insecure                wss://: DO NOT VERIFY the server's certificate.
+                              FOR TESTING ONLY: anyone on the path can read and
+                              change the connection
+    --proxy URL               tunnel through this HTTP proxy with CONNECT:
+                              http://[USER:PASSWORD@]HOST[:PORT]
+    --no-env-proxy            ignore HTTPS_PROXY / HTTP_PROXY / NO_PROXY (by
+                              default wsclient uses them, as curl does)
     -h, --help                print this help
 
 Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
@@ -79,7 +89,8 @@ struct Options {
 
 fn parse_args() -> Result<Options, String> {
     let mut url = None;
-    let mut config = ClientConfig::default();
+    // The proxy environment variables are followed unless --no-env-proxy.
+    let mut config = ClientConfig::default().proxy_from_env(true);
     let mut reconnect = false;
     let mut linger = Duration::from_millis(500);
     let mut send_file = None;
@@ -122,6 +133,27 @@ fn parse_args() -> Result<Options, String> {
             "--reconnect" => reconnect = true,
             "--send-file" => send_file = Some(PathBuf::from(value("--send-file")?)),
             "--save" => save = Some(PathBuf::from(value("--save")?)),
+            // --- TLS and proxies (issue 12) ---
+            "--proxy" => config = config.proxy(value("--proxy")?),
+            "--no-env-proxy" => config = config.proxy_from_env(false),
+            #[cfg(feature = "tls")]
+            "--ca" => {
+                let file = value("--ca")?;
+                let tls = rfc6455::transport::tls::client_config_with_ca(&file)
+                    .map_err(|e| format!("--ca {file}: {e}"))?;
+                config = config.tls(tls);
+            }
+            #[cfg(feature = "tls")]
+            "--insecure" => {
+                eprintln!("wsclient: --insecure: the server's certificate is NOT verified");
+                config = config.tls(rfc6455::transport::tls::insecure_client_config());
+            }
+            #[cfg(not(feature = "tls"))]
+            "--ca" | "--insecure" => {
+                return Err(format!(
+                    "{arg}: this wsclient was built without the `tls` feature"
+                ))
+            }
             "--linger" => {
                 linger = seconds("--linger", &value("--linger")?, 0.0..=MAX_LINGER)?;
             }
@@ -209,7 +241,17 @@ fn backoff(attempt: u32) -> Duration {
 fn connect(url: &str, config: &ClientConfig) -> rfc6455::Result<(ClientWebSocket, Response)> {
     let deadline = Instant::now() + config.connect_timeout;
     let left = || deadline.saturating_duration_since(Instant::now());
-    let url = WsUrl::parse(url)?;
+    let parsed = WsUrl::parse(url)?;
+    if parsed.tls || uses_proxy(config) {
+        // TLS and CONNECT tunnels are the library's: each phase gets what
+        // is left of the connect timeout.
+        let config = config
+            .clone()
+            .connect_timeout(left())
+            .handshake_timeout(left());
+        return rfc6455::connect_with(url, &config);
+    }
+    let url = parsed;
     let mut last = None;
     for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
         if left().is_zero() {
@@ -228,10 +270,17 @@ fn connect(url: &str, config: &ClientConfig) -> rfc6455::Result<(ClientWebSocket
     })))
 }
 
-/// Whether retrying cannot help (the scheme is not supported; a malformed
-/// URL never gets this far).
+/// Whether retrying cannot help (the scheme is not supported, the server's
+/// certificate is refused, the proxy URL is malformed; a malformed URL never
+/// gets this far).
 fn is_permanent(error: &Error) -> bool {
-    matches!(error, Error::Url(_) | Error::TlsNotSupported)
+    use rfc6455::transport::TlsErrorKind;
+    match error {
+        Error::Url(_) | Error::TlsNotSupported => true,
+        Error::Tls(e) => !matches!(e.kind, TlsErrorKind::Timeout | TlsErrorKind::Closed),
+        Error::Proxy(e) => e.status.is_none() && e.message.starts_with("invalid proxy URL"),
+        _ => false,
+    }
 }
 
 fn main() -> ExitCode {
@@ -666,3 +715,18 @@ fn install_signal_handler(events: mpsc::Sender<Event>, open: Arc<AtomicBool>) {
 
 #[cfg(not(feature = "signals"))]
 fn install_signal_handler(_events: mpsc::Sender<Event>, _open: Arc<AtomicBool>) {}
+
+/// Whether a proxy may be used: named with `--proxy`, or set in the
+/// environment (the library applies `NO_PROXY`).
+fn uses_proxy(config: &ClientConfig) -> bool {
+    const VARS: [&str; 6] = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    config.proxy.is_some()
+        || (config.proxy_from_env && VARS.iter().any(|v| std::env::var_os(v).is_some()))
+}

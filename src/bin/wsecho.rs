@@ -45,6 +45,9 @@ OPTIONS:
     --ping-timeout SECS       close (1011) if no pong within [default: 20]
     --idle-timeout SECS       with keepalive off: close after this much silence; 0 = never [default: 0]
     --stack-size BYTES        stack of each connection thread [default: 131072]
+    --tls-cert FILE           serve wss:// with this PEM certificate chain (leaf
+                              first); needs --tls-key (built with `tls`)
+    --tls-key FILE            the PEM private key of --tls-cert
     --quiet                   no per-connection log lines
     -h, --help                print this help
 
@@ -78,6 +81,8 @@ fn parse_args() -> Result<Options, String> {
     });
     let mut ping_off = false;
     let mut quiet = false;
+    let mut tls_cert = None;
+    let mut tls_key = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -119,9 +124,12 @@ fn parse_args() -> Result<Options, String> {
             }
             "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
             "--quiet" => quiet = true,
+            "--tls-cert" => tls_cert = Some(value()?),
+            "--tls-key" => tls_key = Some(value()?),
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
+    let config = with_tls(config, tls_cert, tls_key)?;
     Ok(Options {
         listen,
         config: config
@@ -130,6 +138,26 @@ fn parse_args() -> Result<Options, String> {
         quiet,
         stream_above,
     })
+}
+
+/// `--tls-cert` and `--tls-key` (issue 12): both or neither.
+fn with_tls(
+    config: ServerConfig,
+    cert: Option<String>,
+    key: Option<String>,
+) -> Result<ServerConfig, String> {
+    match (cert, key) {
+        (None, None) => Ok(config),
+        (Some(_), None) | (None, Some(_)) => Err("--tls-cert and --tls-key go together".to_owned()),
+        #[cfg(feature = "tls")]
+        (Some(cert), Some(key)) => config
+            .tls_pem(&cert, &key)
+            .map_err(|e| format!("--tls-cert/--tls-key: {e}")),
+        #[cfg(not(feature = "tls"))]
+        (Some(_), Some(_)) => {
+            Err("--tls-cert: this wsecho was built without the `tls` feature".to_owned())
+        }
+    }
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -153,6 +181,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let scheme = if options.config.uses_tls() {
+        "wss"
+    } else {
+        "ws"
+    };
     let server = match Server::bind(&options.listen, options.config) {
         Ok(s) => s,
         Err(e) => {
@@ -160,7 +193,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("wsecho: listening on ws://{}/", server.local_addr());
+    eprintln!("wsecho: listening on {scheme}://{}/", server.local_addr());
     install_signal_handler(server.handle());
     let quiet = options.quiet;
     let stream_above = options.stream_above;

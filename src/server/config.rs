@@ -85,6 +85,12 @@ pub struct ServerConfig {
     pub(super) http: Option<HttpHandler>,
     pub(super) upgrade_check: Option<UpgradeCheck>,
     pub(super) on_error: Option<ErrorHook>,
+    // --- TLS (issue 12) ---
+    /// Serve `wss://` (and `https://` for [`http_handler`](ServerConfig::http_handler))
+    /// with these rustls settings. The TLS handshake counts against
+    /// `handshake_timeout`. Default none: plain TCP.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<crate::transport::tls::rustls::ServerConfig>>,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +115,8 @@ impl Default for ServerConfig {
             http: None,
             upgrade_check: None,
             on_error: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -129,6 +137,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("http", &self.http.is_some())
             .field("upgrade_check", &self.upgrade_check.is_some())
             .field("on_error", &self.on_error.is_some())
+            .field("tls", &self.uses_tls())
             .finish_non_exhaustive()
     }
 }
@@ -221,11 +230,44 @@ impl ServerConfig {
         self
     }
 
+    /// Whether connections are served over TLS.
+    pub fn uses_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
     pub(super) fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .protocol(self.protocol.clone())
             .keepalive(self.keepalive)
             .close_timeout(self.close_timeout)
             .idle_timeout(self.idle_timeout)
+    }
+}
+
+// --- TLS (issue 12) ---
+#[cfg(feature = "tls")]
+impl ServerConfig {
+    /// Serves `wss://` with these rustls settings (see [`ServerConfig::tls`]).
+    pub fn tls(
+        mut self,
+        config: std::sync::Arc<crate::transport::tls::rustls::ServerConfig>,
+    ) -> ServerConfig {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Serves `wss://` with a PEM certificate chain (leaf first) and a PEM
+    /// private key (see
+    /// [`server_config_from_pem`](crate::transport::tls::server_config_from_pem)).
+    pub fn tls_pem(
+        self,
+        cert_chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> std::io::Result<ServerConfig> {
+        let tls = crate::transport::tls::server_config_from_pem(cert_chain, key)?;
+        Ok(self.tls(tls))
     }
 }

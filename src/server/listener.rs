@@ -6,7 +6,7 @@ use super::upgrade::serve_connection;
 use super::{ServerConfig, ServerWebSocket};
 use crate::handshake::http::Request;
 use crate::handshake::server::Rejection;
-use crate::transport::{Stream, Transport};
+use crate::transport::Stream;
 use crate::Result;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -146,7 +146,7 @@ impl Server {
         F: Fn(ServerWebSocket, Request) -> Result<()> + Send + Sync + 'static,
     {
         let handler = Arc::new(handler);
-        let rejecter = spawn_rejecter();
+        let rejecter = spawn_rejecter(Arc::clone(&self.config));
         for stream in self.listener.incoming() {
             if self.shared.shutting_down.load(Ordering::Acquire) {
                 break;
@@ -279,14 +279,28 @@ impl Drop for RunningServer {
 
 /// Over the cap: answer 503 from one helper thread with a bounded queue, so
 /// a flood of connections cannot make the server spawn more threads.
-fn spawn_rejecter() -> Option<SyncSender<TcpStream>> {
+fn spawn_rejecter(config: Arc<ServerConfig>) -> Option<SyncSender<TcpStream>> {
     let (tx, rx) = sync_channel::<TcpStream>(64);
+    // A TLS handshake needs a bigger stack than a plaintext 503.
+    let stack = if config.uses_tls() { 256 } else { 64 } * 1024;
     thread::Builder::new()
         .name("rfc6455-reject".into())
-        .stack_size(64 * 1024)
+        .stack_size(stack)
         .spawn(move || {
             for stream in rx {
                 let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &config.tls {
+                    // Over TLS the 503 must be encrypted to be read; the
+                    // handshake gets one second, like the write.
+                    let deadline = Instant::now() + Duration::from_secs(1);
+                    if let Ok(mut stream) = Stream::from_tcp(stream).accept_tls(tls, deadline) {
+                        let _ = stream.write_all(&Rejection::new(503).to_bytes());
+                        let _ = stream.shutdown(Shutdown::Write);
+                        close_gracefully(&stream, Duration::from_secs(1));
+                    }
+                    continue;
+                }
                 let _ = (&stream).write_all(&Rejection::new(503).to_bytes());
                 close_gracefully(&stream, Duration::from_secs(1));
             }

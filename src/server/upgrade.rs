@@ -26,6 +26,14 @@ pub(super) fn serve_connection<F>(
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(config.write_timeout);
     let deadline = Instant::now() + config.handshake_timeout;
+    // TLS first (issue 12): its handshake counts against the same deadline.
+    #[cfg(feature = "tls")]
+    if let Some(tls) = &config.tls {
+        stream = match stream.accept_tls(tls, deadline) {
+            Ok(stream) => stream,
+            Err(_) => return,
+        };
+    }
     let limits = config.http_limits.clone();
     let head = read_head(&mut stream, deadline, limits.max_head, |buf| {
         parse_request(buf, &limits)

@@ -14,7 +14,12 @@
 //! is locked only to encrypt or decrypt bytes already in memory.
 
 mod head;
+pub(crate) mod proxy;
 mod shared;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use crate::error::{ProxyError, TlsError, TlsErrorKind};
 
 pub(crate) use head::{read_head, HeadError};
 pub(crate) use shared::Shared;
@@ -88,22 +93,41 @@ impl Transport for std::os::unix::net::UnixStream {
 
 /// The crate's network stream: what a server's handler and a client get.
 ///
-/// Today a TCP socket, shared (not duplicated) between the halves of a split
-/// connection and the server's shutdown handle, so a split connection still
-/// costs one file descriptor. It dereferences to the underlying
-/// [`TcpStream`] for socket options and addresses (`peer_addr`,
-/// `set_read_timeout`…); reading or writing that directly corrupts the
-/// connection.
+/// A TCP socket, or (feature `tls`) a TLS session over one. The socket is
+/// shared (not duplicated) between the halves of a split connection and
+/// the server's shutdown handle, so a split connection still costs one file
+/// descriptor. It dereferences to the underlying [`TcpStream`] for socket
+/// options and addresses (`peer_addr`, `set_read_timeout`…); reading or
+/// writing that directly corrupts the connection.
 #[derive(Debug)]
 pub struct Stream {
-    tcp: Shared<TcpStream>,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Tcp(Shared<TcpStream>),
+    #[cfg(feature = "tls")]
+    Tls(tls::TlsStream),
+}
+
+/// Runs `$body` with `$s` bound to the variant's stream (each implements
+/// `Read + Write`).
+macro_rules! each {
+    ($inner:expr, $s:ident => $body:expr) => {
+        match $inner {
+            Inner::Tcp($s) => $body,
+            #[cfg(feature = "tls")]
+            Inner::Tls($s) => $body,
+        }
+    };
 }
 
 impl Stream {
     /// Wraps a connected TCP socket.
     pub fn from_tcp(stream: TcpStream) -> Stream {
         Stream {
-            tcp: Shared::new(stream),
+            inner: Inner::Tcp(Shared::new(stream)),
         }
     }
 
@@ -111,62 +135,92 @@ impl Stream {
     /// set (see [`Shared::with_stop`]).
     pub(crate) fn with_stop(stream: TcpStream, stop: Arc<AtomicBool>) -> Stream {
         Stream {
-            tcp: Shared::with_stop(stream, stop),
+            inner: Inner::Tcp(Shared::with_stop(stream, stop)),
         }
     }
 
-    /// Another handle to the same socket (for the server's shutdown handle
-    /// and the halves of a split connection).
+    /// Another handle to the same connection (for the server's shutdown
+    /// handle and the halves of a split connection).
     pub(crate) fn handle(&self) -> Stream {
         Stream {
-            tcp: self.tcp.clone(),
+            inner: match &self.inner {
+                Inner::Tcp(tcp) => Inner::Tcp(tcp.clone()),
+                #[cfg(feature = "tls")]
+                Inner::Tls(tls) => Inner::Tls(tls.handle()),
+            },
         }
     }
 
     /// The address of the peer.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp.peer_addr()
+        self.tcp().peer_addr()
+    }
+
+    /// Shuts the socket down; over TLS, shutting down the write side sends
+    /// `close_notify` first. (An inherent method, so that it is this one,
+    /// not the `TcpStream`'s behind `Deref`, that `stream.shutdown(…)` calls.)
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match &self.inner {
+            Inner::Tcp(tcp) => tcp.shutdown(how),
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.shutdown(how),
+        }
+    }
+
+    /// Whether this stream is encrypted with TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self.inner, Inner::Tcp(_))
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        match &self.inner {
+            Inner::Tcp(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            Inner::Tls(tls) => tls.tcp(),
+        }
     }
 }
 
 impl Deref for Stream {
     type Target = TcpStream;
     fn deref(&self) -> &TcpStream {
-        &self.tcp
+        self.tcp()
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.read(buf)
+        each!(&mut self.inner, s => s.read(buf))
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.write(buf)
+        each!(&mut self.inner, s => s.write(buf))
     }
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.tcp.write_vectored(bufs)
+        each!(&mut self.inner, s => s.write_vectored(bufs))
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
+        each!(&mut self.inner, s => s.flush())
     }
 }
 
 impl Transport for Stream {
-    /// Clones the shared handle: no new file descriptor.
+    /// Another handle to the same connection: no new file descriptor (and
+    /// one TLS session, shared).
     fn split(self) -> io::Result<(Stream, Stream)> {
         Ok((self.handle(), self))
     }
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.tcp.set_read_timeout(timeout)
+        self.tcp().set_read_timeout(timeout)
     }
     fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.tcp.set_write_timeout(timeout)
+        self.tcp().set_write_timeout(timeout)
     }
+    /// See [`Stream::shutdown`].
     fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.tcp.shutdown(how)
+        Stream::shutdown(self, how)
     }
 }
 

@@ -1,0 +1,112 @@
+//! The tools over TLS as users run them: `wsecho --tls-cert/--tls-key`
+//! answering `wsclient --ca` (and refusing a client that does not trust
+//! it), with a certificate made by rcgen at test time.
+#![cfg(feature = "tls")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills a child however the test ends.
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_output(mut child: Child) -> (Option<i32>, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("wsclient did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wsclient(args: &[&str], input: &str) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsclient"))
+        .args(args)
+        .arg("--no-env-proxy")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    wait_output(child)
+}
+
+#[test]
+fn wsecho_tls_cert_answers_wsclient_ca_and_refuses_untrusting_client() {
+    let dir = std::env::temp_dir().join(format!("rfc6455-tls-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_wsecho"))
+            .args(["--listen", &listen, "--quiet", "--tls-cert"])
+            .arg(&cert_path)
+            .arg("--tls-key")
+            .arg(&key_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut banner = String::new();
+    BufReader::new(server.0.stderr.as_mut().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.contains(&format!("wss://{listen}/")), "{banner}");
+    let url = format!("wss://localhost:{port}/");
+
+    let ca = cert_path.to_str().unwrap();
+    let (code, out, err) = wsclient(&["--ca", ca, &url], "over tls\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "over tls\n");
+
+    let (code, _, err) = wsclient(&[&url], "x\n");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("unknown issuer"), "{err}");
+
+    let (code, out, err) = wsclient(&["--insecure", &url], "unchecked\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "unchecked\n");
+    assert!(err.contains("NOT verified"), "{err}");
+
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
