@@ -42,7 +42,8 @@ const PAGE: &str = include_str!("chat.html");
 const DEFAULT_ROOM: &str = "lobby";
 
 const USAGE: &str = "usage: chat [--listen ADDR] [--tick SECONDS] [--redis URL] \
-[--allow-origin ORIGIN]... [--any-origin] [--ping-interval SECS] [--ping-timeout SECS]";
+[--allow-origin ORIGIN]... [--any-origin] [--ping-interval SECS] [--ping-timeout SECS] \
+[--tls-cert FILE --tls-key FILE]";
 
 struct Options {
     listen: String,
@@ -52,6 +53,8 @@ struct Options {
     any_origin: bool,
     ping_interval: u64,
     ping_timeout: u64,
+    /// PEM certificate chain and key: serve https:// and wss:// (feature `tls`).
+    tls: Option<(String, String)>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -63,7 +66,9 @@ fn parse_args() -> Result<Options, String> {
         any_origin: false,
         ping_interval: 20,
         ping_timeout: 20,
+        tls: None,
     };
+    let (mut cert, mut key) = (None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -81,6 +86,8 @@ fn parse_args() -> Result<Options, String> {
             "--redis" => options.redis = Some(value("--redis")?),
             "--allow-origin" => options.origins.push(value("--allow-origin")?),
             "--any-origin" => options.any_origin = true,
+            "--tls-cert" => cert = Some(value("--tls-cert")?),
+            "--tls-key" => key = Some(value("--tls-key")?),
             "--ping-interval" => {
                 options.ping_interval = value("--ping-interval")?
                     .parse()
@@ -98,23 +105,41 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    options.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     Ok(options)
 }
 
 /// The origins a browser reports for pages served from `addr`.
-fn own_origins(addr: SocketAddr) -> Vec<String> {
+fn own_origins(addr: SocketAddr, scheme: &str) -> Vec<String> {
     let port = addr.port();
-    let mut origins = vec![format!("http://{addr}")];
+    let mut origins = vec![format!("{scheme}://{addr}")];
     if addr.ip().is_loopback() {
-        origins.push(format!("http://localhost:{port}"));
+        origins.push(format!("{scheme}://localhost:{port}"));
     }
     if addr.ip().is_unspecified() {
         // Listening everywhere: whatever host name the page was loaded from
         // is unknown here, so only loopback names can be listed.
-        origins.push(format!("http://127.0.0.1:{port}"));
-        origins.push(format!("http://localhost:{port}"));
+        origins.push(format!("{scheme}://127.0.0.1:{port}"));
+        origins.push(format!("{scheme}://localhost:{port}"));
     }
     origins
+}
+
+/// Serves https:// and wss:// with the PEM files given.
+#[cfg(feature = "tls")]
+fn with_tls(config: ServerConfig, (cert, key): &(String, String)) -> Result<ServerConfig, String> {
+    config
+        .tls_pem(cert, key)
+        .map_err(|e| format!("--tls-cert {cert} --tls-key {key}: {e}"))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: ServerConfig, _: &(String, String)) -> Result<ServerConfig, String> {
+    Err("--tls-cert: this example was built without the `tls` feature".into())
 }
 
 /// Splits a request target into its path and the value of query parameter
@@ -356,6 +381,21 @@ fn main() -> ExitCode {
         .http_handler(move |request| http(&page_hub, &link, request))
         // Upgrades anywhere but /ws are refused before the handshake.
         .check_upgrade(|request| (path(&request.target) != "/ws").then(HttpResponse::not_found));
+    let config = match &options.tls {
+        Some(files) => match with_tls(config, files) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("chat: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => config,
+    };
+    let (http, ws) = if options.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     let server = match Server::bind(&options.listen, config) {
         Ok(s) => s,
         Err(e) => {
@@ -364,9 +404,9 @@ fn main() -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    let mut origins = own_origins(addr);
+    let mut origins = own_origins(addr, http);
     origins.extend(options.origins.iter().cloned());
-    eprintln!("chat: open http://{addr}/ in a browser (WebSocket at ws://{addr}/ws)");
+    eprintln!("chat: open {http}://{addr}/ in a browser (WebSocket at {ws}://{addr}/ws)");
     if !options.any_origin {
         eprintln!("chat: origins allowed: {}", origins.join(", "));
     }

@@ -3,6 +3,8 @@
 //! it), with a certificate made by rcgen at test time.
 #![cfg(feature = "tls")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -108,5 +110,51 @@ fn wsecho_tls_cert_answers_wsclient_ca_and_refuses_untrusting_client() {
     assert!(err.contains("NOT verified"), "{err}");
 
     drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_chat_example_serves_its_page_and_websocket_over_tls() {
+    let dir = std::env::temp_dir().join(format!("rfc6455-tls-chat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut chat = Kill(
+        Command::new(common::example_binary("chat"))
+            .args(["--listen", &listen, "--tls-cert"])
+            .arg(&cert_path)
+            .arg("--tls-key")
+            .arg(&key_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut banner = String::new();
+    BufReader::new(chat.0.stderr.as_mut().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    assert!(banner.contains(&format!("https://{listen}/")), "{banner}");
+    assert!(banner.contains(&format!("wss://{listen}/ws")), "{banner}");
+    // Two clients over wss://: what one says, the other hears.
+    let ca = cert_path.to_str().unwrap();
+    let url = format!("wss://localhost:{port}/ws");
+    let (code, out, err) = wsclient(&["--ca", ca, "--linger", "1", &url], "hello over tls\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("hello over tls"), "{out}");
+    drop(chat);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -244,7 +244,7 @@ pub fn node_missing() -> Option<String> {
 }
 
 /// Builds example `name` in the profile this test was built with (with the
-/// crate features it was built with, among `redis`) and returns its path;
+/// crate features it was built with, among `redis` and `tls`) and returns its path;
 /// built once per test binary.
 #[allow(dead_code)]
 pub fn example_binary(name: &str) -> std::path::PathBuf {
@@ -270,8 +270,15 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.args(["build", "--quiet", "--example", name, "--profile", profile]);
-    if cfg!(feature = "redis") {
-        command.args(["--features", "redis"]);
+    let features: Vec<&str> = [
+        ("redis", cfg!(feature = "redis")),
+        ("tls", cfg!(feature = "tls")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    if !features.is_empty() {
+        command.args(["--features", &features.join(",")]);
     }
     let output = command
         .arg("--manifest-path")
