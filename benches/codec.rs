@@ -13,7 +13,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rfc6455::frame::{apply_mask, FrameHeader, OpCode, Parsed, Role};
-use rfc6455::protocol::{Config, Connection, Message, MessageRef};
+use rfc6455::protocol::{Connection, Message, MessageRef, SizeLimits};
 use rfc6455::utf8::Validator;
 use std::io::{self, Cursor, Read, Write};
 
@@ -124,7 +124,7 @@ fn masked_text_stream() -> Vec<u8> {
 
 /// Ours: a server `Connection` fed the whole buffer, one `receive` per message.
 fn decode_ours(wire: &[u8]) -> usize {
-    let mut connection = Connection::new(Role::Server, Config::default());
+    let mut connection = Connection::new(Role::Server, SizeLimits::default());
     let mut rest = wire;
     let mut count = 0;
     while !rest.is_empty() {
@@ -144,7 +144,7 @@ fn decode_ours(wire: &[u8]) -> usize {
 fn decode_ours_in_place(wire: &[u8], buf: &mut Vec<u8>) -> usize {
     buf.clear();
     buf.extend_from_slice(wire);
-    let mut connection = Connection::new(Role::Server, Config::default());
+    let mut connection = Connection::new(Role::Server, SizeLimits::default());
     let mut rest = &mut buf[..];
     let mut count = 0;
     while !rest.is_empty() {

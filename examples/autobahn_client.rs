@@ -5,7 +5,7 @@
 //! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001
 //! ```
 
-use rfc6455::protocol::Config;
+use rfc6455::protocol::SizeLimits;
 use rfc6455::{connect_with, ClientConfig, Error, Message, WebSocketConfig};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ const AGENT: &str = "rfc6455";
 
 fn config() -> ClientConfig {
     // Autobahn's largest case message is 16 MiB.
-    let protocol = Config::default()
+    let protocol = SizeLimits::default()
         .max_frame_size(64 << 20)
         .max_message_size(64 << 20);
     ClientConfig::default()

@@ -218,7 +218,7 @@ impl ClientConfig {
         self.websocket = config;
         self
     }
-    /// Sets the largest message accepted (see [`Config::max_message_size`](crate::Config::max_message_size)).
+    /// Sets the largest message accepted (see [`SizeLimits::max_message_size`](crate::SizeLimits::max_message_size)).
     ///
     /// ```
     /// use rfc6455::{ClientConfig, Keepalive};
@@ -233,7 +233,7 @@ impl ClientConfig {
         self.websocket.protocol.max_message_size = bytes;
         self
     }
-    /// Sets the largest frame accepted (see [`Config::max_frame_size`](crate::Config::max_frame_size)).
+    /// Sets the largest frame accepted (see [`SizeLimits::max_frame_size`](crate::SizeLimits::max_frame_size)).
     pub fn max_frame_size(mut self, bytes: usize) -> ClientConfig {
         self.websocket.protocol.max_frame_size = bytes;
         self

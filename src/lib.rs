@@ -48,10 +48,10 @@
 //! ## The codec, without sockets
 //!
 //! ```
-//! use rfc6455::protocol::{Config, Connection, Message};
+//! use rfc6455::protocol::{SizeLimits, Connection, Message};
 //! use rfc6455::Role;
 //!
-//! let mut conn = Connection::new(Role::Server, Config::default());
+//! let mut conn = Connection::new(Role::Server, SizeLimits::default());
 //! // RFC 6455 §5.7: a masked "Hello" from a client.
 //! let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
 //! let received: Vec<Message> = conn.feed(&wire).collect::<Result<_, _>>().unwrap();
@@ -73,7 +73,7 @@
 //! - [`WebSocketConfig`]: one connection's limits and timers, whichever engine
 //!   drives it (the two above build it; pass it yourself to
 //!   [`WebSocket::from_raw_socket`] or [`protocol::Connection::with_timers`]).
-//! - [`Config`]: the protocol limits alone (`max_frame_size`,
+//! - [`SizeLimits`]: the protocol limits alone (`max_frame_size`,
 //!   `max_message_size`), part of the above.
 //! - [`handshake::AcceptOptions`] (subprotocols, origins, extra headers of the
 //!   101) and [`handshake::Limits`] (caps on the request or response head):
@@ -107,7 +107,7 @@ pub use websocket::{MessageReader, Reader, Sender, WebSocket, Writer};
 
 // Configuration and errors.
 pub use error::{Error, ProtocolError, Result, SendError, Timeout};
-pub use protocol::{Config, Keepalive, WebSocketConfig};
+pub use protocol::{Keepalive, SizeLimits, WebSocketConfig};
 
 // Building blocks.
 pub use frame::{CloseCode, CloseFrame, Role};

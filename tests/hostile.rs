@@ -10,7 +10,8 @@
 
 use rfc6455::handshake::Request;
 use rfc6455::{
-    Config, Keepalive, Message, RunningServer, Server, ServerConfig, ServerHandle, ServerWebSocket,
+    Keepalive, Message, RunningServer, Server, ServerConfig, ServerHandle, ServerWebSocket,
+    SizeLimits,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -781,7 +782,7 @@ fn frame_300k_tiny_fragments_complete_with_bounded_memory() {
 #[test]
 fn frame_tiny_fragments_over_max_message_are_1009() {
     let _serial = serial();
-    let config = ServerConfig::default().protocol(Config::default().max_message_size(100_000));
+    let config = ServerConfig::default().protocol(SizeLimits::default().max_message_size(100_000));
     let server = start(config);
     let mut s = handshake(server.local_addr());
     let wire = tiny_fragments(300_000);
@@ -817,7 +818,7 @@ fn frame_empty_fragments_cost_nothing() {
 
 #[test]
 fn frame_fragments_over_max_message_are_1009() {
-    let config = ServerConfig::default().protocol(Config::default().max_message_size(1000));
+    let config = ServerConfig::default().protocol(SizeLimits::default().max_message_size(1000));
     let server = start(config);
     let mut s = handshake(server.local_addr());
     // 200-byte fragments: the sixth one would make 1200 bytes. Its header
@@ -834,7 +835,7 @@ fn frame_fragments_over_max_message_are_1009() {
 
 #[test]
 fn frame_over_max_frame_size_is_1009() {
-    let config = ServerConfig::default().protocol(Config::default().max_frame_size(1024));
+    let config = ServerConfig::default().protocol(SizeLimits::default().max_frame_size(1024));
     expect_close_after(config, &header(FIN | BINARY, 1025), 1009);
 }
 

@@ -702,7 +702,7 @@ fn frames_sent_in_the_same_packet_as_the_handshake_are_not_lost() {
 #[test]
 fn oversized_message_is_refused_with_1009_and_the_server_keeps_serving() {
     let config = test_config().protocol(
-        rfc6455::Config::default()
+        rfc6455::SizeLimits::default()
             .max_message_size(1000)
             .max_frame_size(1000),
     );

@@ -6,7 +6,7 @@ use proptest::test_runner::Config as ProptestConfig;
 use rfc6455::frame::{
     apply_mask, apply_mask_offset, CloseCode, CloseFrame, FrameHeader, OpCode, Parsed, Role,
 };
-use rfc6455::protocol::{Config, Connection, Message, State};
+use rfc6455::protocol::{Connection, Message, SizeLimits, State};
 use rfc6455::utf8::Validator;
 use rfc6455::{Error, ProtocolError};
 
@@ -558,18 +558,18 @@ fn round_trip(
         Role::Client => Role::Server,
         Role::Server => Role::Client,
     };
-    let mut sender = Connection::new(sender_role, Config::default());
+    let mut sender = Connection::new(sender_role, SizeLimits::default());
     let (wire, expected) = encode(&mut sender, items, close);
     for (_, _, masked, _) in decode_frames(&wire) {
         prop_assert_eq!(masked, sender_role == Role::Client);
     }
 
-    let mut whole = Connection::new(receiver_role, Config::default());
+    let mut whole = Connection::new(receiver_role, SizeLimits::default());
     let (whole_messages, err) = feed_whole(&mut whole, &wire);
     prop_assert!(err.is_none(), "error {:?}", err);
     prop_assert_eq!(&whole_messages, &expected);
 
-    let mut chunked = Connection::new(receiver_role, Config::default());
+    let mut chunked = Connection::new(receiver_role, SizeLimits::default());
     let (chunked_messages, err) = feed_chunked(&mut chunked, &wire, sizes);
     prop_assert!(err.is_none(), "error {:?}", err);
     prop_assert_eq!(&chunked_messages, &whole_messages);
@@ -623,8 +623,10 @@ proptest! {
 // Hostile input: never a panic, always a precise close code.
 
 /// Small limits so that the 1009 paths are reachable by random input.
-fn fuzz_config() -> Config {
-    Config::default().max_frame_size(512).max_message_size(2048)
+fn fuzz_config() -> SizeLimits {
+    SizeLimits::default()
+        .max_frame_size(512)
+        .max_message_size(2048)
 }
 
 type Outcome = (Vec<Message>, Option<ProtocolError>);
@@ -730,7 +732,7 @@ fn mutated_stream(role: Role) -> impl Strategy<Value = Vec<u8>> {
                 .collect();
             // Encode unmasked (deterministic), then mask with a chosen key
             // when the receiver is a server: client keys are random.
-            let mut sender = Connection::new(Role::Server, Config::default());
+            let mut sender = Connection::new(Role::Server, SizeLimits::default());
             let (wire, _) = encode(&mut sender, &items, &close);
             let mut wire = match role {
                 Role::Client => wire,

@@ -17,7 +17,7 @@ use driver::{
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
 use rfc6455::frame::Role;
-use rfc6455::protocol::Config;
+use rfc6455::protocol::SizeLimits;
 
 /// A data message: (is text, fragments), each fragment a length and maybe a
 /// control frame sent right after it (RFC 6455 §5.4: control frames may be
@@ -149,14 +149,14 @@ fn frames() -> impl Strategy<Value = Vec<FrameSpec>> {
 
 /// Mostly the default limits; sometimes limits that large frames or
 /// messages cross (1009 from every path).
-fn limits() -> impl Strategy<Value = Config> {
+fn limits() -> impl Strategy<Value = SizeLimits> {
     prop_oneof![
-        3 => Just(Config::default()),
+        3 => Just(SizeLimits::default()),
         1 => (
             prop::sample::select(vec![100usize, 1000, 20_000, 70_000]),
             1usize..3,
         )
-            .prop_map(|(frame, k)| Config::default()
+            .prop_map(|(frame, k)| SizeLimits::default()
                 .max_frame_size(frame)
                 .max_message_size(frame * k)),
     ]

@@ -7,7 +7,7 @@
 //! crate's own encoder and parser are not used to check themselves.
 
 use rfc6455::frame::{CloseCode, CloseFrame, OpCode, Role};
-use rfc6455::protocol::{Config, Connection, Message, State};
+use rfc6455::protocol::{Connection, Message, SizeLimits, State};
 use rfc6455::{Error, ProtocolError};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -74,11 +74,11 @@ const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
 
 fn server() -> Connection {
-    Connection::new(Role::Server, Config::default())
+    Connection::new(Role::Server, SizeLimits::default())
 }
 
 fn client() -> Connection {
-    Connection::new(Role::Client, Config::default())
+    Connection::new(Role::Client, SizeLimits::default())
 }
 
 /// One frame on the wire: `b0` is the first byte (FIN, RSV, opcode), the
@@ -479,7 +479,7 @@ fn non_minimal_length_encoding_is_accepted() {
 fn ping_is_answered_with_pong_carrying_the_same_payload() {
     for role in BOTH {
         for payload in [&b""[..], b"x", &[0xFF; 125][..]] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let ping = peer_frame(role, FIN | PING, payload);
             assert_eq!(feed_ok(&mut conn, &ping), [Message::Ping(payload.to_vec())]);
             let frames = decode_frames(conn.data_to_send());
@@ -692,7 +692,7 @@ fn messages_still_arrive_while_waiting_for_the_close_reply() {
 #[test]
 fn data_after_a_close_frame_is_ignored() {
     for role in BOTH {
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let mut wire = peer_frame(role, FIN | CLOSE, &close_payload(1000, b""));
         wire.extend(peer_frame(role, FIN | TEXT, b"after close"));
         wire.extend(peer_frame(role, FIN | PING, b"ping"));
@@ -719,7 +719,7 @@ fn data_after_a_close_frame_is_ignored() {
 fn reserved_opcode_fails_with_1002() {
     for role in BOTH {
         for op in (0x3u8..=0x7).chain(0xB..=0xF) {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let wire = peer_frame(role, FIN | op, b"xy");
             assert_fails(&mut conn, &wire, ProtocolError::ReservedOpcode(op), 1002);
         }
@@ -741,7 +741,7 @@ fn rsv_bits_fail_with_1002() {
     for role in BOTH {
         for rsv in [0x40u8, 0x20, 0x10, 0x70] {
             for op in [TEXT, BINARY, PING, CLOSE] {
-                let mut conn = Connection::new(role, Config::default());
+                let mut conn = Connection::new(role, SizeLimits::default());
                 let wire = peer_frame(role, FIN | rsv | op, b"ok");
                 let delivered =
                     assert_fails(&mut conn, &wire, ProtocolError::ReservedBitsSet, 1002);
@@ -794,14 +794,14 @@ fn masked_frame_to_client_fails_with_1002() {
 fn control_frame_over_125_bytes_fails_with_1002() {
     for role in BOTH {
         for op in [PING, PONG, CLOSE] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let mut payload = vec![b'a'; 126];
             payload[..2].copy_from_slice(&1000u16.to_be_bytes());
             let wire = peer_frame(role, FIN | op, &payload);
             assert_fails(&mut conn, &wire, ProtocolError::ControlFrameTooBig, 1002);
         }
         // From the header alone.
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let header =
             &peer_frame(role, FIN | PING, &[0; 126])[..if role == Role::Server { 8 } else { 4 }];
         assert_fails(&mut conn, header, ProtocolError::ControlFrameTooBig, 1002);
@@ -819,7 +819,7 @@ fn control_frame_of_125_bytes_is_accepted() {
 fn fragmented_control_frame_fails_with_1002() {
     for role in BOTH {
         for op in [PING, PONG, CLOSE] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let wire = peer_frame(role, op, b""); // FIN clear
             assert_fails(
                 &mut conn,
@@ -835,7 +835,7 @@ fn fragmented_control_frame_fails_with_1002() {
 fn continuation_without_start_fails_with_1002() {
     for role in BOTH {
         for fin in [0, FIN] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let wire = peer_frame(role, fin | CONT, b"orphan");
             assert_fails(
                 &mut conn,
@@ -845,7 +845,7 @@ fn continuation_without_start_fails_with_1002() {
             );
         }
         // Also right after a complete fragmented message.
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let mut wire = peer_frame(role, TEXT, b"a");
         wire.extend(peer_frame(role, FIN | CONT, b"b"));
         wire.extend(peer_frame(role, FIN | CONT, b"c"));
@@ -869,7 +869,7 @@ fn new_data_frame_inside_fragmented_message_fails_with_1002() {
             (BINARY, BINARY),
         ] {
             for fin in [0, FIN] {
-                let mut conn = Connection::new(role, Config::default());
+                let mut conn = Connection::new(role, SizeLimits::default());
                 let mut wire = peer_frame(role, first, b"a");
                 wire.extend(peer_frame(role, fin | second, b"b"));
                 let delivered =
@@ -883,7 +883,7 @@ fn new_data_frame_inside_fragmented_message_fails_with_1002() {
 #[test]
 fn close_payload_of_one_byte_fails_with_1002() {
     for role in BOTH {
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let wire = peer_frame(role, FIN | CLOSE, &[0x03]);
         assert_fails(&mut conn, &wire, ProtocolError::ClosePayloadOfOneByte, 1002);
     }
@@ -895,7 +895,7 @@ fn invalid_close_codes_fail_with_1002() {
         for code in [
             0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
         ] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let wire = peer_frame(role, FIN | CLOSE, &close_payload(code, b"reason"));
             assert_fails(
                 &mut conn,
@@ -911,7 +911,7 @@ fn invalid_close_codes_fail_with_1002() {
 fn invalid_utf8_in_close_reason_fails_with_1007() {
     for role in BOTH {
         for reason in [&b"\xff"[..], b"ok\xce", b"\xed\xa0\x80", b"\xc0\xaf"] {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let wire = peer_frame(role, FIN | CLOSE, &close_payload(1000, reason));
             assert_fails(
                 &mut conn,
@@ -935,7 +935,7 @@ fn invalid_utf8_in_single_text_frame_fails_with_1007() {
     ];
     for role in BOTH {
         for payload in cases {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             let wire = peer_frame(role, FIN | TEXT, payload);
             assert_fails(&mut conn, &wire, ProtocolError::InvalidUtf8, 1007);
         }
@@ -957,7 +957,7 @@ fn invalid_utf8_in_first_fragment_fails_before_the_final_fragment() {
     // Autobahn 6.4.1: the first fragment holds a code point above U+10FFFF;
     // the connection must fail on it, not after the rest of the message.
     for role in BOTH {
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let first = peer_frame(
             role,
             TEXT,
@@ -976,7 +976,7 @@ fn invalid_utf8_fails_before_the_rest_of_a_frame_arrives() {
         payload.extend_from_slice(&[b'a'; 200]);
         let wire = peer_frame(role, FIN | TEXT, &payload);
         let header = if role == Role::Server { 8 } else { 4 };
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         // Header and the first 12 payload bytes (ending in 0xF4): still a valid prefix.
         assert_eq!(feed_ok(&mut conn, &wire[..header + 12]), []);
         // The 13th byte (0x90 after 0xF4, above U+10FFFF) makes it invalid.
@@ -999,7 +999,7 @@ fn invalid_utf8_split_across_fragments_fails_with_1007() {
         (b"ok\xe2\x82", b"\x41"),   // 3-byte sequence cut after two bytes
     ] {
         for role in BOTH {
-            let mut conn = Connection::new(role, Config::default());
+            let mut conn = Connection::new(role, SizeLimits::default());
             assert_eq!(feed_ok(&mut conn, &peer_frame(role, TEXT, a)), []);
             // Not the final fragment: the error must not wait for FIN.
             assert_fails(
@@ -1032,11 +1032,11 @@ fn utf8_code_point_split_across_fragments_is_accepted() {
 fn truncated_utf8_at_message_end_fails_with_1007() {
     for role in BOTH {
         // Single frame.
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let wire = peer_frame(role, FIN | TEXT, b"abc\xe2\x82");
         assert_fails(&mut conn, &wire, ProtocolError::InvalidUtf8, 1007);
         // Single frame arriving in two pieces (incremental validation path).
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let wire = peer_frame(role, FIN | TEXT, b"abc\xf0\x9f\x98");
         assert_eq!(feed_ok(&mut conn, &wire[..wire.len() - 1]), []);
         assert_fails(
@@ -1046,7 +1046,7 @@ fn truncated_utf8_at_message_end_fails_with_1007() {
             1007,
         );
         // Fragmented: the final fragment leaves a code point unfinished.
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         assert_eq!(feed_ok(&mut conn, &peer_frame(role, TEXT, b"abc")), []);
         assert_fails(
             &mut conn,
@@ -1055,7 +1055,7 @@ fn truncated_utf8_at_message_end_fails_with_1007() {
             1007,
         );
         // Fragmented: empty final fragment after a cut code point.
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         assert_eq!(feed_ok(&mut conn, &peer_frame(role, TEXT, b"\xce")), []);
         assert_fails(
             &mut conn,
@@ -1102,7 +1102,7 @@ fn frame_over_max_frame_size_fails_with_1009_from_the_header_alone() {
 #[test]
 fn frame_over_configured_max_frame_size_fails_with_1009() {
     for role in BOTH {
-        let config = Config::default().max_frame_size(1000);
+        let config = SizeLimits::default().max_frame_size(1000);
         let mut conn = Connection::new(role, config.clone());
         let ok = peer_frame(role, FIN | BINARY, &[1; 1000]);
         assert_eq!(feed_ok(&mut conn, &ok), [Message::Binary(vec![1; 1000])]);
@@ -1126,7 +1126,7 @@ fn frame_over_configured_max_frame_size_fails_with_1009() {
 fn declared_length_is_never_reserved_before_the_bytes_arrive() {
     // With no limit in the way, a frame declaring 1 TiB followed by a few
     // payload bytes must cost memory for those bytes only.
-    let config = Config::default()
+    let config = SizeLimits::default()
         .max_frame_size(usize::MAX)
         .max_message_size(usize::MAX);
     let mut s = Connection::new(Role::Server, config);
@@ -1143,7 +1143,9 @@ fn declared_length_is_never_reserved_before_the_bytes_arrive() {
 #[test]
 fn message_over_max_message_size_via_fragments_fails_with_1009() {
     for role in BOTH {
-        let config = Config::default().max_frame_size(600).max_message_size(1000);
+        let config = SizeLimits::default()
+            .max_frame_size(600)
+            .max_message_size(1000);
         // Exactly at the limit: accepted.
         let mut conn = Connection::new(role, config.clone());
         let mut wire = peer_frame(role, BINARY, &[1; 600]);
@@ -1177,7 +1179,7 @@ fn message_over_max_message_size_via_fragments_fails_with_1009() {
         assert_fails(&mut conn, &wire, ProtocolError::MessageTooBig, 1009);
 
         // A single frame under max_frame_size but over max_message_size.
-        let config = Config::default()
+        let config = SizeLimits::default()
             .max_frame_size(2000)
             .max_message_size(1000);
         let mut conn = Connection::new(role, config);
@@ -1189,7 +1191,7 @@ fn message_over_max_message_size_via_fragments_fails_with_1009() {
 #[test]
 fn payload_length_with_top_bit_set_fails_with_1002() {
     for role in BOTH {
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let mut wire = vec![0x82, if role == Role::Server { 0xFF } else { 0x7F }];
         wire.extend_from_slice(&(1u64 << 63 | 5).to_be_bytes());
         if role == Role::Server {
@@ -1203,7 +1205,7 @@ fn payload_length_with_top_bit_set_fails_with_1002() {
             1002,
         );
         // Known as soon as the first length byte is here.
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         assert_fails(
             &mut conn,
             &wire[..3],
@@ -1255,7 +1257,7 @@ fn error_after_own_close_does_not_queue_a_second_close() {
 #[test]
 fn control_frames_interleaved_in_a_fragmented_message_are_delivered() {
     for role in BOTH {
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let mut wire = peer_frame(role, TEXT, b"Hel");
         wire.extend(peer_frame(role, FIN | PING, b"ping 1"));
         wire.extend(peer_frame(role, CONT, b"l"));
@@ -1336,7 +1338,7 @@ fn many_tiny_fragments_reassemble() {
             };
             wire.extend(peer_frame(role, b0, std::slice::from_ref(b)));
         }
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         let messages = feed_ok(&mut conn, &wire);
         assert_eq!(messages.len(), 1);
         assert!(
@@ -1548,7 +1550,7 @@ fn client_payload_bytes_on_the_wire_are_xored_with_the_key() {
 #[test]
 fn send_control_payload_over_125_bytes_is_invalid_send() {
     for role in BOTH {
-        let mut conn = Connection::new(role, Config::default());
+        let mut conn = Connection::new(role, SizeLimits::default());
         assert!(matches!(
             conn.send(&Message::Ping(vec![0; 126])),
             Err(Error::InvalidSend(_))

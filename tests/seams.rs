@@ -7,7 +7,7 @@
 
 use rfc6455::frame::{CloseCode, OpCode, Role};
 use rfc6455::protocol::extension::{ExtensionDecoder, ExtensionEncoder, RSV1, RSV2};
-use rfc6455::protocol::{Config, Connection, Message, State, WebSocketConfig};
+use rfc6455::protocol::{Connection, Message, SizeLimits, State, WebSocketConfig};
 use rfc6455::{Error, Keepalive, ProtocolError, Timeout};
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ fn keepalive(interval: u32, timeout: u32) -> WebSocketConfig {
 
 #[test]
 fn connection_without_timers_has_no_deadline() {
-    let mut conn = Connection::new(Role::Server, Config::default());
+    let mut conn = Connection::new(Role::Server, SizeLimits::default());
     assert_eq!(conn.deadline(), None);
     assert!(conn.handle_timeout(Instant::now()).is_ok());
     assert!(conn.data_to_send().is_empty());
@@ -201,7 +201,7 @@ impl ExtensionEncoder for Toy {
     }
 }
 
-fn client_with_toy(config: Config) -> Connection {
+fn client_with_toy(config: SizeLimits) -> Connection {
     let mut conn = Connection::new(Role::Client, config);
     conn.add_extension(Box::new(Toy::default()), Box::new(Toy::default()));
     conn
@@ -215,7 +215,7 @@ fn received(conn: &mut Connection, wire: &[u8]) -> Vec<Result<Message, String>> 
 
 #[test]
 fn extension_decodes_a_message_whose_first_frame_has_its_bit() {
-    let mut conn = client_with_toy(Config::default());
+    let mut conn = client_with_toy(SizeLimits::default());
     let wire = frame(0x80 | 0x40 | 0x1, b"HELLO");
     assert_eq!(
         received(&mut conn, &wire),
@@ -230,7 +230,7 @@ fn extension_decodes_a_message_whose_first_frame_has_its_bit() {
 
 #[test]
 fn extension_decodes_a_fragmented_message_piece_by_piece() {
-    let mut conn = client_with_toy(Config::default());
+    let mut conn = client_with_toy(SizeLimits::default());
     let mut wire = frame(0x40 | 0x2, b"AB"); // RSV1 on the first frame only
     wire.extend(frame(0x09 | 0x80, b"ping")); // a control frame in between
     wire.extend(frame(0x00, b"CD"));
@@ -247,7 +247,7 @@ fn extension_decodes_a_fragmented_message_piece_by_piece() {
 #[test]
 fn rsv1_on_a_continuation_frame_is_a_protocol_error_even_with_the_extension() {
     // RFC 7692 §6.1: the bit is set only on the first frame of a message.
-    let mut conn = client_with_toy(Config::default());
+    let mut conn = client_with_toy(SizeLimits::default());
     let mut wire = frame(0x40 | 0x1, b"AB");
     wire.extend(frame(0x80 | 0x40, b"CD"));
     let got = received(&mut conn, &wire);
@@ -258,7 +258,7 @@ fn rsv1_on_a_continuation_frame_is_a_protocol_error_even_with_the_extension() {
 
 #[test]
 fn rsv1_on_a_control_frame_is_a_protocol_error_even_with_the_extension() {
-    let mut conn = Connection::new(Role::Server, Config::default());
+    let mut conn = Connection::new(Role::Server, SizeLimits::default());
     conn.add_extension(Box::new(Toy::default()), Box::new(Toy::default()));
     let key = [1, 2, 3, 4];
     let wire = [0x80 | 0x40 | 0x9, 0x80, key[0], key[1], key[2], key[3]];
@@ -270,7 +270,7 @@ fn rsv1_on_a_control_frame_is_a_protocol_error_even_with_the_extension() {
 
 #[test]
 fn a_bit_no_extension_claims_is_still_a_protocol_error() {
-    let mut conn = client_with_toy(Config::default());
+    let mut conn = client_with_toy(SizeLimits::default());
     let got = received(&mut conn, &frame(0x80 | RSV2 << 4 | 0x1, b"x"));
     assert!(got[0].as_ref().unwrap_err().contains("reserved bits"));
 }
@@ -280,7 +280,7 @@ fn the_message_limit_applies_to_what_the_extension_decodes() {
     // Three wire bytes that decode to 3,000: a decompression bomb in
     // miniature. The limit is 2,500 decoded bytes, so the connection fails
     // with 1009 although the frame is tiny.
-    let mut conn = client_with_toy(Config::default().max_message_size(2500));
+    let mut conn = client_with_toy(SizeLimits::default().max_message_size(2500));
     let got = received(&mut conn, &frame(0x80 | 0x40 | 0x2, &[0xFF; 3]));
     assert_eq!(got.len(), 1);
     assert!(
@@ -292,7 +292,7 @@ fn the_message_limit_applies_to_what_the_extension_decodes() {
 
 #[test]
 fn text_is_validated_after_decoding() {
-    let mut conn = client_with_toy(Config::default());
+    let mut conn = client_with_toy(SizeLimits::default());
     // 0xE0 ^ 0x20 = 0xC0: never valid UTF-8, though the wire byte could start
     // a three-byte sequence.
     let got = received(&mut conn, &frame(0x80 | 0x40 | 0x1, &[0xE0]));
@@ -301,7 +301,7 @@ fn text_is_validated_after_decoding() {
 
 #[test]
 fn encoder_sets_its_bit_and_the_peer_decodes_it() {
-    let mut server = Connection::new(Role::Server, Config::default());
+    let mut server = Connection::new(Role::Server, SizeLimits::default());
     server.add_extension(Box::new(Toy::default()), Box::new(Toy::default()));
     server.send(&Message::Text("hello".into())).unwrap();
     server.send(&Message::Text("hi".into())).unwrap(); // too short: untouched
@@ -309,7 +309,7 @@ fn encoder_sets_its_bit_and_the_peer_decodes_it() {
     let sent = frames(&wire);
     assert_eq!(sent[0], (0x80 | 0x40 | 0x1, b"HELLO".to_vec()));
     assert_eq!(sent[1], (0x81, b"hi".to_vec()));
-    let mut client = client_with_toy(Config::default());
+    let mut client = client_with_toy(SizeLimits::default());
     assert_eq!(
         received(&mut client, &wire),
         [
@@ -321,7 +321,7 @@ fn encoder_sets_its_bit_and_the_peer_decodes_it() {
 
 #[test]
 fn fragments_sent_frame_by_frame_are_not_transformed() {
-    let mut server = Connection::new(Role::Server, Config::default());
+    let mut server = Connection::new(Role::Server, SizeLimits::default());
     server.add_extension(Box::new(Toy::default()), Box::new(Toy::default()));
     server.send_frame(OpCode::Text, b"abcd", false).unwrap();
     server

@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use rfc6455::frame::{OpCode, Role};
-use rfc6455::protocol::{Config, Connection, MessageRef, Piece, Streaming};
+use rfc6455::protocol::{Connection, MessageRef, Piece, SizeLimits, Streaming};
 use rfc6455::{CloseCode, Error, Message, Server, ServerConfig};
 use std::io::{self, Read};
 use std::sync::mpsc;
@@ -201,7 +201,7 @@ fn split_writer_streams_while_other_threads_ping_and_message_waits() {
     // A writer streaming a message shares the connection with another
     // thread's pings (which may go between fragments) and a data message
     // (which must wait for the stream to end).
-    let server = echo_server_with(test_config().protocol(Config::default()));
+    let server = echo_server_with(test_config().protocol(SizeLimits::default()));
     let (ws, _) = rfc6455::connect(&url(server.local_addr())).unwrap();
     let (mut reader, writer) = ws.split().unwrap();
     let other = writer.clone();
@@ -266,7 +266,7 @@ fn receive_piece_in_any_chunking_gives_the_same_bytes_as_whole_messages() {
     // Sans-I/O: a fragmented message with a ping inside, fed in chunks of
     // every size from 1 to the whole, streamed; the pieces concatenate to
     // the message and the ping is answered each time.
-    let mut sender = Connection::new(Role::Client, Config::default());
+    let mut sender = Connection::new(Role::Client, SizeLimits::default());
     let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
     sender
         .send_frame(OpCode::Binary, &payload[..1000], false)
@@ -277,7 +277,7 @@ fn receive_piece_in_any_chunking_gives_the_same_bytes_as_whole_messages() {
         .unwrap();
     let wire = sender.take_data_to_send();
     for chunk in [1, 2, 3, 7, 100, 1000, wire.len()] {
-        let mut server = Connection::new(Role::Server, Config::default().max_message_size(100));
+        let mut server = Connection::new(Role::Server, SizeLimits::default().max_message_size(100));
         let mut data = Vec::new();
         let mut events = Vec::new();
         let mut owned = wire.clone();
@@ -316,7 +316,7 @@ fn a_fragmented_message_streams_once_it_grows_past_the_threshold() {
     // Above(n): small messages whole; a message of small fragments turns
     // streamed when it grows past n, what it held so far being its first
     // piece.
-    let mut sender = Connection::new(Role::Client, Config::default());
+    let mut sender = Connection::new(Role::Client, SizeLimits::default());
     let small = vec![5u8; 50];
     sender.send(&Message::Binary(small.clone())).unwrap();
     let big: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
@@ -330,7 +330,7 @@ fn a_fragmented_message_streams_once_it_grows_past_the_threshold() {
         .send_frame(OpCode::Continuation, &big[600..], true)
         .unwrap();
     let mut wire = sender.take_data_to_send();
-    let mut server = Connection::new(Role::Server, Config::default().max_message_size(400));
+    let mut server = Connection::new(Role::Server, SizeLimits::default().max_message_size(400));
     let mut input = &mut wire[..];
     let mut events = Vec::new();
     let mut data = Vec::new();

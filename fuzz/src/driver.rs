@@ -10,7 +10,7 @@
 //! everything in it is used by both.
 
 use rfc6455::frame::{apply_mask, CloseCode, FrameHeader, OpCode, Parsed, Role};
-use rfc6455::protocol::{Config, Connection, Message, State};
+use rfc6455::protocol::{Connection, Message, SizeLimits, State};
 use rfc6455::{Error, ProtocolError, WebSocket, WebSocketConfig};
 use std::io::{self, IoSlice, Read, Write};
 use std::time::Duration;
@@ -330,7 +330,7 @@ pub struct Script {
     /// Our role (the peer has the other one).
     pub role: Role,
     /// Our limits.
-    pub config: Config,
+    pub config: SizeLimits,
     /// Everything the peer sends.
     pub wire: Vec<u8>,
     /// Read sizes, cycled (0 = as much as asked): the stream's reads for the

@@ -4,7 +4,7 @@ pub mod driver;
 
 use driver::{Echo, End, Fill, FrameSpec, Script};
 use rfc6455::frame::{CloseCode, FrameHeader, OpCode, Parsed, Role};
-use rfc6455::protocol::{Config, Connection, Message, State};
+use rfc6455::protocol::{Connection, Message, SizeLimits, State};
 use rfc6455::Error;
 
 /// How a `protocol_*` input is laid out: the first [`PREFIX`] bytes choose
@@ -22,7 +22,7 @@ pub const PREFIX: usize = 6;
 struct Layout<'a> {
     chunks: [u8; 4],
     max_message: usize,
-    config: Config,
+    config: SizeLimits,
     close_first: bool,
     wire: &'a [u8],
 }
@@ -37,7 +37,7 @@ fn layout(input: &[u8]) -> Option<Layout<'_>> {
     Some(Layout {
         chunks: [head[0], head[1], head[2], head[3]],
         max_message,
-        config: Config::default()
+        config: SizeLimits::default()
             .max_frame_size(max_frame)
             .max_message_size(max_message),
         close_first: head[5] & 1 != 0,
@@ -202,7 +202,7 @@ fn check_output(
         Role::Server => Role::Client,
         Role::Client => Role::Server,
     };
-    let mut peer = Connection::new(peer_role, Config::default());
+    let mut peer = Connection::new(peer_role, SizeLimits::default());
     let mut data = Vec::new();
     let mut close = None;
     for message in peer.feed(sent) {
@@ -350,10 +350,10 @@ pub fn run_websocket_driver(input: &[u8]) {
     wire.truncate(wire.len().saturating_sub(usize::from(head[3])));
 
     let config = if head[1] & 0x80 == 0 {
-        Config::default()
+        SizeLimits::default()
     } else {
         let max_frame = 32usize << (head[1] & 15);
-        Config::default()
+        SizeLimits::default()
             .max_frame_size(max_frame)
             .max_message_size(max_frame << ((head[1] >> 4) & 3))
     };

@@ -5,7 +5,7 @@
 //! ```
 
 use rfc6455::frame::OpCode;
-use rfc6455::protocol::{Config, MessageRef, Piece, Streaming};
+use rfc6455::protocol::{MessageRef, Piece, SizeLimits, Streaming};
 
 /// By default, messages larger than this are echoed as they arrive, a piece
 /// at a time, instead of whole, so memory does not grow with the message.
@@ -72,7 +72,7 @@ struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut listen = "127.0.0.1:9001".to_owned();
     let mut config = ServerConfig::default();
-    let mut protocol = Config::default();
+    let mut protocol = SizeLimits::default();
     let mut stream_above = STREAM_ABOVE;
     // The flags adjust the library's default keepalive (the help quotes it).
     let mut keepalive = config.keepalive.unwrap_or(Keepalive {

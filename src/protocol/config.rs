@@ -1,17 +1,17 @@
 //! What a connection is configured with: limits on what the peer may send
-//! ([`Config`]) and the timers ([`WebSocketConfig`]), the same for every
+//! ([`SizeLimits`]) and the timers ([`WebSocketConfig`]), the same for every
 //! engine that drives the core.
 
 use std::time::Duration;
 
 /// Limits on what a peer may send. A frame is checked against
-/// [`max_frame_size`](Config::max_frame_size) from its declared length, before
+/// [`max_frame_size`](SizeLimits::max_frame_size) from its declared length, before
 /// any of its payload is buffered (RFC 6455 §10.4); a message against
-/// [`max_message_size`](Config::max_message_size) as what the application
+/// [`max_message_size`](SizeLimits::max_message_size) as what the application
 /// would receive grows (after any extension has decoded it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Config {
+pub struct SizeLimits {
     /// The largest frame payload accepted; larger ones fail the connection
     /// with 1009. Default 16 MiB (the largest Autobahn case message).
     pub max_frame_size: usize,
@@ -20,24 +20,24 @@ pub struct Config {
     pub max_message_size: usize,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
+impl Default for SizeLimits {
+    fn default() -> SizeLimits {
+        SizeLimits {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
         }
     }
 }
 
-impl Config {
-    /// Sets [`Config::max_frame_size`].
-    pub fn max_frame_size(mut self, bytes: usize) -> Config {
+impl SizeLimits {
+    /// Sets [`SizeLimits::max_frame_size`].
+    pub fn max_frame_size(mut self, bytes: usize) -> SizeLimits {
         self.max_frame_size = bytes;
         self
     }
 
-    /// Sets [`Config::max_message_size`].
-    pub fn max_message_size(mut self, bytes: usize) -> Config {
+    /// Sets [`SizeLimits::max_message_size`].
+    pub fn max_message_size(mut self, bytes: usize) -> SizeLimits {
         self.max_message_size = bytes;
         self
     }
@@ -77,7 +77,7 @@ impl Keepalive {
 #[non_exhaustive]
 pub struct WebSocketConfig {
     /// Limits enforced on what the peer sends.
-    pub protocol: Config,
+    pub protocol: SizeLimits,
     /// Keepalive pings; `None` (the default for a bare connection) disables them.
     pub keepalive: Option<Keepalive>,
     /// How long to wait for the peer's close frame (or, for a client, the
@@ -91,7 +91,7 @@ pub struct WebSocketConfig {
 impl Default for WebSocketConfig {
     fn default() -> WebSocketConfig {
         WebSocketConfig {
-            protocol: Config::default(),
+            protocol: SizeLimits::default(),
             keepalive: None,
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
@@ -101,18 +101,18 @@ impl Default for WebSocketConfig {
 
 impl WebSocketConfig {
     /// Sets the protocol limits.
-    pub fn protocol(mut self, protocol: Config) -> WebSocketConfig {
+    pub fn protocol(mut self, protocol: SizeLimits) -> WebSocketConfig {
         self.protocol = protocol;
         self
     }
 
-    /// Sets [`Config::max_message_size`] of the protocol limits.
+    /// Sets [`SizeLimits::max_message_size`] of the protocol limits.
     pub fn max_message_size(mut self, bytes: usize) -> WebSocketConfig {
         self.protocol.max_message_size = bytes;
         self
     }
 
-    /// Sets [`Config::max_frame_size`] of the protocol limits.
+    /// Sets [`SizeLimits::max_frame_size`] of the protocol limits.
     pub fn max_frame_size(mut self, bytes: usize) -> WebSocketConfig {
         self.protocol.max_frame_size = bytes;
         self

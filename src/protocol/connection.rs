@@ -2,7 +2,7 @@
 
 use super::extension::{ExtensionDecoder, ExtensionEncoder};
 use super::{
-    Config, Incoming, Message, MessageRef, Outgoing, Piece, Received, ReceivedRef, Streaming,
+    Incoming, Message, MessageRef, Outgoing, Piece, Received, ReceivedRef, SizeLimits, Streaming,
     Timers, WebSocketConfig,
 };
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
@@ -39,7 +39,7 @@ pub struct Connection {
 impl Connection {
     /// A connection for `role`, open (the handshake is done elsewhere),
     /// without timers.
-    pub fn new(role: Role, config: Config) -> Connection {
+    pub fn new(role: Role, config: SizeLimits) -> Connection {
         Connection {
             incoming: Incoming::new(role, &config),
             outgoing: Outgoing::new(role),
@@ -163,10 +163,10 @@ impl Connection {
     /// no copy per message, where `receive` allocates each one.
     ///
     /// ```
-    /// use rfc6455::protocol::{Config, Connection, MessageRef};
+    /// use rfc6455::protocol::{SizeLimits, Connection, MessageRef};
     /// use rfc6455::frame::Role;
     ///
-    /// let mut server = Connection::new(Role::Server, Config::default());
+    /// let mut server = Connection::new(Role::Server, SizeLimits::default());
     /// // RFC 6455 §5.7: a masked "Hello" from a client.
     /// let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
     /// let received = server.receive_in_place(&mut wire).unwrap();
@@ -202,10 +202,10 @@ impl Connection {
     /// [`Incoming::receive_piece`] for the limits that still apply).
     ///
     /// ```
-    /// use rfc6455::protocol::{Config, Connection, MessageRef, Piece, Streaming};
+    /// use rfc6455::protocol::{SizeLimits, Connection, MessageRef, Piece, Streaming};
     /// use rfc6455::{frame::OpCode, Role};
     ///
-    /// let mut client = Connection::new(Role::Client, Config::default());
+    /// let mut client = Connection::new(Role::Client, SizeLimits::default());
     /// // A binary message in two fragments with a ping between them.
     /// let mut wire = vec![0x02, 0x03, 1, 2, 3, 0x89, 0x00, 0x80, 0x02, 4, 5];
     /// let mut input = &mut wire[..];

@@ -6,7 +6,7 @@
 use super::assembler::{Assembler, Sink};
 use super::decoder::{FrameDecoder, FrameState};
 use super::extension::ExtensionDecoder;
-use super::{Config, Message, MessageRef};
+use super::{Message, MessageRef, SizeLimits};
 use crate::frame::{apply_mask, FrameHeader, OpCode, Parsed, Role};
 use crate::ProtocolError;
 
@@ -55,7 +55,7 @@ pub enum Located {
 /// It keeps at most a partial header (13 bytes), the control frame in progress
 /// (125 bytes) and the data message in progress, which grows only with payload
 /// bytes that actually arrived, never from a declared length, and never past
-/// [`Config::max_message_size`].
+/// [`SizeLimits::max_message_size`].
 ///
 /// It does not answer pings or close frames; the reaction path does (see
 /// [`Outgoing::react`](super::Outgoing::react)).
@@ -87,7 +87,7 @@ pub struct Incoming {
 
 impl Incoming {
     /// A decoder for the given role: a server expects masked frames, a client unmasked ones.
-    pub fn new(role: Role, config: &Config) -> Incoming {
+    pub fn new(role: Role, config: &SizeLimits) -> Incoming {
         Incoming {
             decoder: FrameDecoder::new(role, config.max_frame_size),
             assembler: Assembler::new(config.max_message_size),
@@ -494,7 +494,7 @@ impl Incoming {
     /// with [`view_piece`](Incoming::view_piece).
     ///
     /// A streamed message costs no more memory than one piece, whatever its
-    /// size: [`Config::max_message_size`] does not apply to it (bound what
+    /// size: [`SizeLimits::max_message_size`] does not apply to it (bound what
     /// you keep yourself); `max_frame_size` still does, and text is still
     /// validated as UTF-8 as it arrives (a bad byte fails with 1007).
     /// Once a message has started streaming, go on with `receive_piece`
@@ -646,7 +646,7 @@ mod tests {
     }
 
     fn server() -> Incoming {
-        Incoming::new(Role::Server, &Config::default())
+        Incoming::new(Role::Server, &SizeLimits::default())
     }
 
     #[test]
@@ -719,7 +719,7 @@ mod tests {
             rx.receive_in_place(&mut unmasked),
             Err(ProtocolError::UnmaskedFrameFromClient)
         );
-        let mut rx = Incoming::new(Role::Server, &Config::default().max_frame_size(3));
+        let mut rx = Incoming::new(Role::Server, &SizeLimits::default().max_frame_size(3));
         let mut big = masked(0x82, &[0; 4]);
         assert_eq!(
             rx.receive_in_place(&mut big),

@@ -6,10 +6,10 @@
 //! and in the fuzzers.
 //!
 //! ```
-//! use rfc6455::protocol::{Config, Connection, Message};
+//! use rfc6455::protocol::{SizeLimits, Connection, Message};
 //! use rfc6455::frame::Role;
 //!
-//! let mut server = Connection::new(Role::Server, Config::default());
+//! let mut server = Connection::new(Role::Server, SizeLimits::default());
 //! // RFC 6455 §5.7: a masked "Hello" from a client.
 //! let wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
 //! let mut messages = Vec::new();
@@ -33,7 +33,7 @@ mod message;
 mod outgoing;
 mod timers;
 
-pub use config::{Config, Keepalive, WebSocketConfig};
+pub use config::{Keepalive, SizeLimits, WebSocketConfig};
 pub use connection::{Connection, Feed, State};
 pub use incoming::{Incoming, Located, Piece, PieceAt, Received, ReceivedRef, Streaming};
 pub use message::{Message, MessageRef};

@@ -2,7 +2,7 @@
 
 use crate::handshake::http::{Limits, Request};
 use crate::handshake::server::{http_response, AcceptOptions};
-use crate::protocol::{Config, Keepalive, WebSocketConfig};
+use crate::protocol::{Keepalive, SizeLimits, WebSocketConfig};
 use crate::Error;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,7 +76,7 @@ pub struct ServerConfig {
     /// that does not recurse deeply needs; raise it if yours does).
     pub stack_size: usize,
     /// Limits on messages and frames.
-    pub protocol: Config,
+    pub protocol: SizeLimits,
     /// Limits on the request head.
     pub http_limits: Limits,
     /// Subprotocols, origin check, extra response headers. The default adds
@@ -107,7 +107,7 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
             stack_size: 128 * 1024,
-            protocol: Config::default(),
+            protocol: SizeLimits::default(),
             http_limits: Limits::default(),
             // Names us in the 101 (Autobahn reports use it as the agent).
             accept: AcceptOptions::default()
@@ -170,7 +170,7 @@ impl ServerConfig {
     setter!(/// Sets [`ServerConfig::stack_size`].
         stack_size: usize);
     setter!(/// Sets [`ServerConfig::protocol`].
-        protocol: Config);
+        protocol: SizeLimits);
     setter!(/// Sets [`ServerConfig::http_limits`].
         http_limits: Limits);
     setter!(/// Sets [`ServerConfig::accept`].
