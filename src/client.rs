@@ -3,7 +3,7 @@
 use crate::frame::Role;
 use crate::handshake::client::{build_request, verify_response, RequestOptions};
 use crate::handshake::http::{parse_response, Limits, Response};
-use crate::handshake::HandshakeError;
+use crate::handshake::{DeflateConfig, HandshakeError};
 use crate::protocol::WebSocketConfig;
 use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
@@ -170,6 +170,23 @@ impl ClientConfig {
         self.websocket = config;
         self
     }
+
+    // --- permessage-deflate (RFC 7692) ---
+
+    /// Offers permessage-deflate with `config` (`None`: no offer), e.g.
+    /// [`DeflateConfig::client`]. Sets [`WebSocketConfig::deflate`] of
+    /// [`ClientConfig::websocket`]. Needs the `deflate` feature; without it
+    /// nothing is offered.
+    ///
+    /// ```
+    /// use rfc6455::{handshake::DeflateConfig, ClientConfig};
+    /// let config = ClientConfig::default().deflate(Some(DeflateConfig::client()));
+    /// assert!(config.websocket.deflate.is_some());
+    /// ```
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> ClientConfig {
+        self.websocket.deflate = config;
+        self
+    }
 }
 
 /// Connects to a `ws://` URL with the default [`ClientConfig`].
@@ -220,6 +237,7 @@ pub fn client_handshake(
         resource: &url.resource,
         subprotocols: &config.subprotocols,
         headers: &config.headers,
+        deflate: config.websocket.deflate,
     })?;
     stream.write_all(request.bytes())?;
     let deadline = Instant::now() + config.handshake_timeout;
