@@ -49,6 +49,8 @@ OPTIONS:
     --reconnect               when the connection drops or cannot be made, try
                               again with exponential backoff (0.5 s doubling,
                               capped at 30 s, with jitter) until stdin ends
+    --deflate                 offer permessage-deflate compression (RFC 7692);
+                              needs a build with `--features deflate`
     -h, --help                print this help
 
 Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
@@ -69,6 +71,7 @@ struct Options {
 
 fn parse_args() -> Result<Options, String> {
     let mut url = None;
+    let mut deflate = false;
     let mut config = ClientConfig::default();
     let mut reconnect = false;
     let mut linger = Duration::from_millis(500);
@@ -108,6 +111,7 @@ fn parse_args() -> Result<Options, String> {
                 config = config.connect_timeout(t);
             }
             "--reconnect" => reconnect = true,
+            "--deflate" => deflate = true,
             "--linger" => {
                 linger = seconds("--linger", &value("--linger")?, 0.0..=MAX_LINGER)?;
             }
@@ -120,6 +124,14 @@ fn parse_args() -> Result<Options, String> {
         }
     }
     let url = url.ok_or("missing URL (see --help)")?;
+    if deflate {
+        if !cfg!(feature = "deflate") {
+            return Err(
+                "--deflate: this build has no compression (build with --features deflate)".into(),
+            );
+        }
+        config = config.deflate(Some(rfc6455::handshake::DeflateConfig::client()));
+    }
     // A malformed URL is bad usage, which no retry can fix. `wss://` is well
     // formed but not supported yet: that is a failure to connect (exit 1).
     if let Err(e @ Error::Url(_)) = WsUrl::parse(&url) {
@@ -260,11 +272,14 @@ fn main() -> ExitCode {
         open.store(true, Ordering::Release);
         attempt = 0;
         generation += 1;
-        let protocol = response
+        let mut protocol = response
             .headers
             .get("sec-websocket-protocol")
             .map(|p| format!(" (subprotocol {p})"))
             .unwrap_or_default();
+        if let Some(e) = response.headers.get("sec-websocket-extensions") {
+            protocol.push_str(&format!(" (extensions {e})"));
+        }
         eprintln!("wsclient: connected to {}{protocol}", options.url);
         let (reader, writer) = match ws.split() {
             Ok(halves) => halves,

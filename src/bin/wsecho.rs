@@ -31,6 +31,8 @@ OPTIONS:
     --ping-timeout SECS       close (1011) if no pong within [default: 20]
     --idle-timeout SECS       with keepalive off: close after this much silence; 0 = never [default: 0]
     --stack-size BYTES        stack of each connection thread [default: 131072]
+    --deflate                 accept permessage-deflate compression (RFC 7692) with
+                              12-bit windows; needs a build with `--features deflate`
     --quiet                   no per-connection log lines
     -h, --help                print this help
 
@@ -102,6 +104,15 @@ fn parse_args() -> Result<Options, String> {
             }
             "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
             "--quiet" => quiet = true,
+            "--deflate" if !cfg!(feature = "deflate") => {
+                return Err(
+                    "--deflate: this build has no compression (build with --features deflate)"
+                        .into(),
+                )
+            }
+            "--deflate" => {
+                config = config.deflate(Some(rfc6455::handshake::DeflateConfig::default()))
+            }
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
