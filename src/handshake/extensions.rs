@@ -436,8 +436,10 @@ fn answer_offer(offer: &ExtensionParams, config: &DeflateConfig) -> Option<Exten
     if p.server_no_context_takeover || config.no_context_takeover {
         params.push(("server_no_context_takeover".into(), None));
     }
-    // §7.1.1.2: the server may always ask the client not to keep context.
-    if config.peer_no_context_takeover {
+    // §7.1.1.2: the server may always ask the client not to keep context;
+    // when the client offered it already, answering with it costs the client
+    // nothing and lets our decompressor drop its state between messages.
+    if config.peer_no_context_takeover || p.client_no_context_takeover {
         params.push(("client_no_context_takeover".into(), None));
     }
     // §7.1.2.1: answer with the same or a smaller value. We compress with
