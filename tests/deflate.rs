@@ -234,7 +234,7 @@ fn sent_messages_have_rsv1_and_round_trip() {
     let big: String = (0..50_000)
         .map(|i| ((i % 26) as u8 + b'a') as char)
         .collect();
-    for text in ["", "x", "hello hello hello hello", big.as_str()] {
+    for text in ["", "", "x", "", "hello hello hello hello", big.as_str()] {
         server.send(&Message::Text(text.into())).unwrap();
         let wire = server.data_to_send().to_vec();
         server.advance(wire.len());

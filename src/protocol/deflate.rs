@@ -87,6 +87,8 @@ pub struct DeflateDecoder {
     /// The peer ended the DEFLATE stream (a block with BFINAL) inside this
     /// message: the rest of it is ignored and the next one starts afresh.
     ended: bool,
+    /// Whether the message so far had any payload byte.
+    had_input: bool,
 }
 
 impl fmt::Debug for DeflateDecoder {
@@ -107,6 +109,7 @@ impl DeflateDecoder {
             reset: params.decompress_reset,
             inflate: None,
             ended: false,
+            had_input: false,
         }
     }
 
@@ -188,8 +191,12 @@ impl ExtensionDecoder for DeflateDecoder {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
+        self.had_input |= !input.is_empty();
         let result = self.inflate(input, out, max).and_then(|()| {
-            if fin {
+            // An empty payload is an empty message: appending the tail to
+            // nothing would read `00 00 ff ff` as a stored block header with
+            // bad lengths (some senders skip the 0x00 of RFC 7692 §7.2.3.6).
+            if fin && self.had_input {
                 // RFC 7692 §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to
                 // the tail end of the payload of the message."
                 self.inflate(&TAIL, out, max)
@@ -203,6 +210,7 @@ impl ExtensionDecoder for DeflateDecoder {
                 self.inflate = None;
             }
             self.ended = false;
+            self.had_input = false;
         }
         result
     }
@@ -251,6 +259,14 @@ impl ExtensionEncoder for DeflateEncoder {
         // compress rather than risk back-references the peer cannot follow.
         if self.window_bits < 9 || payload.len() < self.min_size {
             return None;
+        }
+        if payload.is_empty() {
+            // RFC 7692 §7.2.3.6: an empty message is the single byte 0x00 (an
+            // empty stored block, its tail removed). Not through zlib: a
+            // second sync flush with no input in between produces nothing
+            // at all, and an empty payload plus the tail is not DEFLATE.
+            out.push(0x00);
+            return Some(RSV1);
         }
         let (bits, level) = (self.window_bits, self.level);
         let deflate = self.deflate.get_or_insert_with(|| {
@@ -322,7 +338,10 @@ mod tests {
             dec.decode(a, false, &mut out, usize::MAX).unwrap();
             dec.decode(b, true, &mut out, usize::MAX).unwrap();
             assert_eq!(&out, m);
-            assert_eq!(enc.deflate.is_none(), reset);
+            // Lazy: an empty message needs no compressor.
+            if !m.is_empty() {
+                assert_eq!(enc.deflate.is_none(), reset);
+            }
             assert_eq!(dec.inflate.is_none(), reset);
         }
     }
@@ -330,7 +349,14 @@ mod tests {
     #[test]
     fn roundtrip_with_and_without_context_takeover() {
         let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-        let msgs: [&[u8]; 4] = [b"", b"hello hello hello", &big, b"hello hello hello"];
+        let msgs: [&[u8]; 6] = [
+            b"",
+            b"",
+            b"hello hello hello",
+            &big,
+            b"",
+            b"hello hello hello",
+        ];
         roundtrip(false, &msgs);
         roundtrip(true, &msgs);
     }
@@ -381,6 +407,15 @@ mod tests {
         let mut out = Vec::new();
         dec.decode(&wire, true, &mut out, 10_000).unwrap();
         assert_eq!(out.len(), 10_000);
+    }
+
+    #[test]
+    fn an_empty_payload_is_an_empty_message() {
+        let mut dec = DeflateDecoder::new(&params(false));
+        let mut out = Vec::new();
+        dec.decode(&[], true, &mut out, 100).unwrap();
+        dec.decode(&[0x00], true, &mut out, 100).unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]
