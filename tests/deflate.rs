@@ -386,7 +386,8 @@ fn handshake_round_trip_negotiates_and_a_bad_answer_is_a_clear_error() {
     .unwrap();
     let text = String::from_utf8(req.bytes().to_vec()).unwrap();
     assert!(text.contains(
-        "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12\r\n"
+        "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12, \
+         permessage-deflate; client_no_context_takeover; client_max_window_bits=12\r\n"
     ));
     let (head, _) = parse_request(req.bytes(), &Limits::default())
         .unwrap()

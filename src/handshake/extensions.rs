@@ -464,36 +464,60 @@ fn answer_offer(offer: &ExtensionParams, config: &DeflateConfig) -> Option<Exten
 /// The client's offer (RFC 7692 §7.1) for `config`, as a header value;
 /// `None` when the `deflate` feature is off.
 ///
+/// Unless `config` gives up context takeover anyway, a second offer follows
+/// the first, the same plus `client_no_context_takeover`: a server that
+/// only accepts clients that reset their compressor (to save its own
+/// decompressor's memory; Autobahn's cases 13.2, 13.5 and 13.6 model one)
+/// can take that one, while any other server takes the first (RFC 7692 §5:
+/// offers in order of preference). The answer's parameters say which rules
+/// apply, whichever offer was taken.
+///
 /// ```
 /// use rfc6455::handshake::extensions::offer;
 /// use rfc6455::handshake::DeflateConfig;
 /// if let Some(value) = offer(&DeflateConfig::client()) {
-///     assert_eq!(value, "permessage-deflate; client_max_window_bits=12");
+///     assert_eq!(
+///         value,
+///         "permessage-deflate; client_max_window_bits=12, \
+///          permessage-deflate; client_no_context_takeover; client_max_window_bits=12"
+///     );
+/// }
+/// let strict = DeflateConfig::client().no_context_takeover(true);
+/// if let Some(value) = offer(&strict) {
+///     assert_eq!(value, "permessage-deflate; client_no_context_takeover; client_max_window_bits=12");
 /// }
 /// ```
 pub fn offer(config: &DeflateConfig) -> Option<String> {
     if !AVAILABLE {
         return None;
     }
-    let mut params: Vec<(String, Option<String>)> = Vec::new();
-    if config.peer_no_context_takeover {
-        params.push(("server_no_context_takeover".into(), None));
+    let one = |no_context_takeover: bool| {
+        let mut params: Vec<(String, Option<String>)> = Vec::new();
+        if config.peer_no_context_takeover {
+            params.push(("server_no_context_takeover".into(), None));
+        }
+        // §7.1.1.2: a hint that we will not use context takeover.
+        if no_context_takeover {
+            params.push(("client_no_context_takeover".into(), None));
+        }
+        if config.peer_window_bits < 15 {
+            let bits = config.peer_window_bits.to_string();
+            params.push(("server_max_window_bits".into(), Some(bits)));
+        }
+        // §7.1.2.2: always say we can take a limit on our own window; with a
+        // value, it is a hint of the window we will use anyway.
+        let ours = (config.window_bits < 15).then(|| config.window_bits.to_string());
+        params.push(("client_max_window_bits".into(), ours));
+        ExtensionParams {
+            name: PERMESSAGE_DEFLATE.into(),
+            params,
+        }
+    };
+    let mut offers = vec![one(config.no_context_takeover)];
+    if !config.no_context_takeover {
+        offers.push(one(true));
     }
-    if config.no_context_takeover {
-        params.push(("client_no_context_takeover".into(), None));
-    }
-    if config.peer_window_bits < 15 {
-        let bits = config.peer_window_bits.to_string();
-        params.push(("server_max_window_bits".into(), Some(bits)));
-    }
-    // §7.1.2.2: always say we can take a limit on our own window; with a
-    // value, it is a hint of the window we will use anyway.
-    let ours = (config.window_bits < 15).then(|| config.window_bits.to_string());
-    params.push(("client_max_window_bits".into(), ours));
-    Some(write(&[ExtensionParams {
-        name: PERMESSAGE_DEFLATE.into(),
-        params,
-    }]))
+    Some(write(&offers))
 }
 
 /// Why a server's `Sec-WebSocket-Extensions` answer is refused by the client.
