@@ -120,10 +120,11 @@ impl DeflateDecoder {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
-        let bits = self.window_bits;
-        let inflate = self
-            .inflate
-            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
+        let (bits, reset) = (self.window_bits, self.reset);
+        let inflate = self.inflate.get_or_insert_with(|| match reset {
+            true => pool::take_inflate(bits),
+            false => Box::new(Decompress::new_with_window_bits(false, bits)),
+        });
         loop {
             if self.ended {
                 return Ok(());
@@ -206,8 +207,14 @@ impl ExtensionDecoder for DeflateDecoder {
         });
         if fin || result.is_err() {
             if self.reset || self.ended {
-                // §7.1.1.2 / a finished stream: nothing carries over.
-                self.inflate = None;
+                // §7.1.1.2 / a finished stream: nothing carries over. A
+                // decompressor in a known state goes back to the pool.
+                match self.inflate.take() {
+                    Some(inflate) if self.reset && result.is_ok() => {
+                        pool::give_inflate(self.window_bits, inflate)
+                    }
+                    _ => {}
+                }
             }
             self.ended = false;
             self.had_input = false;
@@ -269,12 +276,9 @@ impl ExtensionEncoder for DeflateEncoder {
             return Some(RSV1);
         }
         let (bits, level) = (self.window_bits, self.level);
-        let deflate = self.deflate.get_or_insert_with(|| {
-            Box::new(Compress::new_with_window_bits(
-                Compression::new(level),
-                false,
-                bits,
-            ))
+        let deflate = self.deflate.get_or_insert_with(|| match self.reset {
+            true => pool::take(bits, level),
+            false => new_compress(bits, level),
         });
         out.reserve(payload.len() / 2 + 64);
         let mut input = payload;
@@ -304,10 +308,85 @@ impl ExtensionEncoder for DeflateEncoder {
             out.truncate(out.len() - TAIL.len());
         }
         if self.reset {
-            // §7.1.1.1: no context takeover; nothing lives between messages.
-            self.deflate = None;
+            // §7.1.1.1: no context takeover; nothing lives between messages,
+            // and the compressor goes back to the pool for the next message
+            // of any connection.
+            if let Some(deflate) = self.deflate.take() {
+                pool::give(bits, level, deflate);
+            }
         }
         Some(RSV1)
+    }
+}
+
+fn new_compress(bits: u8, level: u32) -> Box<Compress> {
+    Box::new(Compress::new_with_window_bits(
+        Compression::new(level),
+        false,
+        bits,
+    ))
+}
+
+/// Compressors lent to connections without context takeover for one
+/// message at a time. zlib-rs's compressor is about 200 KiB whatever the
+/// window (a fixed 64 Ki-entry hash table and zlib's default memLevel,
+/// which flate2 does not expose); allocating and freeing one per message
+/// costs time, and with glibc's per-thread arenas the freed memory stays in
+/// each connection thread's RSS. A small shared pool keeps the number alive
+/// near the number of messages being compressed at once.
+/// Decompressors (about 40 KiB with a 15-bit window) are pooled alike for
+/// connections whose peer resets its context.
+mod pool {
+    use super::{new_compress, Compress, Decompress};
+    use std::sync::{Mutex, PoisonError};
+
+    /// At most this many idle compressors, and as many decompressors, are
+    /// kept (about 6 MiB and 1 MiB).
+    const MAX_IDLE: usize = 32;
+
+    static IDLE: Mutex<Vec<(u8, u32, Box<Compress>)>> = Mutex::new(Vec::new());
+    static IDLE_INFLATE: Mutex<Vec<(u8, Box<Decompress>)>> = Mutex::new(Vec::new());
+
+    /// A fresh-state decompressor for `bits`.
+    pub(super) fn take_inflate(bits: u8) -> Box<Decompress> {
+        let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
+        match idle.iter().position(|&(b, _)| b == bits) {
+            Some(i) => idle.swap_remove(i).1,
+            None => {
+                drop(idle);
+                Box::new(Decompress::new_with_window_bits(false, bits))
+            }
+        }
+    }
+
+    /// Returns a decompressor after a message that ended well.
+    pub(super) fn give_inflate(bits: u8, mut inflate: Box<Decompress>) {
+        inflate.reset(false);
+        let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push((bits, inflate));
+        }
+    }
+
+    /// A fresh-state compressor for `bits` and `level`.
+    pub(super) fn take(bits: u8, level: u32) -> Box<Compress> {
+        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+        match idle.iter().position(|&(b, l, _)| b == bits && l == level) {
+            Some(i) => idle.swap_remove(i).2,
+            None => {
+                drop(idle);
+                new_compress(bits, level)
+            }
+        }
+    }
+
+    /// Returns a compressor after a message (its state is reset here).
+    pub(super) fn give(bits: u8, level: u32, mut deflate: Box<Compress>) {
+        deflate.reset();
+        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push((bits, level, deflate));
+        }
     }
 }
 
@@ -359,6 +438,23 @@ mod tests {
         ];
         roundtrip(false, &msgs);
         roundtrip(true, &msgs);
+    }
+
+    #[test]
+    fn pooled_compressors_carry_nothing_between_connections() {
+        let cfg = DeflateConfig::default().min_size(0);
+        let mut encoders = [0, 1].map(|_| DeflateEncoder::new(&params(true), &cfg));
+        let mut decoders = [0, 1].map(|_| DeflateDecoder::new(&params(true)));
+        for round in 0..4 {
+            for (i, (enc, dec)) in encoders.iter_mut().zip(&mut decoders).enumerate() {
+                let msg = format!("connection {i} round {round} connection {i} round {round}");
+                let mut wire = Vec::new();
+                enc.encode(OpCode::Text, msg.as_bytes(), &mut wire);
+                let mut out = Vec::new();
+                dec.decode(&wire, true, &mut out, usize::MAX).unwrap();
+                assert_eq!(out, msg.as_bytes());
+            }
+        }
     }
 
     #[test]
