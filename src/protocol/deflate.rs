@@ -154,6 +154,9 @@ impl DeflateDecoder {
             // RFC 6455 §10.4 / the decompression-bomb rule: grow by steps,
             // never past the limit, never from a length the peer declared.
             let step = room.min(len.max(MIN_STEP).max(input.len() * 2));
+            // Exact: the step already doubles with the message, and amortized
+            // growth could reserve up to twice the limit.
+            out.reserve_exact(step);
             out.resize(len + step, 0);
             let (in_before, out_before) = (inflate.total_in(), inflate.total_out());
             let result = inflate.decompress(input, &mut out[len..], FlushDecompress::Sync);
