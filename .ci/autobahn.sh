@@ -3,6 +3,9 @@
 #
 #   .ci/autobahn.sh server   # kosoku fuzzingclient  -> target/release/wsecho
 #   .ci/autobahn.sh client   # kosoku fuzzingserver <- examples/autobahn_client
+#   .ci/autobahn.sh server-deflate   # the same with permessage-deflate (RFC 7692):
+#   .ci/autobahn.sh client-deflate   # built with --features deflate, run with
+#                                    # --deflate, all 517 cases (12.* 13.* too)
 #
 # Passes only if every case is OK or INFORMATIONAL, in both behavior and
 # behaviorClose (see .ci/autobahn_gate.py), and the report holds all cases.
@@ -11,9 +14,12 @@
 # Environment (all optional):
 #   AUTOBAHN_OUT         report root; reports go to $AUTOBAHN_OUT/{server,client}
 #                        (default: reports/autobahn; wiped before each run)
-#   AUTOBAHN_EXPECT      cases the report must hold (default: 301, i.e. all but 12.* 13.*)
-#   AUTOBAHN_ARGS        kosoku case selection (default: "-x 12.* -x 13.*"; no globbing)
-#   AUTOBAHN_TIMEOUT     seconds allowed for the kosoku run / the client (default: 600)
+#   AUTOBAHN_EXPECT      cases the report must hold (default: 301, i.e. all but 12.* 13.*;
+#                        517 in the -deflate modes)
+#   AUTOBAHN_ARGS        kosoku case selection (default: "-x 12.* -x 13.*"; no globbing;
+#                        none in the -deflate modes)
+#   AUTOBAHN_TIMEOUT     seconds allowed for the kosoku run / the client (default: 600;
+#                        1500 in the -deflate modes)
 #   AUTOBAHN_PORT        port for the server under test / the fuzzing server
 #                        (default: a free port)
 #   AUTOBAHN_BUILD=0     do not run cargo build first
@@ -28,7 +34,24 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -eq 1 ]] || usage
 MODE="$1"
-[[ "$MODE" == server || "$MODE" == client ]] || usage
+[[ "$MODE" == server || "$MODE" == client || "$MODE" == server-deflate \
+    || "$MODE" == client-deflate ]] || usage
+# --- permessage-deflate modes: same gate, all cases, compression on. ---
+FEATURES=()
+DEFLATE_FLAG=()
+DEFAULT_EXPECT=301
+DEFAULT_ARGS="-x 12.* -x 13.*"
+DEFAULT_TIMEOUT=600
+if [[ "$MODE" == *-deflate ]]; then
+    # 216 more cases, of 1000 compressed messages each: about 5 minutes
+    # alone on this machine, more when it is shared.
+    DEFAULT_TIMEOUT=1500
+    FEATURES=(--features deflate)
+    DEFLATE_FLAG=(--deflate)
+    DEFAULT_EXPECT=517
+    DEFAULT_ARGS=""
+fi
+ROLE="${MODE%-deflate}"
 
 log() { echo "autobahn.sh $MODE: $*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -39,9 +62,9 @@ KOSOKU="$CI_VENV/bin/kosoku"
 PY="$CI_VENV/bin/python"
 
 OUT="${AUTOBAHN_OUT:-reports/autobahn}/$MODE"
-EXPECT="${AUTOBAHN_EXPECT:-301}"
-TIMEOUT="${AUTOBAHN_TIMEOUT:-600}"
-read -r -a CASE_ARGS <<<"${AUTOBAHN_ARGS:--x 12.* -x 13.*}"
+EXPECT="${AUTOBAHN_EXPECT:-$DEFAULT_EXPECT}"
+TIMEOUT="${AUTOBAHN_TIMEOUT:-$DEFAULT_TIMEOUT}"
+read -r -a CASE_ARGS <<<"${AUTOBAHN_ARGS-$DEFAULT_ARGS}"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 LOGDIR="$(cd "$OUT/.." && pwd)"   # logs beside the report; kosoku owns $OUT
@@ -106,7 +129,7 @@ wait_for_port() {
 START=$(date +%s)
 FAILED=0
 
-if [[ "$MODE" == server ]]; then
+if [[ "$ROLE" == server ]]; then
     PORT="${AUTOBAHN_PORT:-$(free_port)}"
     ADDR="127.0.0.1:$PORT"
     export PORT ADDR
@@ -114,9 +137,9 @@ if [[ "$MODE" == server ]]; then
         SERVER=(bash -c "$AUTOBAHN_SERVER_CMD")
     else
         if [[ "${AUTOBAHN_BUILD:-1}" != 0 ]]; then
-            cargo build --release --quiet --bin wsecho
+            cargo build --release --quiet "${FEATURES[@]}" --bin wsecho
         fi
-        SERVER=(target/release/wsecho --listen "$ADDR" --quiet)
+        SERVER=(target/release/wsecho --listen "$ADDR" --quiet "${DEFLATE_FLAG[@]}")
     fi
     log "starting server under test on $ADDR: ${SERVER[*]}"
     setsid -w "${SERVER[@]}" </dev/null >"$LOGDIR/$MODE-sut.log" 2>&1 &
@@ -170,9 +193,10 @@ else
         CLIENT=(bash -c "$AUTOBAHN_CLIENT_CMD")
     else
         if [[ "${AUTOBAHN_BUILD:-1}" != 0 ]]; then
-            cargo build --release --quiet --example autobahn_client
+            cargo build --release --quiet "${FEATURES[@]}" --example autobahn_client
         fi
-        CLIENT=(cargo run --release --quiet --example autobahn_client -- "$URL")
+        CLIENT=(cargo run --release --quiet "${FEATURES[@]}" --example autobahn_client -- \
+            "${DEFLATE_FLAG[@]}" "$URL")
     fi
     log "client under test: ${CLIENT[*]}"
     run_timed "$LOGDIR/$MODE-sut.log" "${CLIENT[@]}"

@@ -5,11 +5,25 @@
 # and thread count before, while holding them, and after closing them.
 #
 #   .ci/mem10k.sh [N]        default N=10000; target <= 16 KiB RSS each
+#   .ci/mem10k.sh N --deflate   the same with permessage-deflate negotiated and
+#                               one compressed message each way (built with
+#                               --features deflate; informational, no target).
+#                               DEFLATE_OFFER sets the client's offer (default
+#                               "permessage-deflate; client_max_window_bits").
 #
 # Needs `ulimit -n` above N + a few (each side holds N descriptors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
+DEFLATE=()
+FEATURES=()
+HOLD_ARGS=()
+if [ "${2:-}" = --deflate ]; then
+    DEFLATE=(--deflate)
+    FEATURES=(--features deflate)
+    HOLD_ARGS=("${DEFLATE_OFFER:-permessage-deflate; client_max_window_bits}")
+    TARGET_KIB=${TARGET_KIB:-1024}
+fi
 PORT=${PORT:-0}
 TARGET_KIB=${TARGET_KIB:-16}
 
@@ -19,7 +33,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((N + 100)) ]; then
     exit 2
 fi
 
-cargo build --release --quiet --bin wsecho --example hold_connections
+cargo build --release --quiet "${FEATURES[@]}" --bin wsecho --example hold_connections
 
 LOG=$(mktemp)
 FIFO=$(mktemp -u)
@@ -33,7 +47,7 @@ trap cleanup EXIT
 
 # shellcheck source=.ci/wsecho_proc.sh
 . .ci/wsecho_proc.sh
-start_wsecho mem10k "$LOG" --listen "127.0.0.1:$PORT" --max-connections $((N + 100))
+start_wsecho mem10k "$LOG" --listen "127.0.0.1:$PORT" --max-connections $((N + 100)) "${DEFLATE[@]}"
 sample() { echo "$(status VmRSS) $(status Threads)"; }
 
 sleep 0.3
@@ -43,7 +57,7 @@ echo "wsecho at $ADDR: baseline RSS ${RSS0} KiB, ${THREADS0} threads"
 # The holder prints "ready ..." once all N are open and echoed, then holds
 # them until its stdin (the FIFO) is closed.
 exec 3<>"$FIFO"
-target/release/examples/hold_connections "$ADDR" "$N" <"$FIFO" >"$LOG.holder" 3>&- &
+target/release/examples/hold_connections "$ADDR" "$N" "${HOLD_ARGS[@]}" <"$FIFO" >"$LOG.holder" 3>&- &
 HOLDER=$!
 for _ in $(seq 1200); do
     grep -q "^ready" "$LOG.holder" 2>/dev/null && break

@@ -4,10 +4,23 @@
 //! kosoku -m fuzzingserver 127.0.0.1:9001 -x '12.*' -x '13.*' -o reports &
 //! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001
 //! ```
+//!
+//! With `--deflate` (and `--features deflate`) it offers permessage-deflate
+//! (RFC 7692), for all 517 cases including 12.* and 13.*:
+//!
+//! ```text
+//! kosoku -m fuzzingserver 127.0.0.1:9001 -o reports &
+//! cargo run --release --features deflate --example autobahn_client -- --deflate ws://127.0.0.1:9001
+//! ```
 
+use rfc6455::handshake::DeflateConfig;
 use rfc6455::protocol::SizeLimits;
 use rfc6455::{connect_with, ClientConfig, Error, Message, WebSocketConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Set by `--deflate`.
+static DEFLATE: AtomicBool = AtomicBool::new(false);
 
 const AGENT: &str = "rfc6455";
 
@@ -16,9 +29,11 @@ fn config() -> ClientConfig {
     let protocol = SizeLimits::default()
         .max_frame_size(64 << 20)
         .max_message_size(64 << 20);
+    let deflate = DEFLATE.load(Ordering::Relaxed).then(DeflateConfig::client);
     ClientConfig::default()
         .read_timeout(Some(Duration::from_secs(60)))
         .websocket(WebSocketConfig::default().protocol(protocol))
+        .deflate(deflate)
 }
 
 /// Echoes every data message until the connection ends.
@@ -52,9 +67,17 @@ fn case_count(base: &str) -> Result<u32, Error> {
 }
 
 fn main() {
-    let base = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
+    let mut base = "ws://127.0.0.1:9001".to_owned();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--deflate" if !cfg!(feature = "deflate") => {
+                eprintln!("autobahn_client: --deflate needs --features deflate");
+                std::process::exit(2);
+            }
+            "--deflate" => DEFLATE.store(true, Ordering::Relaxed),
+            _ => base = arg,
+        }
+    }
     let base = base.trim_end_matches('/');
     let count = match case_count(base) {
         Ok(n) => n,

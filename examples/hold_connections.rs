@@ -10,6 +10,11 @@
 //! holding them, and closes them all (close frame, then TCP) when stdin
 //! reaches end of file. Runs in its own process so that the server's
 //! descriptor count and memory are its own.
+//!
+//! A third argument, a `Sec-WebSocket-Extensions` offer such as
+//! `permessage-deflate`, makes every connection negotiate compression and
+//! send its one message compressed (RSV1), so the server holds a
+//! compressor and a decompressor per connection (`.ci/mem10k.sh --deflate`).
 
 use std::io::{self, BufRead, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -51,10 +56,20 @@ fn read_frame(mut s: &TcpStream) -> io::Result<(u8, Vec<u8>)> {
     Ok((h[0] & 0x0F, payload))
 }
 
-fn open(addr: SocketAddr, i: usize) -> io::Result<TcpStream> {
+/// RFC 7692 §7.2.3.1: "Hello" compressed, the tail removed.
+const HELLO_DEFLATED: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+
+fn open(addr: SocketAddr, i: usize, offer: Option<&str>) -> io::Result<TcpStream> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(REQUEST.as_bytes())?;
+    match offer {
+        None => s.write_all(REQUEST.as_bytes())?,
+        Some(offer) => {
+            let head = REQUEST.trim_end_matches("\r\n");
+            let request = format!("{head}\r\nSec-WebSocket-Extensions: {offer}\r\n\r\n");
+            s.write_all(request.as_bytes())?;
+        }
+    }
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -69,6 +84,20 @@ fn open(addr: SocketAddr, i: usize) -> io::Result<TcpStream> {
             "refused: {}",
             line.lines().next().unwrap_or("")
         )));
+    }
+    if let Some(offer) = offer {
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        if !head.contains("sec-websocket-extensions: permessage-deflate") {
+            return Err(io::Error::other(format!("{offer:?} not accepted")));
+        }
+        // Compressed (RSV1) both ways: the server inflates and deflates.
+        let mut hello = frame(0x1, &HELLO_DEFLATED);
+        hello[0] |= 0x40;
+        s.write_all(&hello)?;
+        return match read_compressed(&s)? {
+            true => Ok(s),
+            false => Err(io::Error::other("echo not compressed")),
+        };
     }
     // One echo proves the connection is served, not just queued.
     let text = i.to_string();
@@ -86,6 +115,20 @@ fn open(addr: SocketAddr, i: usize) -> io::Result<TcpStream> {
     }
 }
 
+/// Reads the echo of a compressed message: whether it had RSV1.
+fn read_compressed(mut s: &TcpStream) -> io::Result<bool> {
+    loop {
+        let mut first = [0u8; 1];
+        s.peek(&mut first)?;
+        let (opcode, payload) = read_frame(s)?;
+        if opcode == 0x9 {
+            s.write_all(&frame(0xA, &payload))?;
+            continue;
+        }
+        return Ok(first[0] & 0x40 != 0);
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let addr: SocketAddr = args
@@ -94,6 +137,7 @@ fn main() {
         .parse()
         .expect("ADDR");
     let n: usize = args.next().map_or(10_000, |v| v.parse().expect("COUNT"));
+    let offer: Option<Arc<str>> = args.next().map(Into::into);
     let workers: usize = 8;
 
     let start = Instant::now();
@@ -101,9 +145,10 @@ fn main() {
     let threads: Vec<_> = (0..workers)
         .map(|w| {
             let held = Arc::clone(&held);
+            let offer = offer.clone();
             thread::spawn(move || {
                 for i in (w..n).step_by(workers) {
-                    match open(addr, i) {
+                    match open(addr, i, offer.as_deref()) {
                         Ok(s) => held.lock().unwrap().push(s),
                         Err(e) => {
                             eprintln!("hold_connections: connection {i}: {e}");

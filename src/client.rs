@@ -19,7 +19,7 @@
 use crate::frame::Role;
 use crate::handshake::client::{build_request, verify_response, RequestOptions};
 use crate::handshake::http::{parse_response, Limits, Response};
-use crate::handshake::HandshakeError;
+use crate::handshake::{DeflateConfig, HandshakeError};
 use crate::protocol::{Keepalive, WebSocketConfig};
 use crate::transport::proxy::{self, Proxy};
 use crate::transport::{read_head, HeadError, Stream, Transport};
@@ -254,6 +254,23 @@ impl ClientConfig {
         self.websocket.idle_timeout = timeout;
         self
     }
+
+    // --- permessage-deflate (RFC 7692) ---
+
+    /// Offers permessage-deflate with `config` (`None`: no offer), e.g.
+    /// [`DeflateConfig::client`]. Sets [`WebSocketConfig::deflate`] of
+    /// [`ClientConfig::websocket`]. Needs the `deflate` feature; without it
+    /// nothing is offered.
+    ///
+    /// ```
+    /// use rfc6455::{handshake::DeflateConfig, ClientConfig};
+    /// let config = ClientConfig::default().deflate(Some(DeflateConfig::client()));
+    /// assert!(config.websocket.deflate.is_some());
+    /// ```
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> ClientConfig {
+        self.websocket.deflate = config;
+        self
+    }
 }
 
 // --- TLS and proxies (issue 12) ---
@@ -407,6 +424,7 @@ pub fn client_handshake(
         resource: &url.resource,
         subprotocols: &config.subprotocols,
         headers: &headers[..],
+        deflate: config.websocket.deflate,
     })?;
     stream.write_all(request.bytes())?;
     let deadline = Instant::now() + config.handshake_timeout;

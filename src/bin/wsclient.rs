@@ -67,6 +67,8 @@ OPTIONS:
                               http://[USER:PASSWORD@]HOST[:PORT]
     --no-env-proxy            ignore HTTPS_PROXY / HTTP_PROXY / NO_PROXY (by
                               default wsclient uses them, as curl does)
+    --deflate                 offer permessage-deflate compression (RFC 7692);
+                              needs a build with `--features deflate`
     -h, --help                print this help
 
 Ctrl-C (SIGINT) or SIGTERM sends close 1001 (going away), waits up to 2 s for
@@ -89,6 +91,7 @@ struct Options {
 
 fn parse_args() -> Result<Options, String> {
     let mut url = None;
+    let mut deflate = false;
     // The proxy environment variables are followed unless --no-env-proxy.
     let mut config = ClientConfig::default().proxy_from_env(true);
     let mut reconnect = false;
@@ -154,6 +157,7 @@ fn parse_args() -> Result<Options, String> {
                     "{arg}: this wsclient was built without the `tls` feature"
                 ))
             }
+            "--deflate" => deflate = true,
             "--linger" => {
                 linger = seconds("--linger", &value("--linger")?, 0.0..=MAX_LINGER)?;
             }
@@ -166,6 +170,14 @@ fn parse_args() -> Result<Options, String> {
         }
     }
     let url = url.ok_or("missing URL (see --help)")?;
+    if deflate {
+        if !cfg!(feature = "deflate") {
+            return Err(
+                "--deflate: this build has no compression (build with --features deflate)".into(),
+            );
+        }
+        config = config.deflate(Some(rfc6455::handshake::DeflateConfig::client()));
+    }
     // A malformed URL is bad usage, which no retry can fix. `wss://` is well
     // formed but not supported yet: that is a failure to connect (exit 1).
     if let Err(e @ Error::Url(_)) = WsUrl::parse(&url) {
@@ -340,11 +352,14 @@ fn main() -> ExitCode {
         open.store(true, Ordering::Release);
         attempt = 0;
         generation += 1;
-        let protocol = response
+        let mut protocol = response
             .headers
             .get("sec-websocket-protocol")
             .map(|p| format!(" (subprotocol {p})"))
             .unwrap_or_default();
+        if let Some(e) = response.headers.get("sec-websocket-extensions") {
+            protocol.push_str(&format!(" (extensions {e})"));
+        }
         eprintln!("wsclient: connected to {}{protocol}", options.url);
         let (reader, writer) = match ws.split() {
             Ok(halves) => halves,

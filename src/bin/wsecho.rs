@@ -48,6 +48,8 @@ OPTIONS:
     --tls-cert FILE           serve wss:// with this PEM certificate chain (leaf
                               first); needs --tls-key (built with `tls`)
     --tls-key FILE            the PEM private key of --tls-cert
+    --deflate                 accept permessage-deflate compression (RFC 7692) with
+                              12-bit windows; needs a build with `--features deflate`
     --quiet                   no per-connection log lines
     -h, --help                print this help
 
@@ -126,6 +128,15 @@ fn parse_args() -> Result<Options, String> {
             "--quiet" => quiet = true,
             "--tls-cert" => tls_cert = Some(value()?),
             "--tls-key" => tls_key = Some(value()?),
+            "--deflate" if !cfg!(feature = "deflate") => {
+                return Err(
+                    "--deflate: this build has no compression (build with --features deflate)"
+                        .into(),
+                )
+            }
+            "--deflate" => {
+                config = config.deflate(Some(rfc6455::handshake::DeflateConfig::default()))
+            }
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }

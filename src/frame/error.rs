@@ -46,6 +46,12 @@ pub enum ProtocolError {
     FrameTooBig,
     /// §10.4: a message larger than the configured `max_message_size` (close code 1009).
     MessageTooBig,
+    /// RFC 7692 §6.2: a message marked compressed (RSV1) whose payload is not
+    /// valid DEFLATE data. Close code 1007, like invalid UTF-8: the frames
+    /// are well formed, but the message's data is not consistent with what
+    /// the negotiated extension says it is (RFC 6455 §7.4.1), and it is the
+    /// code Autobahn and Python `websockets` expect.
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
@@ -60,9 +66,9 @@ impl ProtocolError {
     /// ```
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidUtf8InCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidUtf8InCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -86,6 +92,7 @@ impl ProtocolError {
             ProtocolError::InvalidUtf8InCloseReason => "invalid UTF-8 in close reason",
             ProtocolError::FrameTooBig => "frame too big",
             ProtocolError::MessageTooBig => "message too big",
+            ProtocolError::InvalidCompressedData => "invalid compressed data",
         }
     }
 }

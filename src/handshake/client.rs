@@ -7,6 +7,7 @@ use std::net::Ipv6Addr;
 
 use base64::Engine as _;
 
+use super::extensions::{self, AnswerError, DeflateConfig};
 use super::http::{is_token, is_valid_header, Response};
 use super::{accept_key, HandshakeError, Negotiated};
 
@@ -30,6 +31,8 @@ pub struct ClientRequest {
     key: String,
     expected_accept: String,
     subprotocols: Vec<String>,
+    /// permessage-deflate as offered (`None`: not offered).
+    deflate: Option<DeflateConfig>,
 }
 
 impl ClientRequest {
@@ -70,6 +73,9 @@ pub struct RequestOptions<'a> {
     pub subprotocols: &'a [String],
     /// Extra request headers.
     pub headers: &'a [(String, String)],
+    /// permessage-deflate to offer (RFC 7692); `None` offers nothing. Needs
+    /// the `deflate` feature; without it nothing is offered.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl<'a> RequestOptions<'a> {
@@ -82,6 +88,7 @@ impl<'a> RequestOptions<'a> {
             resource,
             subprotocols: &[],
             headers: &[],
+            deflate: None,
         }
     }
 
@@ -101,6 +108,12 @@ impl<'a> RequestOptions<'a> {
     /// Sets the extra request headers.
     pub fn headers(mut self, headers: &'a [(String, String)]) -> RequestOptions<'a> {
         self.headers = headers;
+        self
+    }
+
+    /// Sets the permessage-deflate offer.
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> RequestOptions<'a> {
+        self.deflate = config;
         self
     }
 }
@@ -157,6 +170,7 @@ fn build_with_nonce(
         resource,
         subprotocols,
         headers,
+        deflate,
     } = options;
     let resource = encode_resource(resource)?;
     let mut host = host_header(host, port, explicit_port)?;
@@ -197,6 +211,11 @@ fn build_with_nonce(
             subprotocols.join(", ")
         );
     }
+    // RFC 7692 §5: the offer (only when this build can compress).
+    let offer = deflate.as_ref().and_then(extensions::offer);
+    if let Some(offer) = &offer {
+        let _ = write!(head, "Sec-WebSocket-Extensions: {offer}\r\n");
+    }
     for (name, value) in extra {
         let _ = write!(head, "{name}: {value}\r\n");
     }
@@ -206,6 +225,7 @@ fn build_with_nonce(
         expected_accept: accept_key(key.as_bytes()),
         key,
         subprotocols: subprotocols.to_vec(),
+        deflate: offer.and(deflate),
     })
 }
 
@@ -324,10 +344,18 @@ pub fn verify_response(
         (Some(a), None) if a == request.expected_accept => {}
         _ => return Err(HandshakeError::BadAccept),
     }
-    // 5. No extension was offered, so none may be in use.
-    if headers.tokens("sec-websocket-extensions").next().is_some() {
-        return Err(HandshakeError::UnexpectedExtension);
-    }
+    // 5. "If the response includes a |Sec-WebSocket-Extensions| header
+    //    field and this header field indicates the use of an extension that
+    //    was not present in the client's handshake [...]"; RFC 7692 §7.1:
+    //    invalid permessage-deflate parameters fail the connection too.
+    let extensions = match extensions::verify_answer(
+        headers.get_all("sec-websocket-extensions"),
+        request.deflate.as_ref(),
+    ) {
+        Ok(accepted) => accepted.into_iter().collect(),
+        Err(AnswerError::NotOffered) => return Err(HandshakeError::UnexpectedExtension),
+        Err(AnswerError::InvalidParams) => return Err(HandshakeError::InvalidExtensionParams),
+    };
     // 6. A subprotocol "that was not present in the client's handshake".
     let mut selected = headers.tokens("sec-websocket-protocol");
     let subprotocol = match (selected.next(), selected.next()) {
@@ -337,7 +365,7 @@ pub fn verify_response(
     };
     Ok(Negotiated {
         subprotocol,
-        extensions: Vec::new(),
+        extensions,
     })
 }
 

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod client;
+pub mod extensions;
 pub mod http;
 pub mod server;
 
@@ -42,9 +43,9 @@ use std::fmt;
 pub struct Negotiated {
     /// The subprotocol selected (RFC 6455 §1.9), if any.
     pub subprotocol: Option<String>,
-    /// The extensions in use (RFC 6455 §9.1), in the order they apply. None
-    /// is implemented yet, so the server accepts none and the client
-    /// refuses an answer that names one: this is empty.
+    /// The extensions in use (RFC 6455 §9.1), in the order they apply, as
+    /// the server's answer names them: permessage-deflate (RFC 7692) when
+    /// it was configured, offered and accepted, otherwise empty.
     pub extensions: Vec<ExtensionParams>,
 }
 
@@ -62,6 +63,7 @@ use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
 pub use client::{build_request, verify_response, ClientRequest, RequestOptions};
+pub use extensions::{DeflateConfig, DeflateParams};
 pub use http::{
     parse_request, parse_response, reason_phrase, Headers, HttpError, Limits, Request, Response,
     Version,
@@ -166,8 +168,13 @@ pub enum HandshakeError {
     /// RFC 6455 §4.1: "If the response includes a |Sec-WebSocket-Extensions|
     /// header field and this header field indicates the use of an extension
     /// that was not present in the client's handshake [...] the client MUST
-    /// _Fail the WebSocket Connection_." This crate offers none.
+    /// _Fail the WebSocket Connection_." Also for more than one extension
+    /// (this crate offers only permessage-deflate).
     UnexpectedExtension,
+    /// RFC 7692 §7.1: the server accepted permessage-deflate with an
+    /// unknown, repeated or invalid parameter, or one that contradicts the
+    /// offer; "the client MUST _Fail the WebSocket Connection_".
+    InvalidExtensionParams,
 
     // --- What the local caller supplied. ---
     /// The host given to [`build_request`] is empty or not a valid host
@@ -222,6 +229,9 @@ impl fmt::Display for HandshakeError {
             }
             HandshakeError::UnexpectedExtension => {
                 f.write_str("the server selected an extension that was not offered")
+            }
+            HandshakeError::InvalidExtensionParams => {
+                f.write_str("the server answered permessage-deflate with invalid parameters")
             }
             HandshakeError::InvalidHost => f.write_str("invalid host"),
             HandshakeError::InvalidResource => f.write_str("invalid resource name"),

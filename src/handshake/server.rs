@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 
+use super::extensions::{self, DeflateConfig};
 use super::http::{is_valid_header, reason_phrase, Request};
 use super::{accept_key, HandshakeError, HttpError, Negotiated};
 
@@ -42,6 +43,10 @@ pub struct AcceptOptions {
     /// Headers added to the `101` response (e.g. `Set-Cookie`). They must not
     /// repeat the handshake's own headers.
     pub headers: Vec<(String, String)>,
+    /// permessage-deflate (RFC 7692): accept the first offer this config can
+    /// honour. `None` (the default) declines compression. Needs the
+    /// `deflate` feature; without it nothing is accepted.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl fmt::Debug for AcceptOptions {
@@ -54,6 +59,7 @@ impl fmt::Debug for AcceptOptions {
             )
             .field("check_origin", &self.check_origin.as_ref().map(|_| "Fn"))
             .field("headers", &self.headers)
+            .field("deflate", &self.deflate)
             .finish()
     }
 }
@@ -120,6 +126,12 @@ impl AcceptOptions {
     /// Adds a header to [`AcceptOptions::headers`].
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> AcceptOptions {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets [`AcceptOptions::deflate`].
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> AcceptOptions {
+        self.deflate = config;
         self
     }
 }
@@ -281,8 +293,10 @@ impl From<HandshakeError> for Rejection {
 ///
 /// The `101` response carries `Upgrade: websocket`, `Connection: Upgrade`,
 /// `Sec-WebSocket-Accept`, the selected `Sec-WebSocket-Protocol` if any, and
-/// [`AcceptOptions::headers`]. It never carries `Sec-WebSocket-Extensions`:
-/// no extension is supported, so none is accepted (RFC 6455 §9.1).
+/// [`AcceptOptions::headers`]. It carries `Sec-WebSocket-Extensions` only
+/// when [`AcceptOptions::deflate`] is set (and the `deflate` feature is on)
+/// and the client offered permessage-deflate in a form it can honour
+/// ([`extensions::negotiate`]).
 ///
 /// ```
 /// use rfc6455::handshake::{accept, parse_request, AcceptOptions, Limits};
@@ -321,6 +335,15 @@ pub fn accept(request: &Request, options: &AcceptOptions) -> Result<Accepted, Re
     if let Some(p) = &subprotocol {
         header("Sec-WebSocket-Protocol", p);
     }
+    // RFC 7692 §5: the first offer we can honour, answered with the
+    // parameters in use.
+    let deflate = options.deflate.as_ref().and_then(|config| {
+        extensions::negotiate(request.headers.get_all("sec-websocket-extensions"), config)
+    });
+    let extensions: Vec<_> = deflate.into_iter().collect();
+    if !extensions.is_empty() {
+        header("Sec-WebSocket-Extensions", &extensions::write(&extensions));
+    }
     for (name, value) in &options.headers {
         if !is_valid_header(name, value) {
             return Err(HandshakeError::InvalidHeader.into());
@@ -331,7 +354,7 @@ pub fn accept(request: &Request, options: &AcceptOptions) -> Result<Accepted, Re
     Ok(Accepted {
         negotiated: Negotiated {
             subprotocol,
-            extensions: Vec::new(),
+            extensions,
         },
         response,
     })

@@ -2,6 +2,7 @@
 //! ([`SizeLimits`]) and the timers ([`WebSocketConfig`]), the same for every
 //! engine that drives the core.
 
+use crate::handshake::DeflateConfig;
 use std::time::Duration;
 
 /// Limits on what a peer may send. A frame is checked against
@@ -86,6 +87,11 @@ pub struct WebSocketConfig {
     /// With keepalive off: close (1001 "idle timeout") after this much
     /// silence from the peer. `None` (the default) waits forever.
     pub idle_timeout: Option<Duration>,
+    /// permessage-deflate (RFC 7692): offered by a client, accepted by a
+    /// server, and the level and minimum size a connection compresses with.
+    /// `None` (the default): no compression. Needs the `deflate` feature;
+    /// without it nothing is negotiated.
+    pub deflate: Option<DeflateConfig>,
 }
 
 impl Default for WebSocketConfig {
@@ -95,6 +101,7 @@ impl Default for WebSocketConfig {
             keepalive: None,
             close_timeout: Duration::from_secs(5),
             idle_timeout: None,
+            deflate: None,
         }
     }
 }
@@ -133,6 +140,18 @@ impl WebSocketConfig {
     /// Sets the idle timeout.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> WebSocketConfig {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::deflate`].
+    ///
+    /// ```
+    /// use rfc6455::protocol::{DeflateConfig, WebSocketConfig};
+    /// let config = WebSocketConfig::default().deflate(Some(DeflateConfig::client()));
+    /// assert!(config.deflate.is_some());
+    /// ```
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> WebSocketConfig {
+        self.deflate = config;
         self
     }
 

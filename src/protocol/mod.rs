@@ -27,6 +27,8 @@ mod assembler;
 mod config;
 mod connection;
 mod decoder;
+#[cfg(feature = "deflate")]
+pub mod deflate;
 pub mod extension;
 mod incoming;
 mod message;
@@ -39,5 +41,7 @@ pub use incoming::{Incoming, Located, Piece, PieceAt, Received, ReceivedRef, Str
 pub use message::{Message, MessageRef};
 pub use outgoing::{Framed, Outgoing, DIRECT_WRITE};
 pub use timers::Timers;
+
+pub use crate::handshake::DeflateConfig;
 
 pub use crate::frame::ProtocolError;

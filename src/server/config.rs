@@ -2,6 +2,7 @@
 
 use crate::handshake::http::{Limits, Request};
 use crate::handshake::server::{http_response, AcceptOptions};
+use crate::handshake::DeflateConfig;
 use crate::protocol::{Keepalive, SizeLimits, WebSocketConfig};
 use crate::Error;
 use std::sync::Arc;
@@ -244,6 +245,24 @@ impl ServerConfig {
             .keepalive(self.keepalive)
             .close_timeout(self.close_timeout)
             .idle_timeout(self.idle_timeout)
+            .deflate(self.accept.deflate)
+    }
+
+    // --- permessage-deflate (RFC 7692) ---
+
+    /// Accepts permessage-deflate with `config` (`None` declines it): sets
+    /// [`AcceptOptions::deflate`], which also gives each connection its
+    /// level and minimum size. Needs the `deflate` feature; without it the
+    /// offer is declined as before.
+    ///
+    /// ```
+    /// use rfc6455::{handshake::DeflateConfig, ServerConfig};
+    /// let config = ServerConfig::default().deflate(Some(DeflateConfig::default()));
+    /// assert!(config.accept.deflate.is_some());
+    /// ```
+    pub fn deflate(mut self, config: Option<DeflateConfig>) -> ServerConfig {
+        self.accept.deflate = config;
+        self
     }
 }
 

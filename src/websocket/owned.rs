@@ -158,9 +158,10 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// A connection as the opening handshake left it: `leftover` bytes read
-    /// past the handshake, and what it `negotiated` (the subprotocol; the
-    /// extensions, when the crate implements one: none is accepted today, so
-    /// the list is empty).
+    /// past the handshake, and what it `negotiated` (the subprotocol, and
+    /// permessage-deflate if it was agreed: with the `deflate` feature, its
+    /// halves are installed here, with `config.deflate`'s level and minimum
+    /// size).
     pub fn after_handshake(
         stream: S,
         leftover: Vec<u8>,
@@ -169,6 +170,14 @@ impl<S: Read + Write> WebSocket<S> {
         config: WebSocketConfig,
     ) -> WebSocket<S> {
         let mut ws = WebSocket::from_partially_read(stream, leftover, role, config);
+        // The one install point of permessage-deflate (RFC 7692).
+        #[cfg(feature = "deflate")]
+        if let Some((decoder, encoder)) =
+            crate::protocol::deflate::from_negotiated(role, &negotiated, ws.config.deflate.as_ref())
+        {
+            ws.recv.incoming.add_extension(decoder);
+            ws.outgoing.add_extension(encoder);
+        }
         ws.subprotocol = negotiated.subprotocol;
         ws
     }

@@ -1,0 +1,360 @@
+//! permessage-deflate (RFC 7692) with real peers, compression checked on the
+//! wire: every byte passes through a tap that parses the frames after the
+//! handshake and counts those with RSV1 in each direction, so a test fails
+//! if either side silently sent everything uncompressed.
+//!
+//! | peer                                  | as a client of our `Server` | as a server for `connect` |
+//! |---------------------------------------|-----------------------------|---------------------------|
+//! | Python `websockets` (compresses by default) | yes                   | yes                       |
+//! | Node `ws`, `perMessageDeflate: true`  | yes                         | yes                       |
+//!
+//! Sizes 0 B to 1 MiB, compressible text and random binary. Python comes
+//! from `$RFC6455_PYTHON` or the CI venv (`.ci/venv.sh`, which is built if
+//! missing); Node `ws` from `.ci/peers/node_modules` (`.ci/peers.sh`). If a
+//! peer cannot be had the test fails, saying so, unless
+//! `RFC6455_SKIP_INTEROP=1`. Only built with `--features deflate`.
+#![cfg(feature = "deflate")]
+
+mod common;
+
+use common::{assert_echo, client_config, close_normally, install_peers, repo, test_config};
+use rfc6455::handshake::DeflateConfig;
+use rfc6455::{connect_with, Message, RunningServer};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::Duration;
+
+const SIZES: [usize; 6] = [0, 1, 125, 126, 65536, 1 << 20];
+const PEER_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------
+// The tap
+
+/// Frames seen after the handshake, per direction: (all, with RSV1).
+#[derive(Default)]
+struct Seen {
+    to_server: [AtomicUsize; 2],
+    to_client: [AtomicUsize; 2],
+}
+
+impl Seen {
+    fn get(&self) -> ((usize, usize), (usize, usize)) {
+        let f = |c: &[AtomicUsize; 2]| (c[0].load(Ordering::SeqCst), c[1].load(Ordering::SeqCst));
+        (f(&self.to_server), f(&self.to_client))
+    }
+}
+
+/// Parses a byte stream: skips the HTTP head, then counts frames.
+struct Scanner {
+    head_done: bool,
+    buf: Vec<u8>,
+}
+
+impl Scanner {
+    fn feed(&mut self, data: &[u8], counts: &[AtomicUsize; 2]) {
+        self.buf.extend_from_slice(data);
+        if !self.head_done {
+            match self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                Some(i) => {
+                    self.buf.drain(..i + 4);
+                    self.head_done = true;
+                }
+                None => return,
+            }
+        }
+        loop {
+            let b = &self.buf;
+            if b.len() < 2 {
+                return;
+            }
+            let masked = b[1] & 0x80 != 0;
+            let (len, mut at) = match b[1] & 0x7f {
+                126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
+                127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()), 10),
+                126 | 127 => return,
+                n => (u64::from(n), 2),
+            };
+            if masked {
+                at += 4;
+            }
+            let total = at + len as usize;
+            if b.len() < total {
+                return;
+            }
+            counts[0].fetch_add(1, Ordering::SeqCst);
+            if b[0] & 0x40 != 0 {
+                counts[1].fetch_add(1, Ordering::SeqCst);
+            }
+            self.buf.drain(..total);
+        }
+    }
+}
+
+/// Listens on an ephemeral port and relays every connection to `upstream`,
+/// counting frames both ways.
+fn tap(upstream: SocketAddr) -> (SocketAddr, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let counts = Arc::clone(&seen);
+    thread::spawn(move || {
+        for down in listener.incoming().flatten() {
+            let Ok(up) = TcpStream::connect(upstream) else {
+                continue;
+            };
+            for (from, to, to_server) in [
+                (down.try_clone().unwrap(), up.try_clone().unwrap(), true),
+                (up, down, false),
+            ] {
+                let counts = Arc::clone(&counts);
+                thread::spawn(move || pump(from, to, &counts, to_server));
+            }
+        }
+    });
+    (addr, seen)
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, seen: &Seen, to_server: bool) {
+    let counts = if to_server {
+        &seen.to_server
+    } else {
+        &seen.to_client
+    };
+    let mut scanner = Scanner {
+        head_done: false,
+        buf: Vec::new(),
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                scanner.feed(&buf[..n], counts);
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// Both directions carried compressed frames.
+fn assert_compressed_both_ways(seen: &Seen) {
+    let ((up, up_rsv1), (down, down_rsv1)) = seen.get();
+    eprintln!("tap: to server {up_rsv1}/{up} frames with RSV1, to client {down_rsv1}/{down}");
+    assert!(up_rsv1 > 0, "no compressed frame reached the server");
+    assert!(down_rsv1 > 0, "no compressed frame reached the client");
+}
+
+// ---------------------------------------------------------------------------
+// Peers
+
+fn skip() -> bool {
+    let skip = std::env::var("RFC6455_SKIP_INTEROP").as_deref() == Ok("1");
+    if skip {
+        eprintln!("RFC6455_SKIP_INTEROP=1: skipping this interop test");
+    }
+    skip
+}
+
+fn imports_websockets(python: &PathBuf) -> bool {
+    Command::new(python)
+        .args(["-c", "import websockets.sync.server"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A Python with `websockets`: `$RFC6455_PYTHON`, or the CI venv (built by
+/// `.ci/venv.sh` if missing).
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("RFC6455_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = common::target_dir().join("ci-venv");
+    let python = venv.join("bin").join("python");
+    if !imports_websockets(&python) {
+        let status = Command::new("bash")
+            .arg(repo().join(".ci").join("venv.sh"))
+            .env("CI_VENV", &venv)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run .ci/venv.sh");
+        assert!(status.success(), ".ci/venv.sh failed: no Python websockets");
+    }
+    assert!(
+        imports_websockets(&python),
+        "{} cannot import websockets (set RFC6455_SKIP_INTEROP=1 to skip)",
+        python.display()
+    );
+    python
+}
+
+fn node_dir() -> PathBuf {
+    let dir = repo().join(".ci").join("peers");
+    if !dir
+        .join("node_modules")
+        .join("ws")
+        .join("package.json")
+        .is_file()
+    {
+        install_peers(&[("RFC6455_PEERS_NO_BROWSER", "1")])
+            .unwrap_or_else(|e| panic!("no Node ws: {e} (RFC6455_SKIP_INTEROP=1 skips)"));
+    }
+    if let Some(why) = common::node_missing() {
+        panic!("{why} (set RFC6455_SKIP_INTEROP=1 to skip)");
+    }
+    dir
+}
+
+fn peer_command(peer: &str) -> Command {
+    let scripts = repo().join(".ci").join("peers");
+    match peer {
+        "python" => {
+            let mut c = Command::new(python());
+            c.arg(scripts.join("py_deflate_peer.py"));
+            c
+        }
+        _ => {
+            let dir = node_dir();
+            let mut c = Command::new("node");
+            c.arg(scripts.join("node_ws_deflate.js"))
+                .env("NODE_PATH", dir.join("node_modules"));
+            c
+        }
+    }
+}
+
+/// Kills the peer when the test ends, however it ends.
+struct Reaper(Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn deflate_server() -> RunningServer {
+    common::echo_server_with(test_config().deflate(Some(DeflateConfig::default())))
+}
+
+/// The peer as a client of our server, through the tap.
+fn peer_client_against_our_server(peer: &str) {
+    let server = deflate_server();
+    let (addr, seen) = tap(server.local_addr());
+    let mut child = peer_command(peer)
+        .args(["client", &format!("ws://{addr}/")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the peer");
+    let (tx, rx) = mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    thread::spawn(move || {
+        let (mut out, mut err) = (String::new(), String::new());
+        let _ = stdout.read_to_string(&mut out);
+        let _ = stderr.read_to_string(&mut err);
+        let _ = tx.send((out, err));
+    });
+    let mut child = Reaper(child);
+    let (out, err) = rx
+        .recv_timeout(PEER_TIMEOUT)
+        .unwrap_or_else(|_| panic!("{peer} client timed out"));
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{peer} client failed: {out}{err}");
+    assert!(out.contains("extensions permessage-deflate"), "{out}");
+    assert_compressed_both_ways(&seen);
+}
+
+/// Our client against the peer's echo server, through the tap.
+fn our_client_against_peer_server(peer: &str) {
+    let mut command = peer_command(peer);
+    if peer == "python" {
+        command.args(["server", "127.0.0.1:0"]);
+    } else {
+        command.arg("server");
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the peer");
+    let mut child = Reaper(child);
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("peer output").unwrap();
+    let port: u16 = first
+        .strip_prefix("listening ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("unexpected peer output {first:?}"));
+    let (addr, seen) = tap(SocketAddr::from(([127, 0, 0, 1], port)));
+    let config = client_config().deflate(Some(DeflateConfig::client()));
+    let (mut ws, response) = connect_with(&format!("ws://{addr}/"), &config).unwrap();
+    let accepted = response
+        .headers
+        .get("sec-websocket-extensions")
+        .unwrap_or("");
+    assert!(accepted.starts_with("permessage-deflate"), "{accepted:?}");
+    eprintln!("{peer} server accepted: {accepted}");
+    let mut seed = 0x9e37_79b9_u32;
+    for n in SIZES {
+        let text: String = "compressible json-like text {\"k\": 1} "
+            .chars()
+            .cycle()
+            .take(n)
+            .collect();
+        let random: Vec<u8> = (0..n)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        assert_echo(&mut ws, Message::Text(text));
+        assert_echo(&mut ws, Message::Binary(random));
+    }
+    close_normally(&mut ws);
+    let negotiated = lines.next().expect("peer output").unwrap();
+    assert!(negotiated.contains("permessage-deflate"), "{negotiated}");
+    assert_compressed_both_ways(&seen);
+}
+
+#[test]
+fn python_websockets_client_compresses_with_our_server() {
+    if !skip() {
+        peer_client_against_our_server("python");
+    }
+}
+
+#[test]
+fn our_client_compresses_with_python_websockets_server() {
+    if !skip() {
+        our_client_against_peer_server("python");
+    }
+}
+
+#[test]
+fn node_ws_client_compresses_with_our_server() {
+    if !skip() {
+        peer_client_against_our_server("node");
+    }
+}
+
+#[test]
+fn our_client_compresses_with_node_ws_server() {
+    if !skip() {
+        our_client_against_peer_server("node");
+    }
+}
