@@ -331,3 +331,21 @@ fn fragments_sent_frame_by_frame_are_not_transformed() {
     assert_eq!(sent[0], (0x01, b"abcd".to_vec()));
     assert_eq!(sent[1], (0x80, b"efgh".to_vec()));
 }
+
+#[test]
+fn close_timeout_counts_from_when_the_timers_first_see_the_close() {
+    // A close sent between timer calls makes the connection due at once, so
+    // its wait starts then, not an old deadline later.
+    let t0 = Instant::now();
+    let config = WebSocketConfig::default().close_timeout(5 * S);
+    let mut conn = Connection::with_timers(Role::Server, &config, t0);
+    conn.handle_timeout(t0 + 4 * S).unwrap();
+    conn.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(conn.deadline(), Some(t0 + 4 * S));
+    conn.handle_timeout(t0 + 4 * S).unwrap();
+    assert_eq!(conn.deadline(), Some(t0 + 9 * S));
+    assert!(matches!(
+        conn.handle_timeout(t0 + 9 * S),
+        Err(Error::Timeout(Timeout::Close))
+    ));
+}

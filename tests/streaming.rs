@@ -400,3 +400,156 @@ fn the_relay_example_passes_a_large_message_through_frame_by_frame() {
     let _ = relay.wait();
     assert_eq!(answer, Message::Text(expected));
 }
+
+// ---------------------------------------------------------------------------
+// Edges found in review
+
+/// A stream for the blocking driver: serves `wire` (returning the caller's
+/// `WouldBlock` once at `stall_at`) and records what is written.
+struct Scripted {
+    wire: Vec<u8>,
+    pos: usize,
+    stall_at: Option<usize>,
+    written: Vec<u8>,
+}
+
+impl Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut end = self.wire.len();
+        if let Some(stall) = self.stall_at {
+            if self.pos == stall {
+                self.stall_at = None;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            end = end.min(stall);
+        }
+        let n = (end - self.pos).min(buf.len());
+        buf[..n].copy_from_slice(&self.wire[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl io::Write for Scripted {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.written.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn scripted(
+    frames: &[(OpCode, bool, &[u8])],
+    stall_at: Option<usize>,
+) -> rfc6455::WebSocket<Scripted> {
+    let mut client = Connection::new(Role::Client, SizeLimits::default());
+    for &(opcode, fin, payload) in frames {
+        client.send_frame(opcode, payload, fin).unwrap();
+    }
+    let stream = Scripted {
+        wire: client.take_data_to_send(),
+        pos: 0,
+        stall_at,
+        written: Vec::new(),
+    };
+    rfc6455::WebSocket::from_raw_socket(stream, Role::Server, Default::default())
+}
+
+/// Gives one buffer-full, then fails (a file on a bad disk, a dead pipe).
+struct FailingSource(bool);
+
+impl Read for FailingSource {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if std::mem::replace(&mut self.0, true) {
+            return Err(io::Error::other("source failed"));
+        }
+        buf.fill(b'x');
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn a_source_failing_mid_stream_closes_with_1011_instead_of_wedging_the_connection() {
+    let mut ws = scripted(&[], None);
+    let sent = ws.send_stream(OpCode::Binary, FailingSource(false), 16);
+    assert!(matches!(sent, Err(Error::Io(_))), "{sent:?}");
+    // Not left open with a message that can never end: closed with 1011.
+    assert_ne!(ws.state(), rfc6455::protocol::State::Open);
+    let written = &ws.get_ref().written;
+    let close = written
+        .windows(2)
+        .rposition(|w| w[0] == 0x88)
+        .expect("a close frame");
+    assert_eq!(&written[close + 2..close + 4], &1011u16.to_be_bytes());
+    assert!(matches!(
+        ws.send(Message::Text("later".into())),
+        Err(Error::AlreadyClosed)
+    ));
+}
+
+#[test]
+fn split_writer_source_failing_mid_stream_closes_with_1011() {
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let ws = rfc6455::WebSocket::from_raw_socket(a, Role::Server, Default::default());
+    let (_reader, writer) = ws.split().unwrap();
+    assert!(writer
+        .send_stream(OpCode::Binary, FailingSource(false), 16)
+        .is_err());
+    assert!(writer.send_closed());
+    drop(writer);
+    drop(_reader);
+    let mut wire = Vec::new();
+    b.read_to_end(&mut wire).unwrap();
+    let close = wire
+        .windows(2)
+        .rposition(|w| w[0] == 0x88)
+        .expect("a close frame");
+    assert_eq!(&wire[close + 2..close + 4], &1011u16.to_be_bytes());
+}
+
+#[test]
+fn read_stream_after_the_callers_would_block_delivers_the_message_begun_whole() {
+    // The caller's own non-blocking read stops half way through a whole
+    // message; asking for a stream then must deliver that message, not
+    // skip it.
+    let hundred = [7u8; 100];
+    let mut ws = scripted(
+        &[
+            (OpCode::Binary, true, &hundred),
+            (OpCode::Binary, true, b"second"),
+        ],
+        Some(50),
+    );
+    match ws.read() {
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+        other => panic!("expected the caller's WouldBlock, got {other:?}"),
+    }
+    let mut message = ws.read_stream().unwrap();
+    let mut got = Vec::new();
+    message.read_to_end(&mut got).unwrap();
+    assert!(message.is_done());
+    drop(message);
+    assert_eq!(got, hundred);
+    assert_eq!(ws.read().unwrap(), Message::Binary(b"second".to_vec()));
+}
+
+#[test]
+fn a_close_met_while_skipping_a_dropped_stream_ends_the_connection_once() {
+    let close = 1000u16.to_be_bytes();
+    let mut ws = scripted(
+        &[
+            (OpCode::Binary, false, &[7; 10]),
+            (OpCode::Close, true, &close),
+        ],
+        None,
+    );
+    {
+        let mut message = ws.read_stream().unwrap();
+        let mut one = [0u8; 1];
+        message.read_exact(&mut one).unwrap();
+    } // dropped half way: the rest is skipped
+    assert!(matches!(ws.read(), Err(Error::ConnectionClosed)));
+    assert!(matches!(ws.read(), Err(Error::AlreadyClosed)));
+}

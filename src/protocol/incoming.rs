@@ -495,8 +495,10 @@ impl Incoming {
     ///
     /// A streamed message costs no more memory than one piece, whatever its
     /// size: [`SizeLimits::max_message_size`] does not apply to it (bound what
-    /// you keep yourself); `max_frame_size` still does, and text is still
-    /// validated as UTF-8 as it arrives (a bad byte fails with 1007).
+    /// you keep yourself), except that what an extension (permessage-deflate)
+    /// decodes from one piece of wire bytes may not exceed it (a decompression
+    /// bomb fails with 1009); `max_frame_size` still applies, and text is
+    /// still validated as UTF-8 as it arrives (a bad byte fails with 1007).
     /// Once a message has started streaming, go on with `receive_piece`
     /// until its end.
     pub fn receive_piece(

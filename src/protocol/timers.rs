@@ -25,6 +25,8 @@ pub struct Timers {
     last_rx: Instant,
     ping_sent_at: Option<Instant>,
     close_wait_since: Option<Instant>,
+    /// The latest time the owner passed in.
+    now: Instant,
 }
 
 impl Timers {
@@ -37,6 +39,7 @@ impl Timers {
             last_rx: now,
             ping_sent_at: None,
             close_wait_since: None,
+            now,
         }
     }
 
@@ -61,6 +64,7 @@ impl Timers {
     /// Starts the close timeout when our close frame has been sent (a no-op
     /// otherwise, or when it already runs). Returns the timeout if it is over.
     pub fn check_close_wait(&mut self, out: &Outgoing, now: Instant) -> Result<()> {
+        self.now = self.now.max(now);
         if !out.close_sent() {
             return Ok(());
         }
@@ -75,8 +79,12 @@ impl Timers {
     /// if ever.
     pub fn deadline(&self, out: &Outgoing) -> Option<Instant> {
         if out.close_sent() {
-            let since = self.close_wait_since.unwrap_or(self.last_rx);
-            return Some(since + self.close_timeout);
+            // A close sent since the timers last looked starts its wait at
+            // the next `handle_timeout`: due at once.
+            return Some(match self.close_wait_since {
+                Some(since) => since + self.close_timeout,
+                None => self.now,
+            });
         }
         if let Some(k) = self.keepalive {
             return Some(match self.ping_sent_at {
@@ -93,6 +101,7 @@ impl Timers {
     /// wait for the server's TCP close after a complete close handshake is
     /// over: the normal end, RFC 6455 §7.1.1).
     pub fn handle_timeout(&mut self, out: &mut Outgoing, now: Instant) -> Result<()> {
+        self.now = self.now.max(now);
         if let Some(since) = self.close_wait_since {
             if now.duration_since(since) >= self.close_timeout {
                 return Err(close_wait_over(out.is_closed()));

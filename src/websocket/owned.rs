@@ -3,7 +3,9 @@
 use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
 use super::split::{Reader, Writer};
-use super::stream::{check_data_opcode, fill, fragment_buffer, MessageReader, Pulling};
+use super::stream::{
+    check_data_opcode, fill, fragment_buffer, MessageReader, Pulling, SOURCE_FAILED,
+};
 use super::write::{flush_outgoing, write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::handshake::Negotiated;
@@ -290,22 +292,24 @@ impl<S: Read + Write> WebSocket<S> {
     /// assert_eq!(text, "Hello");
     /// ```
     pub fn read_stream(&mut self) -> Result<MessageReader<'_>> {
-        let mut pulling = Pulling {
+        let pulling = Pulling {
             recv: &mut self.recv,
             side: Sender {
                 stream: &mut self.stream,
                 outgoing: &mut self.outgoing,
             },
         };
-        let opcode = pulling.start()?;
-        Ok(MessageReader::new(Box::new(pulling), opcode))
+        pulling.start()
     }
 
     /// Sends a message read from `source` as it is read, one fragment of
     /// `fragment_size` bytes at a time (the last one shorter, possibly
     /// empty), without holding the message in memory. Returns its length.
     /// `opcode` is [`OpCode::Text`] (the source must produce UTF-8) or
-    /// [`OpCode::Binary`]. Control frames may go between the fragments.
+    /// [`OpCode::Binary`]. Control frames may go between the fragments. If
+    /// `source` fails after the first fragment went out, the message cannot
+    /// be finished: the connection is closed with 1011 and the source's
+    /// error returned.
     ///
     /// ```
     /// use rfc6455::{frame::OpCode, Role, WebSocket};
@@ -329,7 +333,17 @@ impl<S: Read + Write> WebSocket<S> {
         let mut frame_opcode = opcode;
         let mut total = 0u64;
         loop {
-            let n = fill(&mut source, &mut buf)?;
+            let n = match fill(&mut source, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    if frame_opcode == OpCode::Continuation {
+                        self.outgoing
+                            .close_with(CloseCode::INTERNAL_ERROR, SOURCE_FAILED);
+                        let _ = self.flush();
+                    }
+                    return Err(e);
+                }
+            };
             let fin = n < buf.len();
             self.write_frame(frame_opcode, &buf[..n], fin)?;
             total += n as u64;

@@ -76,8 +76,9 @@ enum Got {
 pub(super) enum Step {
     /// The streamed message starts.
     Start(OpCode),
-    /// A whole data message (not streamed).
-    Whole,
+    /// A whole data message (not streamed: its first frame had arrived
+    /// before streaming was asked for), copied out.
+    Whole(OpCode, Vec<u8>),
     /// More bytes: [`RecvSide::piece`].
     Data,
     /// The streamed message is over.
@@ -117,6 +118,15 @@ fn fail<K: SendSide>(side: &mut K, e: ProtocolError) -> Error {
     // Best effort: the peer may already be gone.
     let _ = side.flush_all();
     Error::Protocol(e)
+}
+
+/// An error that only says the caller's own read timeout or non-blocking
+/// mode cut a read short.
+fn is_callers_wait(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// What receiving a message sets off: the core's reaction path (pong,
@@ -235,7 +245,9 @@ impl RecvSide {
                 Piece::Start(opcode) => Step::Start(opcode),
                 Piece::Data(_) => Step::Data,
                 Piece::End => Step::End,
-                Piece::Message(m) if m.is_data() => Step::Whole,
+                Piece::Message(m) if m.is_data() => {
+                    Step::Whole(m.opcode(), m.payload().unwrap_or_default().to_vec())
+                }
                 Piece::Message(_) => continue,
             });
         }
@@ -278,7 +290,16 @@ impl RecvSide {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.discarding = false;
+                    match &e {
+                        // The caller's own timeout or non-blocking mode: the
+                        // rest is still to skip, on the next call.
+                        Error::Io(io) if is_callers_wait(io) => {}
+                        Error::ConnectionClosed => {
+                            self.discarding = false;
+                            self.ended = true;
+                        }
+                        _ => self.discarding = false,
+                    }
                     return Err(e);
                 }
             }

@@ -3,7 +3,9 @@
 
 use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
-use super::stream::{check_data_opcode, fill, fragment_buffer, MessageReader, Pulling};
+use super::stream::{
+    check_data_opcode, fill, fragment_buffer, MessageReader, Pulling, SOURCE_FAILED,
+};
 use super::write::{write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, OpCode};
 use crate::protocol::{Framed, Message, MessageRef, Outgoing, Piece, Streaming, DIRECT_WRITE};
@@ -243,15 +245,14 @@ impl<S: Read + Write> Reader<S> {
     /// [`WebSocket::read_stream`](super::WebSocket::read_stream); replies to
     /// control frames go out at once (or by a writer busy writing).
     pub fn read_stream(&mut self) -> Result<MessageReader<'_>> {
-        let mut pulling = Pulling {
+        let pulling = Pulling {
             recv: &mut self.recv,
             side: SplitSide {
                 stream: &mut self.stream,
                 shared: &self.shared,
             },
         };
-        let opcode = pulling.start()?;
-        Ok(MessageReader::new(Box::new(pulling), opcode))
+        pulling.start()
     }
 
     /// A new handle for sending on this connection.
@@ -348,7 +349,18 @@ impl<S: Write> Writer<S> {
         let mut frame_opcode = opcode;
         let mut total = 0u64;
         loop {
-            let n = fill(&mut source, &mut buf)?;
+            let n = match fill(&mut source, &mut buf) {
+                Ok(n) => n,
+                Err(e) => {
+                    if frame_opcode == OpCode::Continuation {
+                        let stream = lock(&self.shared.stream);
+                        let mut state = lock(&self.shared.state);
+                        state.close_with(CloseCode::INTERNAL_ERROR, SOURCE_FAILED);
+                        let _ = self.shared.drain_and_release(stream, state);
+                    }
+                    return Err(e);
+                }
+            };
             let fin = n < buf.len();
             self.shared
                 .send(frame_opcode, fin, Cow::Borrowed(&buf[..n]))?;

@@ -32,15 +32,26 @@ impl<K: SendSide> Pull for Pulling<'_, K> {
     }
 }
 
-impl<K: SendSide> Pulling<'_, K> {
+impl<'a, K: SendSide> Pulling<'a, K> {
     /// Skips control frames (answering them) up to the start of the next
     /// data message.
-    pub(super) fn start(&mut self) -> Result<OpCode> {
+    /// The next data message as a reader: streamed, or (when its first
+    /// frame had arrived before streaming was asked for) whole.
+    pub(super) fn start(mut self) -> Result<MessageReader<'a>>
+    where
+        K: 'a,
+    {
         loop {
             match self.step()? {
-                Step::Start(opcode) => return Ok(opcode),
-                // Only reachable for a message `read_piece` began whole.
-                Step::Whole | Step::Data | Step::End => {}
+                Step::Start(opcode) => return Ok(MessageReader::new(Box::new(self), opcode)),
+                Step::Whole(opcode, data) => {
+                    let mut reader = MessageReader::new(Box::new(self), opcode);
+                    reader.whole = data;
+                    reader.done = true;
+                    return Ok(reader);
+                }
+                // The rest of a message skipped by a dropped reader.
+                Step::Data | Step::End => {}
             }
         }
     }
@@ -61,6 +72,8 @@ impl<K: SendSide> Pulling<'_, K> {
 pub struct MessageReader<'a> {
     pull: Box<dyn Pull + 'a>,
     opcode: OpCode,
+    /// A message that had to be delivered whole, copied out.
+    whole: Vec<u8>,
     /// Bytes of the current piece already copied out.
     offset: usize,
     have_piece: bool,
@@ -81,6 +94,7 @@ impl<'a> MessageReader<'a> {
         MessageReader {
             pull,
             opcode,
+            whole: Vec::new(),
             offset: 0,
             have_piece: false,
             done: false,
@@ -99,12 +113,22 @@ impl<'a> MessageReader<'a> {
 
     /// Whether the whole message has been read.
     pub fn is_done(&self) -> bool {
-        self.done && !self.have_piece
+        self.done && !self.have_piece && self.whole.is_empty()
     }
 }
 
 impl Read for MessageReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.whole.is_empty() {
+            let n = (self.whole.len() - self.offset).min(buf.len());
+            buf[..n].copy_from_slice(&self.whole[self.offset..self.offset + n]);
+            self.offset += n;
+            if self.offset == self.whole.len() {
+                self.whole = Vec::new();
+                self.offset = 0;
+            }
+            return Ok(n);
+        }
         loop {
             if self.have_piece {
                 let piece = self.pull.piece();
@@ -127,7 +151,7 @@ impl Read for MessageReader<'_> {
                     self.offset = 0;
                 }
                 Step::End => self.done = true,
-                Step::Start(_) | Step::Whole => {
+                Step::Start(_) | Step::Whole(..) => {
                     return Err(io::Error::other("a new message started inside this one"))
                 }
             }
@@ -176,6 +200,13 @@ pub(super) fn fill(source: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// Why a streamed send broke off: after its first fragment, a failing
+/// source leaves a message that can never be finished honestly (an empty
+/// final frame would hand the peer a truncated message as if complete), so
+/// the connection is closed with 1011 instead of being left open but
+/// unable to send any data message again.
+pub(super) const SOURCE_FAILED: &str = "message source failed";
 
 /// The fragment buffer for `send_stream`: at least a byte, at most 16 MiB
 /// (the default largest frame a peer accepts).
