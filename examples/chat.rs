@@ -25,7 +25,7 @@
 //! - SIGTERM or Ctrl-C closes every client with 1001 (going away), so that
 //!   they reconnect to another instance, and exits.
 
-use rfc6455::handshake::{AcceptOptions, Request};
+use rfc6455::handshake::{AcceptOptions, DeflateConfig, Request};
 use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Stream};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -378,6 +378,10 @@ fn main() -> ExitCode {
     let config = ServerConfig::default()
         .keepalive(keepalive)
         .accept(accept)
+        // Browsers offer permessage-deflate on every connection: accept it
+        // (12-bit windows) when built with the `deflate` feature; without
+        // it the setting is ignored and nothing is negotiated.
+        .deflate(Some(DeflateConfig::default()))
         .http_handler(move |request| http(&page_hub, &link, request))
         // Upgrades anywhere but /ws are refused before the handshake.
         .check_upgrade(|request| (path(&request.target) != "/ws").then(HttpResponse::not_found));
