@@ -58,40 +58,68 @@ fn wsclient(args: &[&str], input: &str) -> (Option<i32>, String, String) {
     wait_output(child)
 }
 
+/// A server process started with a self-signed certificate for `localhost`
+/// (made by rcgen in `dir`), on a free loopback port, and its first log line.
+struct TlsServer {
+    server: Kill,
+    cert: std::path::PathBuf,
+    listen: String,
+    port: u16,
+    banner: String,
+}
+
+impl TlsServer {
+    fn start(dir: &std::path::Path, command: &mut Command) -> TlsServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut server = Kill(
+            command
+                .args(["--listen", &listen, "--tls-cert"])
+                .arg(&cert_path)
+                .arg("--tls-key")
+                .arg(&key_path)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut banner = String::new();
+        BufReader::new(server.0.stderr.as_mut().unwrap())
+            .read_line(&mut banner)
+            .unwrap();
+        TlsServer {
+            server,
+            cert: cert_path,
+            listen,
+            port,
+            banner,
+        }
+    }
+}
+
 #[test]
 fn wsecho_tls_cert_answers_wsclient_ca_and_refuses_untrusting_client() {
     let dir = std::env::temp_dir().join(format!("rfc6455-tls-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut server = Kill(
-        Command::new(env!("CARGO_BIN_EXE_wsecho"))
-            .args(["--listen", &listen, "--quiet", "--tls-cert"])
-            .arg(&cert_path)
-            .arg("--tls-key")
-            .arg(&key_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let tls = TlsServer::start(
+        &dir,
+        Command::new(env!("CARGO_BIN_EXE_wsecho")).arg("--quiet"),
     );
-    let mut banner = String::new();
-    BufReader::new(server.0.stderr.as_mut().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
+    let (server, cert_path, listen, port, banner) =
+        (tls.server, tls.cert, tls.listen, tls.port, tls.banner);
     assert!(banner.contains(&format!("wss://{listen}/")), "{banner}");
     let url = format!("wss://localhost:{port}/");
 
@@ -116,37 +144,9 @@ fn wsecho_tls_cert_answers_wsclient_ca_and_refuses_untrusting_client() {
 #[test]
 fn the_chat_example_serves_its_page_and_websocket_over_tls() {
     let dir = std::env::temp_dir().join(format!("rfc6455-tls-chat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut chat = Kill(
-        Command::new(common::example_binary("chat"))
-            .args(["--listen", &listen, "--tls-cert"])
-            .arg(&cert_path)
-            .arg("--tls-key")
-            .arg(&key_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut banner = String::new();
-    BufReader::new(chat.0.stderr.as_mut().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
+    let tls = TlsServer::start(&dir, &mut Command::new(common::example_binary("chat")));
+    let (chat, cert_path, listen, port, banner) =
+        (tls.server, tls.cert, tls.listen, tls.port, tls.banner);
     assert!(banner.contains(&format!("https://{listen}/")), "{banner}");
     assert!(banner.contains(&format!("wss://{listen}/ws")), "{banner}");
     // Two clients over wss://: what one says, the other hears.
