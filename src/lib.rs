@@ -91,6 +91,8 @@ mod error;
 pub mod frame;
 pub mod handshake;
 pub mod hub;
+#[cfg(feature = "mio")]
+pub mod poll;
 pub mod protocol;
 pub mod server;
 pub mod transport;

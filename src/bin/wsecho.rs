@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{seconds, DAY};
+#[cfg(feature = "mio")]
+mod wsecho_poll;
 
 const HELP: &str = "\
 wsecho: a WebSocket echo server (RFC 6455), one thread per connection.
@@ -50,6 +52,10 @@ OPTIONS:
     --tls-key FILE            the PEM private key of --tls-cert
     --deflate                 accept permessage-deflate compression (RFC 7692) with
                               12-bit windows; needs a build with `--features deflate`
+    --engine ENGINE           `threads` (one per connection) or `poll` (a few worker
+                              threads, each an epoll loop over many connections;
+                              build with `--features mio`) [default: threads]
+    --workers N               with --engine poll: worker threads [default: cores]
     --quiet                   no per-connection log lines
     -h, --help                print this help
 
@@ -69,6 +75,8 @@ struct Options {
     config: ServerConfig,
     quiet: bool,
     stream_above: usize,
+    poll: bool,
+    workers: Option<usize>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -85,6 +93,8 @@ fn parse_args() -> Result<Options, String> {
     let mut quiet = false;
     let mut tls_cert = None;
     let mut tls_key = None;
+    let mut poll = false;
+    let mut workers = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -126,6 +136,21 @@ fn parse_args() -> Result<Options, String> {
             }
             "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
             "--quiet" => quiet = true,
+            "--engine" => match value()?.as_str() {
+                "threads" => poll = false,
+                "poll" if cfg!(feature = "mio") => poll = true,
+                "poll" => {
+                    return Err(
+                        "--engine poll: this build has no poll engine (build with --features mio)"
+                            .into(),
+                    )
+                }
+                other => return Err(format!("--engine: `threads` or `poll`, not {other:?}")),
+            },
+            "--workers" => match number(&flag, &value()?)? {
+                0 => return Err("--workers: at least 1".into()),
+                n => workers = Some(n),
+            },
             "--tls-cert" => tls_cert = Some(value()?),
             "--tls-key" => tls_key = Some(value()?),
             "--deflate" if !cfg!(feature = "deflate") => {
@@ -140,8 +165,16 @@ fn parse_args() -> Result<Options, String> {
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
+    if poll && (tls_cert.is_some() || tls_key.is_some()) {
+        return Err("--engine poll serves ws:// only; TLS needs --engine threads".into());
+    }
+    if workers.is_some() && !poll {
+        return Err("--workers goes with --engine poll".into());
+    }
     let config = with_tls(config, tls_cert, tls_key)?;
     Ok(Options {
+        poll,
+        workers,
         listen,
         config: config
             .protocol(protocol)
@@ -192,6 +225,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    #[cfg(feature = "mio")]
+    if options.poll {
+        let served = wsecho_poll::serve(
+            &options.listen,
+            options.config,
+            options.workers,
+            options.quiet,
+            |server, handle| {
+                eprintln!(
+                    "wsecho: listening on ws://{}/ (poll engine)",
+                    server.local_addr()
+                );
+                install_signal_handler(move || handle.shutdown());
+            },
+        );
+        return match served {
+            Ok(()) => {
+                eprintln!("wsecho: stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("wsecho: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let scheme = if options.config.uses_tls() {
         "wss"
     } else {
@@ -205,7 +264,8 @@ fn main() -> ExitCode {
         }
     };
     eprintln!("wsecho: listening on {scheme}://{}/", server.local_addr());
-    install_signal_handler(server.handle());
+    let handle = server.handle();
+    install_signal_handler(move || handle.shutdown());
     let quiet = options.quiet;
     let stream_above = options.stream_above;
     let result = server.serve(move |mut ws, _| {
@@ -286,12 +346,12 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "signals")]
-fn install_signal_handler(handle: rfc6455::ServerHandle) {
+fn install_signal_handler(shutdown: impl Fn() + Send + 'static) {
     common::on_signal("wsecho", move |_| {
         eprintln!("wsecho: shutting down (again to force)");
-        handle.shutdown();
+        shutdown();
     });
 }
 
 #[cfg(not(feature = "signals"))]
-fn install_signal_handler(_handle: rfc6455::ServerHandle) {}
+fn install_signal_handler(_shutdown: impl Fn() + Send + 'static) {}

@@ -79,6 +79,36 @@ impl Connection {
         }
     }
 
+    /// A connection with timers (see [`with_timers`](Connection::with_timers))
+    /// and the extensions the handshake negotiated installed: what a driver
+    /// builds after a 101. `negotiated` comes from
+    /// [`handshake::server::accept`](crate::handshake::server::accept) or
+    /// [`handshake::client::verify_response`](crate::handshake::client::verify_response).
+    ///
+    /// ```
+    /// use rfc6455::handshake::Negotiated;
+    /// use rfc6455::protocol::{Connection, WebSocketConfig};
+    /// use rfc6455::Role;
+    /// use std::time::Instant;
+    ///
+    /// let config = WebSocketConfig::default();
+    /// let conn = Connection::after_handshake(Role::Server, &config, &Negotiated::default(), Instant::now());
+    /// assert!(conn.deadline().is_some()); // keepalive is on by default
+    /// ```
+    pub fn after_handshake(
+        role: Role,
+        config: &WebSocketConfig,
+        negotiated: &crate::handshake::Negotiated,
+        now: Instant,
+    ) -> Connection {
+        let mut conn = Connection::with_timers(role, config, now);
+        if let Some((decoder, encoder)) = super::extension::from_negotiated(role, negotiated, config)
+        {
+            conn.add_extension(decoder, encoder);
+        }
+        conn
+    }
+
     /// Adds a negotiated extension, both halves (see [`extension`](super::extension)).
     pub fn add_extension(
         &mut self,
@@ -192,6 +222,59 @@ impl Connection {
             self.outgoing.react(Ok(message));
         }
         Ok(received)
+    }
+
+    /// Like [`receive_in_place`](Connection::receive_in_place), handing the
+    /// message to `reply` together with the sending half, so an answer can be
+    /// queued while the message is still borrowed from `data` (an echo
+    /// without a copy of the message). Pings are answered and close frames
+    /// replied to before `reply` runs. Returns the bytes used and what
+    /// `reply` returned, if a message completed.
+    ///
+    /// ```
+    /// use rfc6455::protocol::{Connection, SizeLimits};
+    /// use rfc6455::frame::Role;
+    ///
+    /// let mut server = Connection::new(Role::Server, SizeLimits::default());
+    /// let mut wire = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    /// let (used, echoed) = server
+    ///     .receive_with(&mut wire, |message, out| out.encode_message_ref(message))
+    ///     .unwrap();
+    /// assert_eq!(used, 11);
+    /// assert!(echoed.unwrap().is_ok());
+    /// assert_eq!(server.data_to_send(), b"\x81\x05Hello");
+    /// ```
+    pub fn receive_with<R>(
+        &mut self,
+        data: &mut [u8],
+        reply: impl FnOnce(MessageRef<'_>, &mut Outgoing) -> R,
+    ) -> Result<(usize, Option<R>)> {
+        if self.outgoing.failed() {
+            return Err(Error::AlreadyClosed);
+        }
+        self.received_since_tick |= !data.is_empty();
+        let found = self
+            .incoming
+            .receive_located(data)
+            .and_then(|(consumed, located)| match located {
+                Some(at) => Ok((consumed, Some(self.incoming.view(data, at, 0)?))),
+                None => Ok((consumed, None)),
+            });
+        let (consumed, message) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                self.outgoing.react(Err(&e));
+                return Err(Error::Protocol(e));
+            }
+        };
+        let Some(message) = message else {
+            return Ok((consumed, None));
+        };
+        if let (MessageRef::Pong(_), Some(timers)) = (&message, self.timers.as_mut()) {
+            timers.on_pong();
+        }
+        self.outgoing.react(Ok(&message));
+        Ok((consumed, Some(reply(message, &mut self.outgoing))))
     }
 
     /// Like [`receive_in_place`](Connection::receive_in_place), delivering

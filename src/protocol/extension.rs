@@ -59,3 +59,22 @@ pub trait ExtensionEncoder: fmt::Debug + Send {
     /// small to be worth it, say), leaving `out` alone.
     fn encode(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Option<u8>;
 }
+
+/// Both halves of the extension a handshake negotiated, if the crate
+/// implements it: the one install point, shared by every driver (the
+/// blocking [`WebSocket`](crate::WebSocket), the poll engine, and
+/// [`Connection::after_handshake`](super::Connection::after_handshake)).
+/// Today that is permessage-deflate (RFC 7692), with the `deflate` feature.
+pub(crate) fn from_negotiated(
+    role: crate::frame::Role,
+    negotiated: &crate::handshake::Negotiated,
+    config: &super::WebSocketConfig,
+) -> Option<(Box<dyn ExtensionDecoder>, Box<dyn ExtensionEncoder>)> {
+    #[cfg(feature = "deflate")]
+    return super::deflate::from_negotiated(role, negotiated, config.deflate.as_ref());
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = (role, negotiated, config);
+        None
+    }
+}

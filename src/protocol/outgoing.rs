@@ -182,6 +182,14 @@ impl Outgoing {
         std::mem::swap(&mut self.out, buf);
     }
 
+    /// Queues the part of a [`Framed::Direct`] frame that a non-blocking
+    /// write could not take (`rest`: the unwritten tail of its header and
+    /// payload, as they go on the wire), to go out before anything queued
+    /// later. Only for that: these bytes are not framed again.
+    pub fn queue_unwritten(&mut self, rest: &[u8]) {
+        self.out.extend_from_slice(rest);
+    }
+
     /// Marks the connection broken after a failed write: part of a frame
     /// may be on the wire, so nothing more can be sent.
     pub fn on_io_error(&mut self) {
@@ -269,16 +277,29 @@ impl Outgoing {
     pub fn encode_message(&mut self, message: &Message) -> Result<()> {
         match message {
             Message::Close(frame) => self.close(frame.as_ref()),
+            other => self.encode_message_ref(MessageRef::from(other)),
+        }
+    }
+
+    /// [`encode_message`](Outgoing::encode_message) for a borrowed message
+    /// (one just received, say, for an echo without a copy).
+    pub fn encode_message_ref(&mut self, message: MessageRef<'_>) -> Result<()> {
+        match message {
+            MessageRef::Close(frame) => self.close(frame.as_ref()),
             // Nothing is direct below `usize::MAX`: all of it is queued.
-            Message::Text(_) | Message::Binary(_) => self
+            MessageRef::Text(_) | MessageRef::Binary(_) => self
                 .frame_data(
                     message.opcode(),
                     true,
-                    Cow::Borrowed(message.as_bytes()),
+                    Cow::Borrowed(message.payload().unwrap_or_default()),
                     usize::MAX,
                 )
                 .map(drop),
-            control => self.encode_frame(control.opcode(), true, control.as_bytes()),
+            control => self.encode_frame(
+                control.opcode(),
+                true,
+                control.payload().unwrap_or_default(),
+            ),
         }
     }
 

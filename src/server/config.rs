@@ -34,7 +34,7 @@ impl HttpResponse {
         HttpResponse::new(404, "text/plain; charset=utf-8", "not found\n")
     }
 
-    pub(super) fn to_bytes(&self) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()
@@ -83,9 +83,9 @@ pub struct ServerConfig {
     /// Subprotocols, origin check, extra response headers. The default adds
     /// `Server: rfc6455/VERSION` to the 101; options set here replace it.
     pub accept: AcceptOptions,
-    pub(super) http: Option<HttpHandler>,
-    pub(super) upgrade_check: Option<UpgradeCheck>,
-    pub(super) on_error: Option<ErrorHook>,
+    pub(crate) http: Option<HttpHandler>,
+    pub(crate) upgrade_check: Option<UpgradeCheck>,
+    pub(crate) on_error: Option<ErrorHook>,
     // --- TLS (issue 12) ---
     /// Serve `wss://` (and `https://` for [`http_handler`](ServerConfig::http_handler))
     /// with these rustls settings. The TLS handshake counts against
@@ -239,7 +239,7 @@ impl ServerConfig {
         false
     }
 
-    pub(super) fn websocket_config(&self) -> WebSocketConfig {
+    pub(crate) fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
             .protocol(self.protocol.clone())
             .keepalive(self.keepalive)

@@ -279,7 +279,7 @@ impl Drop for RunningServer {
 
 /// Over the cap: answer 503 from one helper thread with a bounded queue, so
 /// a flood of connections cannot make the server spawn more threads.
-fn spawn_rejecter(config: Arc<ServerConfig>) -> Option<SyncSender<TcpStream>> {
+pub(crate) fn spawn_rejecter(config: Arc<ServerConfig>) -> Option<SyncSender<TcpStream>> {
     let (tx, rx) = sync_channel::<TcpStream>(64);
     // A TLS handshake needs a bigger stack than a plaintext 503.
     let stack = if config.uses_tls() { 256 } else { 64 } * 1024;
@@ -309,7 +309,7 @@ fn spawn_rejecter(config: Arc<ServerConfig>) -> Option<SyncSender<TcpStream>> {
     Some(tx)
 }
 
-fn reject_busy(rejecter: &Option<SyncSender<TcpStream>>, stream: TcpStream) {
+pub(crate) fn reject_busy(rejecter: &Option<SyncSender<TcpStream>>, stream: TcpStream) {
     if let Some(tx) = rejecter {
         match tx.try_send(stream) {
             Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}

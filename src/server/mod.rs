@@ -36,8 +36,8 @@
 
 mod config;
 mod linger;
-mod listener;
-mod upgrade;
+pub(crate) mod listener;
+pub(crate) mod upgrade;
 
 pub use config::{HttpResponse, ServerConfig};
 pub use listener::{RunningServer, Server, ServerHandle};

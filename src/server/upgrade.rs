@@ -4,8 +4,8 @@
 
 use super::{ServerConfig, ServerWebSocket};
 use crate::frame::Role;
-use crate::handshake::http::{parse_request, Request};
-use crate::handshake::server::{accept, Rejection};
+use crate::handshake::http::{parse_request, HttpError, Request};
+use crate::handshake::server::{accept, Accepted, Rejection};
 use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
 use crate::{Error, Result};
@@ -13,6 +13,34 @@ use std::io::Write;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What a server does with a request head, on either engine: plain HTTP
+/// goes to the HTTP handler, then `check_upgrade` may refuse the upgrade,
+/// then the handshake is accepted or refused. `Err` holds the HTTP response
+/// to send before closing.
+pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
+    if let Some(http) = &config.http {
+        if !request.headers.has_token("upgrade", "websocket") {
+            return Err(http(request).to_bytes());
+        }
+    }
+    if let Some(check) = &config.upgrade_check {
+        if let Some(response) = check(request) {
+            return Err(response.to_bytes());
+        }
+    }
+    accept(request, &config.accept).map_err(|rejection| rejection.to_bytes())
+}
+
+/// The response to a request head that could not be read.
+pub(crate) fn head_error_response(error: &HeadError<HttpError>) -> Option<Vec<u8>> {
+    Some(match error {
+        HeadError::Parse(e) => Rejection::from_http_error(e).to_bytes(),
+        HeadError::TooLarge => Rejection::new(431).to_bytes(),
+        HeadError::Timeout => Rejection::new(408).to_bytes(),
+        HeadError::Eof | HeadError::Io(_) => return None,
+    })
+}
 
 pub(super) fn serve_connection<F>(
     mut stream: Stream,
@@ -40,36 +68,17 @@ pub(super) fn serve_connection<F>(
     });
     let (request, leftover) = match head {
         Ok(ok) => ok,
-        Err(HeadError::Parse(e)) => {
-            let _ = stream.write_all(&Rejection::from_http_error(&e).to_bytes());
+        Err(error) => {
+            if let Some(response) = head_error_response(&error) {
+                let _ = stream.write_all(&response);
+            }
             return;
         }
-        Err(HeadError::TooLarge) => {
-            let _ = stream.write_all(&Rejection::new(431).to_bytes());
-            return;
-        }
-        Err(HeadError::Timeout) => {
-            let _ = stream.write_all(&Rejection::new(408).to_bytes());
-            return;
-        }
-        Err(HeadError::Eof | HeadError::Io(_)) => return,
     };
-    if let Some(http) = &config.http {
-        if !request.headers.has_token("upgrade", "websocket") {
-            let _ = stream.write_all(&http(&request).to_bytes());
-            return;
-        }
-    }
-    if let Some(check) = &config.upgrade_check {
-        if let Some(response) = check(&request) {
-            let _ = stream.write_all(&response.to_bytes());
-            return;
-        }
-    }
-    let accepted = match accept(&request, &config.accept) {
-        Ok(a) => a,
-        Err(rejection) => {
-            let _ = stream.write_all(&rejection.to_bytes());
+    let accepted = match answer(&request, config) {
+        Ok(accepted) => accepted,
+        Err(response) => {
+            let _ = stream.write_all(&response);
             return;
         }
     };

@@ -172,10 +172,8 @@ impl<S: Read + Write> WebSocket<S> {
         config: WebSocketConfig,
     ) -> WebSocket<S> {
         let mut ws = WebSocket::from_partially_read(stream, leftover, role, config);
-        // The one install point of permessage-deflate (RFC 7692).
-        #[cfg(feature = "deflate")]
         if let Some((decoder, encoder)) =
-            crate::protocol::deflate::from_negotiated(role, &negotiated, ws.config.deflate.as_ref())
+            crate::protocol::extension::from_negotiated(role, &negotiated, &ws.config)
         {
             ws.recv.incoming.add_extension(decoder);
             ws.outgoing.add_extension(encoder);

@@ -1,0 +1,124 @@
+//! [`Sender`]: sending to a connection from outside its callbacks, through
+//! its worker's inbox.
+
+use super::worker::{Command, Inbox};
+use crate::frame::CloseCode;
+use crate::Message;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// What one connection shares with its [`Sender`]s.
+#[derive(Debug, Default)]
+pub(super) struct Shared {
+    /// Payload bytes handed to the worker and not yet queued on the
+    /// connection: bounded by the server's `max_pending`.
+    pub(super) in_flight: AtomicUsize,
+    /// The connection is over: senders stop at once.
+    pub(super) closed: AtomicBool,
+    /// Messages this connection missed because its output was full.
+    pub(super) dropped: AtomicU64,
+}
+
+/// Sends to one connection of a [`PollServer`](super::PollServer) from any
+/// thread: cloneable, cheap, never blocking. The message goes to the
+/// connection's worker, which queues it on the connection.
+#[derive(Clone)]
+pub struct Sender {
+    pub(super) inbox: Arc<Inbox>,
+    pub(super) slot: usize,
+    pub(super) id: u64,
+    pub(super) shared: Arc<Shared>,
+    pub(super) max_pending: usize,
+}
+
+/// Why [`Sender::send`] did not take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection's output is full (a slow reader): it misses this
+    /// message, which is counted in [`Sender::dropped`].
+    Full,
+    /// The connection is over.
+    Closed,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Full => "the connection's output is full",
+            SendError::Closed => "the connection is closed",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl fmt::Debug for Sender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("id", &self.id)
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
+impl Sender {
+    /// Sends `message` to the connection. Returns at once: the worker
+    /// writes it when it gets to it. Refused when the connection is over,
+    /// or when its unsent output would pass the server's
+    /// [`max_pending`](super::PollServer::max_pending) (a slow client: it
+    /// misses this message).
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        self.send_shared(Arc::new(message.into()))
+    }
+
+    /// [`send`](Sender::send) for a message shared with other connections
+    /// (a broadcast): the payload is not copied per connection on the way
+    /// to the workers.
+    pub fn send_shared(&self, message: Arc<Message>) -> Result<(), SendError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let len = message.len();
+        let before = self.shared.in_flight.fetch_add(len, Ordering::AcqRel);
+        if before > 0 && before + len > self.max_pending {
+            self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(SendError::Full);
+        }
+        self.inbox.push(Command::Send {
+            slot: self.slot,
+            id: self.id,
+            message,
+        });
+        Ok(())
+    }
+
+    /// Starts the close handshake with `code` and `reason`.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        if !self.shared.closed.load(Ordering::Acquire) {
+            self.inbox.push(Command::Close {
+                slot: self.slot,
+                id: self.id,
+                code,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    /// Whether the connection is still open (it may end at any moment).
+    pub fn is_open(&self) -> bool {
+        !self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Messages this connection missed because its output was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A number that identifies the connection within its server.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}

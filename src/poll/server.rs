@@ -1,0 +1,309 @@
+//! [`PollServer`]: the accept thread, the workers it hands connections to,
+//! the connection cap and shutdown.
+//!
+//! One thread accepts and hands each connection to the worker with the
+//! fewest, through the worker's inbox. (`SO_REUSEPORT` listeners, one per
+//! worker, would save that hand-over, but std cannot set the option, the
+//! kernel's hash spreads connections unevenly over few workers, and the
+//! hand-over costs one wake-up per connection, not per message.)
+
+use super::worker::{Command, Inbox, Worker};
+use super::Handler;
+use crate::server::listener::{reject_busy, spawn_rejecter};
+use crate::server::ServerConfig;
+use mio::Poll;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+/// Output a connection may have waiting before it stops being read and
+/// starts missing what [`Sender`](super::Sender)s send it.
+pub const DEFAULT_MAX_PENDING: usize = 1024 * 1024;
+
+/// State shared by the accept thread, the workers and the handles.
+pub(super) struct ServerShared {
+    stopping: AtomicBool,
+    live: AtomicUsize,
+    /// The workers, once started.
+    workers: OnceLock<Workers>,
+    pub(super) next_id: AtomicU64,
+    addr: SocketAddr,
+}
+
+struct Workers {
+    inboxes: Vec<Arc<Inbox>>,
+    /// Connections per worker, to hand a new one to the least loaded.
+    load: Vec<AtomicUsize>,
+}
+
+impl ServerShared {
+    pub(super) fn connection_ended(&self, worker: usize) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        if let Some(workers) = self.workers.get() {
+            workers.load[worker].fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A bound, not yet running poll server (see the [module docs](super)).
+pub struct PollServer {
+    listener: TcpListener,
+    shared: Arc<ServerShared>,
+    config: ServerConfig,
+    workers: usize,
+    max_pending: usize,
+}
+
+impl std::fmt::Debug for PollServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollServer")
+            .field("addr", &self.listener.local_addr().ok())
+            .field("workers", &self.workers)
+            .field("max_pending", &self.max_pending)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Stops a running poll server from any thread.
+#[derive(Clone)]
+pub struct PollHandle {
+    shared: Arc<ServerShared>,
+}
+
+impl std::fmt::Debug for PollHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollHandle")
+            .field("addr", &self.shared.addr)
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl PollHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// Connections being served now (handshakes and closes included).
+    pub fn connections(&self) -> usize {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting, sends close 1001 (going away) to every connection
+    /// and lets the workers finish the close handshakes; `serve` returns
+    /// once every connection is gone, or after the shutdown timeout.
+    pub fn shutdown(&self) {
+        if self.shared.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for inbox in self.shared.workers.get().map_or(&[][..], |w| &w.inboxes) {
+            inbox.push(Command::Stop);
+        }
+        // Wake the accept thread, blocked in accept().
+        let mut wake = self.shared.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+    }
+}
+
+impl PollServer {
+    /// Binds a listening socket. Defaults: one worker per core, and
+    /// [`DEFAULT_MAX_PENDING`] bytes of output per connection.
+    pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<PollServer> {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let listener = TcpListener::bind(addr)?;
+        Ok(PollServer {
+            shared: Arc::new(ServerShared {
+                stopping: AtomicBool::new(false),
+                live: AtomicUsize::new(0),
+                workers: OnceLock::new(),
+                next_id: AtomicU64::new(0),
+                addr: listener.local_addr()?,
+            }),
+            listener,
+            config,
+            workers: cores,
+            max_pending: DEFAULT_MAX_PENDING,
+        })
+    }
+
+    /// Sets the number of worker threads (at least 1).
+    pub fn workers(mut self, workers: usize) -> PollServer {
+        self.workers = workers.max(1);
+        self
+    }
+
+    /// Sets how many bytes of output a connection may have waiting: past
+    /// it, the connection is not read until its peer catches up, and
+    /// [`Sender::send`](super::Sender::send) refuses messages for it.
+    pub fn max_pending(mut self, bytes: usize) -> PollServer {
+        self.max_pending = bytes.max(1);
+        self
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// A handle to stop the server from another thread (or a signal handler).
+    pub fn handle(&self) -> PollHandle {
+        PollHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Starts the workers and runs the accept loop on this thread until
+    /// [`PollHandle::shutdown`].
+    ///
+    /// Fails if the workers cannot be started (no epoll, no threads).
+    pub fn serve<H: Handler>(self, handler: H) -> io::Result<()> {
+        self.start(handler)?()
+    }
+
+    /// Like [`serve`](PollServer::serve), on a new thread: returns at once.
+    pub fn spawn<H: Handler>(self, handler: H) -> io::Result<RunningPollServer> {
+        let handle = self.handle();
+        let run = self.start(handler)?;
+        let thread = thread::Builder::new()
+            .name("rfc6455-poll-accept".into())
+            .spawn(run)?;
+        Ok(RunningPollServer {
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts the workers; returns the accept loop to run.
+    fn start<H: Handler>(self, handler: H) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>> {
+        let shared = Arc::clone(&self.shared);
+        let config = Arc::new(self.config);
+        let handler = Arc::new(handler);
+        let mut inboxes = Vec::new();
+        let mut threads = Vec::new();
+        for index in 0..self.workers {
+            let poll = Poll::new()?;
+            let inbox = Arc::new(Inbox::new(&poll)?);
+            inboxes.push(Arc::clone(&inbox));
+            let worker = Worker {
+                poll,
+                inbox,
+                handler: Arc::clone(&handler),
+                config: Arc::clone(&config),
+                server: Arc::clone(&shared),
+                index,
+                max_pending: self.max_pending,
+            };
+            threads.push(
+                thread::Builder::new()
+                    .name(format!("rfc6455-poll-{index}"))
+                    .spawn(move || worker.run())?,
+            );
+        }
+        let workers = Workers {
+            load: inboxes.iter().map(|_| AtomicUsize::new(0)).collect(),
+            inboxes,
+        };
+        if shared.workers.set(workers).is_err() {
+            return Err(io::Error::other("the poll server was started twice"));
+        }
+        let stop = PollHandle {
+            shared: Arc::clone(&shared),
+        };
+        let listener = self.listener;
+        let run = move || {
+            let Some(workers) = shared.workers.get() else {
+                return Ok(());
+            };
+            let rejecter = spawn_rejecter(Arc::clone(&config));
+            // shutdown() connects to wake this loop, so it also ends when
+            // the server was stopped before it started.
+            let incoming = listener
+                .incoming()
+                .take_while(|_| !shared.stopping.load(Ordering::Acquire));
+            for stream in incoming {
+                let Ok(stream) = stream else {
+                    // Out of descriptors, a reset before accept: back off
+                    // briefly instead of spinning, keep serving.
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                if shared.live.load(Ordering::Acquire) >= config.max_connections {
+                    reject_busy(&rejecter, stream);
+                    continue;
+                }
+                let (Ok(peer), Ok(())) = (stream.peer_addr(), stream.set_nonblocking(true)) else {
+                    continue;
+                };
+                // Small frames must not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                let worker = (0..workers.load.len())
+                    .min_by_key(|&i| workers.load[i].load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                shared.live.fetch_add(1, Ordering::AcqRel);
+                workers.load[worker].fetch_add(1, Ordering::AcqRel);
+                workers.inboxes[worker].push(Command::Accept(stream, peer));
+            }
+            // Whatever stopped the loop, the workers stop too.
+            stop.shutdown();
+            for inbox in &workers.inboxes {
+                inbox.push(Command::Stop);
+            }
+            for thread in threads {
+                let _ = thread.join();
+            }
+            Ok(())
+        };
+        Ok(Box::new(run))
+    }
+}
+
+/// A poll server running on its own thread (see [`PollServer::spawn`]).
+/// Dropping it shuts the server down and waits for it.
+#[derive(Debug)]
+pub struct RunningPollServer {
+    handle: PollHandle,
+    thread: Option<thread::JoinHandle<io::Result<()>>>,
+}
+
+impl RunningPollServer {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.handle.local_addr()
+    }
+
+    /// A handle to the server.
+    pub fn handle(&self) -> PollHandle {
+        self.handle.clone()
+    }
+
+    /// Shuts down and waits for the workers.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        self.handle.shutdown();
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("accept loop panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningPollServer {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
