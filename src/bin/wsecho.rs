@@ -136,17 +136,17 @@ fn parse_args() -> Result<Options, String> {
             }
             "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
             "--quiet" => quiet = true,
-            "--engine" => match value()?.as_str() {
-                "threads" => poll = false,
-                "poll" if cfg!(feature = "mio") => poll = true,
-                "poll" => {
-                    return Err(
+            "--engine" => {
+                match value()?.as_str() {
+                    "threads" => poll = false,
+                    "poll" if cfg!(feature = "mio") => poll = true,
+                    "poll" => return Err(
                         "--engine poll: this build has no poll engine (build with --features mio)"
                             .into(),
-                    )
+                    ),
+                    other => return Err(format!("--engine: `threads` or `poll`, not {other:?}")),
                 }
-                other => return Err(format!("--engine: `threads` or `poll`, not {other:?}")),
-            },
+            }
             "--workers" => match number(&flag, &value()?)? {
                 0 => return Err("--workers: at least 1".into()),
                 n => workers = Some(n),

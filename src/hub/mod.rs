@@ -62,7 +62,7 @@ pub const DEFAULT_QUEUE_LEN: usize = 256;
 
 /// A set of connected clients that can all be sent the same message.
 /// Cloning gives another handle to the same hub.
-pub struct Hub<S> {
+pub struct Hub<S = crate::Stream> {
     core: Arc<Core>,
     _writer: std::marker::PhantomData<fn(S)>,
 }
@@ -93,8 +93,34 @@ struct Members {
 }
 
 struct Slot {
-    mailbox: Arc<Mailbox>,
+    target: Target,
     room: Option<Arc<str>>,
+}
+
+/// Where a member's broadcasts go.
+enum Target {
+    /// A queue the hub's sender threads drain into a blocking [`Writer`].
+    Mailbox(Arc<Mailbox>),
+    /// A [`Sink`] that takes them itself, without blocking.
+    Sink(Box<dyn Sink>, Arc<AtomicU64>),
+}
+
+/// A member that takes broadcasts without blocking, so the hub hands each
+/// one over directly, with no sender thread in between: the poll engine's
+/// `poll::Sender` (feature `mio`) is one, and joins with [`Hub::join_sink`].
+pub trait Sink: Send + Sync + 'static {
+    /// Takes `message` (shared with the other members: keep the `Arc`), or
+    /// says why not. Called under the hub's lock: it must return at once.
+    fn offer(&self, message: &Arc<Message>) -> Result<(), Refused>;
+}
+
+/// Why a [`Sink`] did not take a broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Its queue is full (a slow client): it misses this message.
+    Full,
+    /// Its connection is over: it leaves the hub.
+    Closed,
 }
 
 /// Carries a hub's broadcasts to its peers in other processes and brings
@@ -338,14 +364,31 @@ impl Core {
     fn deliver(&self, room: Option<&str>, message: Arc<Message>) -> Delivery {
         let mut delivery = Delivery::default();
         let mut idle = Vec::new();
-        for slot in lock(&self.members).slots.values() {
+        let mut gone = Vec::new();
+        for (id, slot) in lock(&self.members).slots.iter() {
             if room.is_some() && slot.room.as_deref() != room {
                 continue;
             }
-            match slot.mailbox.offer(&message, self.queue_len) {
+            let offer = match &slot.target {
+                Target::Mailbox(mailbox) => mailbox.offer(&message, self.queue_len),
+                Target::Sink(sink, dropped) => match sink.offer(&message) {
+                    Ok(()) => Offer::Queued,
+                    Err(Refused::Full) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        Offer::Full
+                    }
+                    Err(Refused::Closed) => {
+                        gone.push(*id);
+                        Offer::Closed
+                    }
+                },
+            };
+            match offer {
                 Offer::Schedule => {
                     delivery.queued += 1;
-                    idle.push(Arc::clone(&slot.mailbox));
+                    if let Target::Mailbox(mailbox) = &slot.target {
+                        idle.push(Arc::clone(mailbox));
+                    }
                 }
                 Offer::Queued => delivery.queued += 1,
                 Offer::Full => delivery.dropped += 1,
@@ -354,7 +397,71 @@ impl Core {
             }
         }
         self.senders.schedule(idle);
+        for id in gone {
+            self.leave(id);
+        }
         delivery
+    }
+
+    /// Adds a member (see [`Hub::join`] and [`Hub::join_sink`]).
+    fn add(&self, room: Option<Arc<str>>, target: impl FnOnce(u64) -> Target) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let target = target(id);
+        let mut members = lock(&self.members);
+        let first = room.as_ref().is_some_and(|room| {
+            let count = members.rooms.entry(Arc::clone(room)).or_insert(0);
+            *count += 1;
+            *count == 1
+        });
+        members.slots.insert(
+            id,
+            Slot {
+                target,
+                room: room.clone(),
+            },
+        );
+        // Under the lock, so that the relay sees opens and closes of a room
+        // in the order they happened.
+        if let (true, Some(room), Some(relay)) = (first, &room, self.relay.get()) {
+            relay.room_opened(room);
+        }
+        id
+    }
+}
+
+impl<S> Hub<S> {
+    /// Adds a member that takes broadcasts itself, without blocking (see
+    /// [`Sink`]), in `room` if given. It stays until the returned [`Member`]
+    /// is dropped or the sink says it is closed.
+    ///
+    /// ```
+    /// use rfc6455::hub::{Hub, Refused, Sink};
+    /// use rfc6455::Message;
+    /// use std::sync::{mpsc, Arc, Mutex};
+    ///
+    /// struct Channel(Mutex<mpsc::Sender<Arc<Message>>>);
+    /// impl Sink for Channel {
+    ///     fn offer(&self, message: &Arc<Message>) -> Result<(), Refused> {
+    ///         let sent = self.0.lock().unwrap().send(Arc::clone(message));
+    ///         sent.map_err(|_| Refused::Closed)
+    ///     }
+    /// }
+    ///
+    /// let hub: Hub = Hub::new();
+    /// let (tx, rx) = mpsc::channel();
+    /// let _member = hub.join_sink(Some("lobby"), Channel(Mutex::new(tx)));
+    /// hub.broadcast_to("lobby", Message::text("hi"));
+    /// assert_eq!(*rx.recv().unwrap(), Message::text("hi"));
+    /// ```
+    pub fn join_sink(&self, room: Option<&str>, sink: impl Sink) -> Member<S> {
+        let dropped = Arc::new(AtomicU64::new(0));
+        let target = Target::Sink(Box::new(sink), Arc::clone(&dropped));
+        let id = self.core.add(room.map(Into::into), |_| target);
+        Member {
+            id,
+            hub: self.clone(),
+            dropped,
+        }
     }
 }
 
@@ -393,31 +500,14 @@ impl<S: Write + Send + 'static> Hub<S> {
     }
 
     fn add(&self, room: Option<Arc<str>>, writer: Writer<S>) -> Member<S> {
-        let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
-        let mailbox = Arc::new(Mailbox::new(
-            id,
-            Box::new(move |message: &Message| send(&writer, message)),
-        ));
-        let dropped = Arc::clone(&mailbox.dropped);
-        let mut members = lock(&self.core.members);
-        let first = room.as_ref().is_some_and(|room| {
-            let count = members.rooms.entry(Arc::clone(room)).or_insert(0);
-            *count += 1;
-            *count == 1
+        let mut dropped = None;
+        let id = self.core.add(room, |id| {
+            let write = move |message: &Message| send(&writer, message);
+            let mailbox = Arc::new(Mailbox::new(id, Box::new(write)));
+            dropped = Some(Arc::clone(&mailbox.dropped));
+            Target::Mailbox(mailbox)
         });
-        members.slots.insert(
-            id,
-            Slot {
-                mailbox,
-                room: room.clone(),
-            },
-        );
-        // Under the lock, so that the relay sees opens and closes of a room
-        // in the order they happened.
-        if let (true, Some(room), Some(relay)) = (first, &room, self.core.relay.get()) {
-            relay.room_opened(room);
-        }
-        drop(members);
+        let dropped = dropped.unwrap_or_default();
         Member {
             id,
             hub: self.clone(),

@@ -31,7 +31,7 @@
 //! write timeout.
 //!
 //! **Broadcast.** A [`Sender`] joins a [`Hub`](crate::Hub) with
-//! [`Hub::join_sender`](crate::Hub::join_sender): broadcasts, rooms and the
+//! [`Hub::join_sink`](crate::Hub::join_sink): broadcasts, rooms and the
 //! Redis relay work across both engines.
 //!
 //! ```no_run
@@ -180,7 +180,12 @@ impl Conn<'_> {
 /// Writes `pending` bytes, then a large frame's `header` and `payload`, in
 /// one vectored write on a non-blocking socket; what it does not take is
 /// queued in `out` behind nothing (the pending bytes go first).
-fn write_direct(stream: &mut mio::net::TcpStream, out: &mut Outgoing, header: &[u8], payload: &[u8]) {
+fn write_direct(
+    stream: &mut mio::net::TcpStream,
+    out: &mut Outgoing,
+    header: &[u8],
+    payload: &[u8],
+) {
     let queued = out.pending().len();
     let written = loop {
         let bufs = [

@@ -122,3 +122,15 @@ impl Sender {
         self.id
     }
 }
+
+/// A [`Sender`] joins a [`Hub`](crate::Hub) with
+/// [`Hub::join_sink`](crate::Hub::join_sink): broadcasts go straight to the
+/// connection's worker, with no hub sender thread in between.
+impl crate::hub::Sink for Sender {
+    fn offer(&self, message: &Arc<Message>) -> Result<(), crate::hub::Refused> {
+        self.send_shared(Arc::clone(message)).map_err(|e| match e {
+            SendError::Full => crate::hub::Refused::Full,
+            SendError::Closed => crate::hub::Refused::Closed,
+        })
+    }
+}

@@ -184,7 +184,10 @@ impl PollServer {
     }
 
     /// Starts the workers; returns the accept loop to run.
-    fn start<H: Handler>(self, handler: H) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>> {
+    fn start<H: Handler>(
+        self,
+        handler: H,
+    ) -> io::Result<Box<dyn FnOnce() -> io::Result<()> + Send>> {
         let shared = Arc::clone(&self.shared);
         let config = Arc::new(self.config);
         let handler = Arc::new(handler);

@@ -82,7 +82,12 @@ pub(super) enum Turn {
 }
 
 impl<St> Slot<St> {
-    pub(super) fn new(stream: TcpStream, peer: SocketAddr, sender: Sender, deadline: Instant) -> Self {
+    pub(super) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        sender: Sender,
+        deadline: Instant,
+    ) -> Self {
         Slot {
             stream,
             peer,
@@ -306,7 +311,14 @@ impl<St> Slot<St> {
         });
         // The client's first frames may have come with its request.
         if !leftover.is_empty() {
-            process(env.handler, &mut open, &mut self.stream, &self.sender, self.peer, &mut leftover);
+            process(
+                env.handler,
+                &mut open,
+                &mut self.stream,
+                &self.sender,
+                self.peer,
+                &mut leftover,
+            );
         }
         self.phase = Phase::Open(open);
         self.run_open(env)
@@ -460,7 +472,12 @@ impl<St> Slot<St> {
     /// the peer's input is drained until it closes or `close_timeout`
     /// passes: closing with unread input would make the kernel reset the
     /// connection and destroy those last bytes.
-    fn closing<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>, out: Vec<u8>, peer_done: bool) {
+    fn closing<H: Handler<State = St>>(
+        &mut self,
+        env: &mut Env<'_, H>,
+        out: Vec<u8>,
+        peer_done: bool,
+    ) {
         self.phase = Phase::Closing {
             out,
             deadline: Instant::now() + env.config.close_timeout,
@@ -536,7 +553,9 @@ fn process<H: Handler>(
     peer: SocketAddr,
     data: &mut [u8],
 ) {
-    let Open { conn, state, end, .. } = open;
+    let Open {
+        conn, state, end, ..
+    } = open;
     let Some(state) = state.as_mut() else {
         return;
     };

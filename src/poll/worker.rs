@@ -303,7 +303,11 @@ impl<St> Slots<St> {
         // re-registration per write.
         if poll
             .registry()
-            .register(&mut stream, Token(at), Interest::READABLE | Interest::WRITABLE)
+            .register(
+                &mut stream,
+                Token(at),
+                Interest::READABLE | Interest::WRITABLE,
+            )
             .is_err()
         {
             if at < self.slots.len() {

@@ -102,7 +102,8 @@ impl Connection {
         now: Instant,
     ) -> Connection {
         let mut conn = Connection::with_timers(role, config, now);
-        if let Some((decoder, encoder)) = super::extension::from_negotiated(role, negotiated, config)
+        if let Some((decoder, encoder)) =
+            super::extension::from_negotiated(role, negotiated, config)
         {
             conn.add_extension(decoder, encoder);
         }
@@ -253,13 +254,13 @@ impl Connection {
             return Err(Error::AlreadyClosed);
         }
         self.received_since_tick |= !data.is_empty();
-        let found = self
-            .incoming
-            .receive_located(data)
-            .and_then(|(consumed, located)| match located {
-                Some(at) => Ok((consumed, Some(self.incoming.view(data, at, 0)?))),
-                None => Ok((consumed, None)),
-            });
+        let found =
+            self.incoming
+                .receive_located(data)
+                .and_then(|(consumed, located)| match located {
+                    Some(at) => Ok((consumed, Some(self.incoming.view(data, at, 0)?))),
+                    None => Ok((consumed, None)),
+                });
         let (consumed, message) = match found {
             Ok(found) => found,
             Err(e) => {

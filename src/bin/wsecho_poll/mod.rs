@@ -63,8 +63,8 @@ pub fn serve(
     quiet: bool,
     on_bound: impl FnOnce(&PollServer, PollHandle),
 ) -> Result<(), String> {
-    let mut server = PollServer::bind(listen, config)
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let mut server =
+        PollServer::bind(listen, config).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     if let Some(n) = workers {
         server = server.workers(n);
     }
