@@ -11,7 +11,8 @@
 //!
 //! Environment: `ECHO_ROUNDS` (default 5), `ECHO_SECS` per run (default 2),
 //! `ECHO_ONLY` (substring filter on scenario names), `ECHO_SERVERS`
-//! (comma-separated: `ours`, `tungstenite`, `floor`; default all three).
+//! (comma-separated: `ours`, `poll`, `tungstenite`, `fastwebsockets`,
+//! `floor`; default all; `poll` needs `--features mio`).
 //!
 //! The servers:
 //! - ours: `rfc6455::Server` with `wsecho`'s handler (`read_ref`; if data,
@@ -22,6 +23,13 @@
 //!   configuration (its 16 MiB frame / 64 MiB message limits equal ours), plus
 //!   TCP_NODELAY so that small echoes are not held back by Nagle's algorithm
 //!   (without it, pipelined echoes would measure delayed ACKs, not tungstenite).
+//! - poll: `rfc6455::poll::PollServer` (feature `mio`) with `wsecho --engine
+//!   poll`'s handler (echo each data message from the read buffer), one
+//!   worker per core, default configuration;
+//! - fastwebsockets on tokio: what its README and `examples/echo_server.rs`
+//!   show (hyper's HTTP/1 server with upgrades, `fastwebsockets::upgrade`,
+//!   a `FragmentCollector`, loop `read_frame` → `write_frame`), on tokio's
+//!   default multi-threaded runtime (one worker per core), TCP_NODELAY set;
 //! - floor: the least a thread-per-connection echo can do: a fixed 101, then
 //!   per `read` every whole frame unmasked into one buffer and one `write`
 //!   (a close frame too, then TCP closed); no limits, no UTF-8, no timers. What the
@@ -54,27 +62,39 @@ const PATTERN: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Server {
     Ours,
+    Poll,
     Tungstenite,
+    Fastwebsockets,
     Floor,
 }
 
 impl Server {
-    const ALL: [Server; 3] = [Server::Ours, Server::Tungstenite, Server::Floor];
+    const ALL: [Server; 5] = [
+        Server::Ours,
+        Server::Poll,
+        Server::Tungstenite,
+        Server::Fastwebsockets,
+        Server::Floor,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Server::Ours => "ours",
+            Server::Poll => "poll",
             Server::Tungstenite => "tungstenite",
+            Server::Fastwebsockets => "fastwebsockets",
             Server::Floor => "floor",
         }
     }
 
-    fn start(self) -> SocketAddr {
-        match self {
+    fn start(self) -> Option<SocketAddr> {
+        Some(match self {
             Server::Ours => start_ours(),
+            Server::Poll => start_poll()?,
             Server::Tungstenite => start_tungstenite(),
+            Server::Fastwebsockets => start_fastwebsockets(),
             Server::Floor => start_floor(),
-        }
+        })
     }
 }
 
@@ -157,6 +177,93 @@ fn start_ours() -> SocketAddr {
         .expect("spawn ours");
     // Runs until the process exits.
     std::mem::forget(running);
+    addr
+}
+
+#[cfg(feature = "mio")]
+fn start_poll() -> Option<SocketAddr> {
+    use rfc6455::poll::{Conn, Handler, PollServer};
+    use rfc6455::protocol::MessageRef;
+
+    // The same handler as `wsecho --engine poll`.
+    struct Echo;
+    impl Handler for Echo {
+        type State = ();
+        fn on_open(&self, _: &mut Conn<'_>, _: &rfc6455::handshake::Request) {}
+        fn on_message(&self, _: &mut (), conn: &mut Conn<'_>, message: MessageRef<'_>) {
+            let _ = conn.send(message);
+        }
+    }
+    let server =
+        PollServer::bind("127.0.0.1:0", rfc6455::ServerConfig::default()).expect("bind poll");
+    let addr = server.local_addr();
+    // Runs until the process exits.
+    std::mem::forget(server.spawn(Echo).expect("spawn poll"));
+    Some(addr)
+}
+
+#[cfg(not(feature = "mio"))]
+fn start_poll() -> Option<SocketAddr> {
+    eprintln!("echo bench: no poll engine in this build (cargo bench --features mio)");
+    None
+}
+
+/// fastwebsockets as its echo example serves: hyper's HTTP/1 server with
+/// upgrades on tokio's multi-threaded runtime, a task per connection.
+fn start_fastwebsockets() -> SocketAddr {
+    use fastwebsockets::{upgrade, FragmentCollector, OpCode, WebSocketError};
+    use http_body_util::Empty;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::{Request, Response};
+
+    async fn handle_client(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
+        let mut ws = FragmentCollector::new(fut.await?);
+        loop {
+            let frame = ws.read_frame().await?;
+            match frame.opcode {
+                OpCode::Close => break,
+                OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn server_upgrade(
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+        let (response, fut) = upgrade::upgrade(&mut req)?;
+        tokio::spawn(async move {
+            let _ = handle_client(fut).await;
+        });
+        Ok(response)
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind fastwebsockets");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        runtime.block_on(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, hyper::service::service_fn(server_upgrade))
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        })
+    });
     addr
 }
 
@@ -682,7 +789,7 @@ fn main() {
     let servers: Vec<(Server, SocketAddr)> = Server::ALL
         .into_iter()
         .filter(|s| which.is_empty() || which.split(',').any(|w| w == s.name()))
-        .map(|s| (s, s.start()))
+        .filter_map(|s| Some((s, s.start()?)))
         .collect();
     eprintln!(
         "echo bench: {rounds} rounds x {} scenarios x {} servers, {secs} s each",
@@ -730,9 +837,9 @@ fn main() {
          (rate: messages/s, churn: connections/s; round trip p50/p99 in µs)\n\n"
     ));
     table.push_str(
-        "| scenario | ours | tungstenite | floor | ours/tungstenite | ours/floor | ours p50/p99 | tungstenite p50/p99 |\n",
+        "| scenario | ours | poll | tungstenite | fastwebsockets | floor | ours/tungstenite | poll/fastwebsockets | ours/floor | poll/ours | p50/p99: ours, poll, fastwebsockets |\n",
     );
-    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    table.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let index = |server: Server| servers.iter().position(|(s, _)| *s == server);
     for (si, s) in scenarios.iter().enumerate() {
         let cell = |k: Option<usize>| -> (f64, String) {
@@ -742,7 +849,7 @@ fn main() {
                     let rate = median(r.iter().map(|o| o.rate).collect());
                     let p50 = median(r.iter().map(|o| o.p50_us).collect());
                     let p99 = median(r.iter().map(|o| o.p99_us).collect());
-                    (rate, format!("{p50:.0} / {p99:.0}"))
+                    (rate, format!("{p50:.0}/{p99:.0}"))
                 }
                 None => (f64::NAN, "-".into()),
             }
@@ -758,24 +865,19 @@ fn main() {
             ),
             _ => f64::NAN,
         };
-        let (ours, tung, floor) = (
-            index(Server::Ours),
-            index(Server::Tungstenite),
-            index(Server::Floor),
-        );
+        let [ours, poll, tung, fast, floor] = Server::ALL.map(index);
         let (ro, lo) = cell(ours);
-        let (rt, lt) = cell(tung);
+        let (rp, lp) = cell(poll);
+        let (rt, _) = cell(tung);
+        let (rw, lw) = cell(fast);
         let (rf, _) = cell(floor);
         table.push_str(&format!(
-            "| {} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x | {} | {} |\n",
+            "| {} | {ro:.0} | {rp:.0} | {rt:.0} | {rw:.0} | {rf:.0} | {:.2}x | {:.2}x | {:.2}x | {:.2}x | {lo}, {lp}, {lw} |\n",
             s.name,
-            ro,
-            rt,
-            rf,
             ratio(ours, tung),
+            ratio(poll, fast),
             ratio(ours, floor),
-            lo,
-            lt
+            ratio(poll, ours),
         ));
     }
     println!("\n{table}");

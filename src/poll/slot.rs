@@ -24,6 +24,9 @@ const HEAD_STEP: usize = 1024;
 /// Reads of one connection per readiness event before the others get a
 /// turn (a peer that streams fast must not hold up its worker).
 const READS_PER_TURN: usize = 16;
+/// A data frame with at least this much payload still to come is read
+/// straight into its message (one copy, the kernel's, instead of two).
+const DIRECT_READ: usize = 16 * 1024;
 
 /// What a worker lends a connection while it works on it.
 pub(super) struct Env<'a, H: Handler> {
@@ -350,6 +353,43 @@ impl<St> Slot<St> {
                     return Turn::Idle;
                 }
                 continue;
+            }
+            if let Some(space) = open.conn.payload_space(DIRECT_READ) {
+                // The rest of a large frame: straight into the message.
+                let read = stream.read(space);
+                let n = *read.as_ref().unwrap_or(&0);
+                let handler = env.handler;
+                let Open { conn, state, end, .. } = &mut **open;
+                let filled = conn.payload_filled_with(n, |message, out| {
+                    if let Some(state) = state.as_mut() {
+                        let mut conn = Conn {
+                            out,
+                            stream: &mut *stream,
+                            sender,
+                            peer: *peer,
+                            subprotocol: None,
+                        };
+                        handler.on_message(state, &mut conn, message);
+                    }
+                });
+                if let Err(e) = filled {
+                    end.get_or_insert(e);
+                }
+                match read {
+                    Ok(0) => {
+                        self.on_eof(env);
+                        return Turn::Idle;
+                    }
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return self.flush_open_turn()
+                    }
+                    Err(e) => {
+                        self.abort(env, Error::Io(e));
+                        return Turn::Idle;
+                    }
+                }
             }
             match stream.read(env.rbuf) {
                 Ok(0) => {

@@ -278,6 +278,47 @@ impl Connection {
         Ok((consumed, Some(reply(message, &mut self.outgoing))))
     }
 
+    /// Space to read the rest of a large data frame's payload into straight
+    /// from the transport, skipping a copy (see [`Incoming::payload_space`]
+    /// for when there is some and how it is bounded). Fill a prefix, then
+    /// call [`payload_filled_with`](Connection::payload_filled_with), also
+    /// when nothing could be read.
+    pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
+        if self.outgoing.failed() {
+            return None;
+        }
+        self.incoming.payload_space(min)
+    }
+
+    /// Takes in `n` bytes written into the slice
+    /// [`payload_space`](Connection::payload_space) returned; a message they
+    /// complete goes to `reply` with the sending half, as in
+    /// [`receive_with`](Connection::receive_with).
+    pub fn payload_filled_with<R>(
+        &mut self,
+        n: usize,
+        reply: impl FnOnce(MessageRef<'_>, &mut Outgoing) -> R,
+    ) -> Result<Option<R>> {
+        self.received_since_tick |= n > 0;
+        match self.incoming.payload_filled(n) {
+            Ok(Received {
+                message: Some(message),
+                ..
+            }) => {
+                // Only data messages are read directly: no reaction is due,
+                // but a reply may be.
+                let message = MessageRef::from(&message);
+                self.outgoing.react(Ok(&message));
+                Ok(Some(reply(message, &mut self.outgoing)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => {
+                self.outgoing.react(Err(&e));
+                Err(Error::Protocol(e))
+            }
+        }
+    }
+
     /// Like [`receive_in_place`](Connection::receive_in_place), delivering
     /// the data messages `streaming` selects in pieces as they arrive: a
     /// [`Piece::Start`], [`Piece::Data`] pieces, a [`Piece::End`], with pings
