@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 /// The waker's token; connections use their slot index.
 const WAKE: Token = Token(usize::MAX);
 /// The read buffer each worker shares among its connections.
-const READ_BUF: usize = 64 * 1024;
+const READ_BUF: usize = 256 * 1024;
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
 
