@@ -24,6 +24,9 @@
 //!   that. The server pings every 20 s and drops clients that do not answer.
 //! - SIGTERM or Ctrl-C closes every client with 1001 (going away), so that
 //!   they reconnect to another instance, and exits.
+//! - `--engine poll` serves the same chat on the poll engine (a few worker
+//!   threads for any number of clients; needs `--features mio`): its
+//!   connections join the same kind of hub, rooms and Redis relay included.
 
 use rfc6455::handshake::{AcceptOptions, DeflateConfig, Request};
 use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Stream};
@@ -43,7 +46,7 @@ const DEFAULT_ROOM: &str = "lobby";
 
 const USAGE: &str = "usage: chat [--listen ADDR] [--tick SECONDS] [--redis URL] \
 [--allow-origin ORIGIN]... [--any-origin] [--ping-interval SECS] [--ping-timeout SECS] \
-[--tls-cert FILE --tls-key FILE]";
+[--tls-cert FILE --tls-key FILE] [--engine threads|poll]";
 
 struct Options {
     listen: String,
@@ -55,6 +58,8 @@ struct Options {
     ping_timeout: u64,
     /// PEM certificate chain and key: serve https:// and wss:// (feature `tls`).
     tls: Option<(String, String)>,
+    /// Serve on the poll engine (feature `mio`) instead of a thread per client.
+    poll: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -67,6 +72,7 @@ fn parse_args() -> Result<Options, String> {
         ping_interval: 20,
         ping_timeout: 20,
         tls: None,
+        poll: false,
     };
     let (mut cert, mut key) = (None, None);
     let mut args = std::env::args().skip(1);
@@ -88,6 +94,12 @@ fn parse_args() -> Result<Options, String> {
             "--any-origin" => options.any_origin = true,
             "--tls-cert" => cert = Some(value("--tls-cert")?),
             "--tls-key" => key = Some(value("--tls-key")?),
+            "--engine" => match value("--engine")?.as_str() {
+                "threads" => options.poll = false,
+                "poll" if cfg!(feature = "mio") => options.poll = true,
+                "poll" => return Err("--engine poll needs the mio feature".into()),
+                other => return Err(format!("--engine: threads or poll, not {other:?}")),
+            },
             "--ping-interval" => {
                 options.ping_interval = value("--ping-interval")?
                     .parse()
@@ -321,14 +333,14 @@ mod link {
 use link::Link;
 
 #[cfg(feature = "signals")]
-fn stop_on_signals(handle: rfc6455::ServerHandle) {
+fn stop_on_signals(shutdown: impl FnOnce() + Send + 'static) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 if signals.forever().next().is_some() {
                     eprintln!("chat: shutting down: clients get close 1001");
-                    handle.shutdown();
+                    shutdown();
                 }
             });
         }
@@ -337,7 +349,7 @@ fn stop_on_signals(handle: rfc6455::ServerHandle) {
 }
 
 #[cfg(not(feature = "signals"))]
-fn stop_on_signals(_handle: rfc6455::ServerHandle) {}
+fn stop_on_signals(_shutdown: impl FnOnce() + Send + 'static) {}
 
 fn main() -> ExitCode {
     let options = match parse_args() {
@@ -400,6 +412,34 @@ fn main() -> ExitCode {
     } else {
         ("http", "ws")
     };
+    if options.tls.is_some() && options.poll {
+        eprintln!("chat: --engine poll serves plain http:// and ws:// only");
+        return ExitCode::from(2);
+    }
+    let ticker = hub.clone();
+    let announce = move |addr: SocketAddr| {
+        let mut origins = own_origins(addr, http);
+        origins.extend(options.origins.iter().cloned());
+        eprintln!("chat: open {http}://{addr}/ in a browser (WebSocket at {ws}://{addr}/ws)");
+        if !options.any_origin {
+            eprintln!("chat: origins allowed: {}", origins.join(", "));
+        }
+        let _ = allowed.set(origins);
+        if let Some(url) = &options.redis {
+            eprintln!("chat: relaying through {url}");
+        }
+        if let Some(every) = options.tick {
+            std::thread::spawn(move || loop {
+                std::thread::sleep(every);
+                ticker.broadcast(Message::Text(format!("tick: {}", utc_time())));
+            });
+        }
+    };
+    #[cfg(feature = "mio")]
+    if options.poll {
+        return poll_engine::serve(&options.listen, config, hub, announce);
+    }
+
     let server = match Server::bind(&options.listen, config) {
         Ok(s) => s,
         Err(e) => {
@@ -407,32 +447,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let addr = server.local_addr();
-    let mut origins = own_origins(addr, http);
-    origins.extend(options.origins.iter().cloned());
-    eprintln!("chat: open {http}://{addr}/ in a browser (WebSocket at {ws}://{addr}/ws)");
-    if !options.any_origin {
-        eprintln!("chat: origins allowed: {}", origins.join(", "));
-    }
-    let _ = allowed.set(origins);
-    if let Some(url) = &options.redis {
-        eprintln!("chat: relaying through {url}");
-    }
-    stop_on_signals(server.handle());
-
-    if let Some(every) = options.tick {
-        let ticker = hub.clone();
-        std::thread::spawn(move || loop {
-            std::thread::sleep(every);
-            ticker.broadcast(Message::Text(format!("tick: {}", utc_time())));
-        });
-    }
+    announce(server.local_addr());
+    let handle = server.handle();
+    stop_on_signals(move || handle.shutdown());
 
     let result = server.serve(move |ws, request| {
         let room = room_of(&request);
-        // Behind a proxy, the client's own address is in X-Forwarded-For.
-        let client = request.headers.get("x-forwarded-for").unwrap_or("direct");
-        eprintln!("chat: {client} joined room {room:?}");
+        eprintln!("chat: {} joined room {room:?}", client_of(&request));
         let (mut reader, writer) = ws.split()?;
         let _member = hub.join_room(&room, writer);
         loop {
@@ -446,6 +467,79 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("chat: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Behind a proxy, the client's own address is in X-Forwarded-For.
+fn client_of(request: &Request) -> &str {
+    request.headers.get("x-forwarded-for").unwrap_or("direct")
+}
+
+/// The same chat on the poll engine: each connection joins the hub through
+/// its `poll::Sender`, so broadcasts reach it without a hub thread.
+#[cfg(feature = "mio")]
+mod poll_engine {
+    use super::{client_of, room_of, ChatHub};
+    use rfc6455::handshake::Request;
+    use rfc6455::poll::{Conn, Handler, PollServer};
+    use rfc6455::protocol::MessageRef;
+    use rfc6455::{Member, Message, ServerConfig};
+    use std::net::SocketAddr;
+    use std::process::ExitCode;
+
+    struct Chat {
+        hub: ChatHub,
+    }
+
+    /// A client's room and its place in the hub (left when dropped).
+    struct Client {
+        room: String,
+        _member: Member,
+    }
+
+    impl Handler for Chat {
+        type State = Client;
+
+        fn on_open(&self, conn: &mut Conn<'_>, request: &Request) -> Client {
+            let room = room_of(request);
+            eprintln!("chat: {} joined room {room:?}", client_of(request));
+            let member = self.hub.join_sink(Some(&room), conn.sender());
+            Client {
+                room,
+                _member: member,
+            }
+        }
+
+        fn on_message(&self, client: &mut Client, _: &mut Conn<'_>, message: MessageRef<'_>) {
+            if let MessageRef::Text(text) = message {
+                self.hub.broadcast_to(&client.room, Message::text(text));
+            }
+        }
+    }
+
+    pub fn serve(
+        listen: &str,
+        config: ServerConfig,
+        hub: ChatHub,
+        announce: impl FnOnce(SocketAddr),
+    ) -> ExitCode {
+        let server = match PollServer::bind(listen, config) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("chat: cannot listen on {listen}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        announce(server.local_addr());
+        let handle = server.handle();
+        super::stop_on_signals(move || handle.shutdown());
+        match server.serve(Chat { hub }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chat: {e}");
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -284,7 +284,19 @@ fn plain_get_on_the_ws_endpoint_gets_426_with_upgrade_websocket() {
 
 #[test]
 fn chat_rooms_isolate_on_one_instance() {
-    let chat = start_chat("chat", &[]);
+    rooms_isolate_on_one_instance(&[]);
+}
+
+/// The same chat on the poll engine: its connections are hub members
+/// through their `poll::Sender`s.
+#[cfg(feature = "mio")]
+#[test]
+fn chat_rooms_isolate_on_one_instance_on_the_poll_engine() {
+    rooms_isolate_on_one_instance(&["--engine", "poll"]);
+}
+
+fn rooms_isolate_on_one_instance(extra: &[&str]) {
+    let chat = start_chat("chat", extra);
     let red = Client::connect(&format!("ws://{}/ws?room=red", chat.addr));
     let blue = Client::connect(&format!("ws://{}/ws?room=blue", chat.addr));
     let lobby = Client::connect(&format!("ws://{}/ws", chat.addr));
@@ -531,6 +543,35 @@ mod with_redis {
         eprintln!("a /health after 10,000 messages:\n{body}");
         assert_eq!(counter(&body, "not_published"), 0);
         assert_eq!(counter(&health(&b).1, "missed"), 0);
+    }
+
+    /// One instance on each engine: the hub, its rooms and the relay are
+    /// the same whichever engine serves the connections.
+    #[cfg(feature = "mio")]
+    #[test]
+    fn a_threaded_instance_and_a_poll_engine_instance_form_one_chat() {
+        let Some((_redis, a, b)) = two_chats(&["--engine", "poll"]) else {
+            return;
+        };
+        let on_a = ws(&a, "lobby");
+        let on_b = ws(&b, "lobby");
+        let red_b = ws(&b, "red");
+        until_linked(&on_a, &on_b);
+        until_linked(&on_b, &on_a);
+        // In windows of 100: the member queues hold 256, and a loss here
+        // must be the engine's, not a test client falling behind.
+        for window in 0..10 {
+            for i in window * 100..(window + 1) * 100 {
+                on_b.say(&format!("b{i}"));
+            }
+            for i in window * 100..(window + 1) * 100 {
+                assert_eq!(on_a.next_text(), format!("b{i}"), "A heard out of order");
+                assert_eq!(on_b.next_text(), format!("b{i}"), "B heard out of order");
+            }
+        }
+        on_a.say("from a");
+        assert_eq!(on_b.next_text(), "from a");
+        assert_eq!(red_b.quiet_for(Duration::from_millis(300)), None);
     }
 
     #[test]

@@ -225,6 +225,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Without the poll engine, parse_args refuses `--engine poll`.
+    #[cfg(not(feature = "mio"))]
+    let _ = (options.poll, options.workers);
     #[cfg(feature = "mio")]
     if options.poll {
         let served = wsecho_poll::serve(

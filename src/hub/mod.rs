@@ -179,7 +179,7 @@ pub struct Delivery {
 
 /// Membership of one client in a [`Hub`]; the client leaves when this is
 /// dropped.
-pub struct Member<S> {
+pub struct Member<S = crate::Stream> {
     id: u64,
     hub: Hub<S>,
     dropped: Arc<AtomicU64>,

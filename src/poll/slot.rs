@@ -359,7 +359,9 @@ impl<St> Slot<St> {
                 let read = stream.read(space);
                 let n = *read.as_ref().unwrap_or(&0);
                 let handler = env.handler;
-                let Open { conn, state, end, .. } = &mut **open;
+                let Open {
+                    conn, state, end, ..
+                } = &mut **open;
                 let filled = conn.payload_filled_with(n, |message, out| {
                     if let Some(state) = state.as_mut() {
                         let mut conn = Conn {

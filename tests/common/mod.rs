@@ -244,7 +244,7 @@ pub fn node_missing() -> Option<String> {
 }
 
 /// Builds example `name` in the profile this test was built with (with the
-/// crate features it was built with, among `redis` and `tls`) and returns its path;
+/// crate features it was built with, among `redis`, `tls` and `mio`) and returns its path;
 /// built once per test binary.
 #[allow(dead_code)]
 pub fn example_binary(name: &str) -> std::path::PathBuf {
@@ -273,6 +273,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     let features: Vec<&str> = [
         ("redis", cfg!(feature = "redis")),
         ("tls", cfg!(feature = "tls")),
+        ("mio", cfg!(feature = "mio")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
