@@ -6,6 +6,8 @@
 #   .ci/autobahn.sh server-deflate   # the same with permessage-deflate (RFC 7692):
 #   .ci/autobahn.sh client-deflate   # built with --features deflate, run with
 #                                    # --deflate, all 517 cases (12.* 13.* too)
+#   .ci/autobahn.sh server-poll           # wsecho --engine poll (--features mio)
+#   .ci/autobahn.sh server-poll-deflate   # ... with --deflate, all 517 cases
 #
 # Passes only if every case is OK or INFORMATIONAL, in both behavior and
 # behaviorClose (see .ci/autobahn_gate.py), and the report holds all cases.
@@ -34,11 +36,11 @@ cd "$(dirname "$0")/.."
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 [[ $# -eq 1 ]] || usage
 MODE="$1"
-[[ "$MODE" == server || "$MODE" == client || "$MODE" == server-deflate \
-    || "$MODE" == client-deflate ]] || usage
+[[ "$MODE" =~ ^(server(-poll)?|client)(-deflate)?$ ]] || usage
 # --- permessage-deflate modes: same gate, all cases, compression on. ---
 FEATURES=()
-DEFLATE_FLAG=()
+FEATURE_LIST=()
+SUT_FLAGS=()
 DEFAULT_EXPECT=301
 DEFAULT_ARGS="-x 12.* -x 13.*"
 DEFAULT_TIMEOUT=600
@@ -46,12 +48,21 @@ if [[ "$MODE" == *-deflate ]]; then
     # 216 more cases, of 1000 compressed messages each: about 5 minutes
     # alone on this machine, more when it is shared.
     DEFAULT_TIMEOUT=1500
-    FEATURES=(--features deflate)
-    DEFLATE_FLAG=(--deflate)
+    FEATURE_LIST+=(deflate)
+    SUT_FLAGS=(--deflate)
     DEFAULT_EXPECT=517
     DEFAULT_ARGS=""
 fi
+# --- the poll engine (wsecho --engine poll): the same gates. ---
+if [[ "$MODE" == server-poll* ]]; then
+    FEATURE_LIST+=(mio)
+    SUT_FLAGS+=(--engine poll)
+fi
+if [[ ${#FEATURE_LIST[@]} -gt 0 ]]; then
+    FEATURES=(--features "$(IFS=,; echo "${FEATURE_LIST[*]}")")
+fi
 ROLE="${MODE%-deflate}"
+ROLE="${ROLE%-poll}"
 
 log() { echo "autobahn.sh $MODE: $*" >&2; }
 die() { log "FAIL: $*"; exit 1; }
@@ -139,7 +150,7 @@ if [[ "$ROLE" == server ]]; then
         if [[ "${AUTOBAHN_BUILD:-1}" != 0 ]]; then
             cargo build --release --quiet "${FEATURES[@]}" --bin wsecho
         fi
-        SERVER=(target/release/wsecho --listen "$ADDR" --quiet "${DEFLATE_FLAG[@]}")
+        SERVER=(target/release/wsecho --listen "$ADDR" --quiet "${SUT_FLAGS[@]}")
     fi
     log "starting server under test on $ADDR: ${SERVER[*]}"
     setsid -w "${SERVER[@]}" </dev/null >"$LOGDIR/$MODE-sut.log" 2>&1 &
@@ -196,7 +207,7 @@ else
             cargo build --release --quiet "${FEATURES[@]}" --example autobahn_client
         fi
         CLIENT=(cargo run --release --quiet "${FEATURES[@]}" --example autobahn_client -- \
-            "${DEFLATE_FLAG[@]}" "$URL")
+            "${SUT_FLAGS[@]}" "$URL")
     fi
     log "client under test: ${CLIENT[*]}"
     run_timed "$LOGDIR/$MODE-sut.log" "${CLIENT[@]}"

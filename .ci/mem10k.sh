@@ -11,6 +11,12 @@
 #                               DEFLATE_OFFER sets the client's offer (default
 #                               "permessage-deflate; client_max_window_bits").
 #
+# Environment: ENGINE=poll measures `wsecho --engine poll --workers 2`
+# (built with --features mio; target <= 4 KiB), HOLD=SECS holds the
+# connections that long before measuring (keepalive pings every 5 s are
+# answered meanwhile; every connection must still be open at the end),
+# TARGET_KIB overrides the target.
+#
 # Needs `ulimit -n` above N + a few (each side holds N descriptors).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +30,14 @@ if [ "${2:-}" = --deflate ]; then
     HOLD_ARGS=("${DEFLATE_OFFER:-permessage-deflate; client_max_window_bits}")
     TARGET_KIB=${TARGET_KIB:-1024}
 fi
+ENGINE_ARGS=()
+if [ "${ENGINE:-threads}" = poll ]; then
+    FEATURES=(--features "mio${DEFLATE[0]:+,deflate}")
+    ENGINE_ARGS=(--engine poll --workers 2)
+    TARGET_KIB=${TARGET_KIB:-4}
+fi
+HOLD=${HOLD:-1}
+[ "$HOLD" -gt 1 ] && ENGINE_ARGS+=(--ping-interval 5 --ping-timeout 10)
 PORT=${PORT:-0}
 TARGET_KIB=${TARGET_KIB:-16}
 
@@ -47,11 +61,13 @@ trap cleanup EXIT
 
 # shellcheck source=.ci/wsecho_proc.sh
 . .ci/wsecho_proc.sh
-start_wsecho mem10k "$LOG" --listen "127.0.0.1:$PORT" --max-connections $((N + 100)) "${DEFLATE[@]}"
+start_wsecho mem10k "$LOG" --listen "127.0.0.1:$PORT" --max-connections $((N + 100)) \
+    "${DEFLATE[@]}" "${ENGINE_ARGS[@]}"
 sample() { echo "$(status VmRSS) $(status Threads)"; }
 
 sleep 0.3
 read -r RSS0 THREADS0 < <(sample)
+FDS0=$(ls "/proc/$SERVER/fd" | wc -l)
 echo "wsecho at $ADDR: baseline RSS ${RSS0} KiB, ${THREADS0} threads"
 
 # The holder prints "ready ..." once all N are open and echoed, then holds
@@ -65,10 +81,11 @@ for _ in $(seq 1200); do
     sleep 0.1
 done
 cat "$LOG.holder"
-sleep 1
+sleep "$HOLD"
 read -r RSS1 THREADS1 < <(sample)
+OPEN=$(( $(ls "/proc/$SERVER/fd" | wc -l) - FDS0 ))
 PER=$(( (RSS1 - RSS0) * 1024 / N ))
-echo "holding $N: RSS ${RSS1} KiB, ${THREADS1} threads"
+echo "holding $N for ${HOLD}s: RSS ${RSS1} KiB, ${THREADS1} threads, ${OPEN} connections still open"
 echo "RSS per idle connection: ${PER} bytes ($(( PER / 1024 )) KiB; target <= ${TARGET_KIB} KiB)"
 
 exec 3>&-   # end of the holder's stdin: it closes every connection
@@ -87,6 +104,7 @@ wait "$SERVER" || true
 SERVER=
 
 FAIL=0
+[ "$OPEN" -ge "$N" ] || { echo "mem10k: only $OPEN of $N connections survived the hold" >&2; FAIL=1; }
 [ "$THREADS2" -le "$THREADS0" ] || { echo "mem10k: threads did not return to baseline" >&2; FAIL=1; }
 [ "$PER" -le $((TARGET_KIB * 1024)) ] || { echo "mem10k: over ${TARGET_KIB} KiB per connection" >&2; FAIL=1; }
 exit $FAIL

@@ -6,13 +6,20 @@
 #
 #   .ci/soak.sh [CLIENTS] [MESSAGES_PER_CLIENT] [MAX_BYTES]
 #   defaults: 200 clients, 2000 messages each, 1 MiB
+#   ENGINE=poll: against `wsecho --engine poll` (built with --features mio)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-200}
 MESSAGES=${2:-2000}
 MAX=${3:-1048576}
+FEATURES=()
+ENGINE_ARGS=()
+if [ "${ENGINE:-threads}" = poll ]; then
+    FEATURES=(--features mio)
+    ENGINE_ARGS=(--engine poll)
+fi
 
-cargo build --release --quiet --bin wsecho --example soak
+cargo build --release --quiet "${FEATURES[@]}" --bin wsecho --example soak
 
 LOG=$(mktemp)
 cleanup() {
@@ -24,7 +31,7 @@ trap cleanup EXIT
 
 # shellcheck source=.ci/wsecho_proc.sh
 . .ci/wsecho_proc.sh
-start_wsecho soak "$LOG" --listen 127.0.0.1:0
+start_wsecho soak "$LOG" --listen 127.0.0.1:0 "${ENGINE_ARGS[@]}"
 THREADS0=$(status Threads)
 echo "wsecho at $ADDR: baseline RSS $(status VmRSS) KiB, $THREADS0 threads"
 echo "soak: $CLIENTS clients x $MESSAGES messages, sizes 0..$MAX bytes"
