@@ -36,21 +36,32 @@
 //!
 //! ```no_run
 //! use rfc6455::poll::{Conn, Handler, PollServer};
-//! use rfc6455::{handshake::http::Request, protocol::MessageRef, ServerConfig};
+//! use rfc6455::{handshake::Request, protocol::MessageRef, Hub, Member, Message, ServerConfig};
 //!
-//! struct Echo;
+//! /// Every text message goes to everyone.
+//! struct Chat {
+//!     hub: Hub,
+//! }
 //!
-//! impl Handler for Echo {
-//!     type State = ();
-//!     fn on_open(&self, _conn: &mut Conn<'_>, _request: &Request) {}
-//!     fn on_message(&self, _state: &mut (), conn: &mut Conn<'_>, message: MessageRef<'_>) {
-//!         let _ = conn.send(message);
+//! impl Handler for Chat {
+//!     type State = Member; // the connection's place in the hub, left when dropped
+//!
+//!     fn on_open(&self, conn: &mut Conn<'_>, _request: &Request) -> Member {
+//!         self.hub.join_sink(None, conn.sender())
+//!     }
+//!
+//!     fn on_message(&self, _member: &mut Member, conn: &mut Conn<'_>, message: MessageRef<'_>) {
+//!         if let MessageRef::Text(text) = message {
+//!             self.hub.broadcast(Message::text(text));
+//!         } else {
+//!             let _ = conn.send(message); // binary: echoed from the read buffer, no copy
+//!         }
 //!     }
 //! }
 //!
 //! PollServer::bind("127.0.0.1:9001", ServerConfig::default())?
 //!     .workers(2)
-//!     .serve(Echo)?;
+//!     .serve(Chat { hub: Hub::new() })?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!

@@ -171,6 +171,30 @@ impl PollServer {
     }
 
     /// Like [`serve`](PollServer::serve), on a new thread: returns at once.
+    ///
+    /// ```
+    /// use rfc6455::poll::{Conn, Handler, PollServer};
+    /// use rfc6455::{handshake::Request, protocol::MessageRef, Message, ServerConfig};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     type State = ();
+    ///     fn on_open(&self, _: &mut Conn<'_>, _: &Request) {}
+    ///     fn on_message(&self, _: &mut (), conn: &mut Conn<'_>, message: MessageRef<'_>) {
+    ///         let _ = conn.send(message);
+    ///     }
+    /// }
+    ///
+    /// let running = PollServer::bind("127.0.0.1:0", ServerConfig::default())?
+    ///     .workers(1)
+    ///     .spawn(Echo)?;
+    /// let (mut ws, _) = rfc6455::connect(&format!("ws://{}/", running.local_addr()))?;
+    /// ws.send(Message::text("hello"))?;
+    /// assert_eq!(ws.read()?, Message::text("hello"));
+    /// running.shutdown()?; // close 1001 to everyone, then the workers stop
+    /// assert!(matches!(ws.read()?, Message::Close(_)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn spawn<H: Handler>(self, handler: H) -> io::Result<RunningPollServer> {
         let handle = self.handle();
         let run = self.start(handler)?;

@@ -16,7 +16,7 @@ use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How much a handshake buffer grows by at a time: a typical upgrade
 /// request fits in one step.
@@ -24,6 +24,9 @@ const HEAD_STEP: usize = 1024;
 /// Reads of one connection per readiness event before the others get a
 /// turn (a peer that streams fast must not hold up its worker).
 const READS_PER_TURN: usize = 16;
+/// While the server goes away, how long a peer may stay silent before its
+/// close reply is no longer waited for (as on the threaded server).
+const SHUTDOWN_QUIET: Duration = Duration::from_millis(300);
 /// A data frame with at least this much payload still to come is read
 /// straight into its message (one copy, the kernel's, instead of two).
 const DIRECT_READ: usize = 16 * 1024;
@@ -48,6 +51,9 @@ pub(super) struct Slot<St> {
     pub(super) scheduled: Option<Instant>,
     /// Since when output has been waiting for the socket to take it.
     write_blocked: Option<Instant>,
+    /// The server is going away: past this instant of silence from the peer,
+    /// its close reply is not waited for any longer.
+    quiet_until: Option<Instant>,
 }
 
 pub(super) enum Phase<St> {
@@ -101,6 +107,7 @@ impl<St> Slot<St> {
             },
             scheduled: None,
             write_blocked: None,
+            quiet_until: None,
         }
     }
 
@@ -117,10 +124,10 @@ impl<St> Slot<St> {
                     .write_blocked
                     .zip(config.write_timeout)
                     .map(|(since, limit)| since + limit);
-                match (open.conn.deadline(), write) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
+                [open.conn.deadline(), write, self.quiet_until]
+                    .into_iter()
+                    .flatten()
+                    .min()
             }
             Phase::Done => None,
         }
@@ -160,6 +167,12 @@ impl<St> Slot<St> {
                     .write_blocked
                     .zip(env.config.write_timeout)
                     .is_some_and(|(since, limit)| now >= since + limit);
+                if self.quiet_until.is_some_and(|quiet| now >= quiet) {
+                    // Going away, and the peer went quiet without answering:
+                    // the close is as done as it will be.
+                    self.leave_open(env, Leave::Now);
+                    return;
+                }
                 if stalled {
                     // A peer that does not read: give up on it.
                     open.end_with(Error::Io(io::ErrorKind::TimedOut.into()));
@@ -199,6 +212,15 @@ impl<St> Slot<St> {
         // After our close frame, nothing more can go: dropped silently, as
         // the connection is ending.
         let _ = open.conn.send(message);
+    }
+
+    /// The server is shutting down: close 1001, and wait for the reply only
+    /// while the peer keeps talking (a live peer answers within a round
+    /// trip; shutdown must not wait a whole close timeout on each one that
+    /// does not).
+    pub(super) fn go_away(&mut self, now: Instant) {
+        self.close(CloseCode::GOING_AWAY, "server shutting down");
+        self.quiet_until = Some(now + SHUTDOWN_QUIET);
     }
 
     /// Starts the close handshake (from a [`Sender`], or the server going away).
@@ -399,6 +421,9 @@ impl<St> Slot<St> {
                     return Turn::Idle;
                 }
                 Ok(n) => {
+                    if let Some(quiet) = &mut self.quiet_until {
+                        *quiet = Instant::now() + SHUTDOWN_QUIET;
+                    }
                     process(env.handler, open, stream, sender, *peer, &mut env.rbuf[..n]);
                     if n < cap {
                         // A short read drained the socket: data arriving

@@ -179,7 +179,7 @@ impl<H: Handler> Worker<H> {
                                     touched.push(at);
                                     if stop_by.is_some() {
                                         if let Some(slot) = slots.get(at) {
-                                            slot.close(CloseCode::GOING_AWAY, "");
+                                            slot.go_away(now);
                                         }
                                     }
                                 } else {
@@ -207,7 +207,7 @@ impl<H: Handler> Worker<H> {
                                 stop_by.get_or_insert(now + config.shutdown_timeout);
                                 for at in 0..slots.slots.len() {
                                     if let Some(slot) = slots.get(at) {
-                                        slot.close(CloseCode::GOING_AWAY, "server shutting down");
+                                        slot.go_away(now);
                                         touched.push(at);
                                     }
                                 }
