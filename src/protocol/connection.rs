@@ -88,12 +88,14 @@ impl Connection {
     /// ```
     /// use rfc6455::handshake::Negotiated;
     /// use rfc6455::protocol::{Connection, WebSocketConfig};
-    /// use rfc6455::Role;
-    /// use std::time::Instant;
+    /// use rfc6455::{Keepalive, Role};
+    /// use std::time::{Duration, Instant};
     ///
-    /// let config = WebSocketConfig::default();
-    /// let conn = Connection::after_handshake(Role::Server, &config, &Negotiated::default(), Instant::now());
-    /// assert!(conn.deadline().is_some()); // keepalive is on by default
+    /// let every = Duration::from_secs(20);
+    /// let config = WebSocketConfig::default().keepalive(Some(Keepalive::new(every, every)));
+    /// let now = Instant::now();
+    /// let conn = Connection::after_handshake(Role::Server, &config, &Negotiated::default(), now);
+    /// assert_eq!(conn.deadline(), Some(now + every)); // the first keepalive ping
     /// ```
     pub fn after_handshake(
         role: Role,
