@@ -277,7 +277,11 @@ impl Connection {
             timers.on_pong();
         }
         self.outgoing.react(Ok(&message));
-        Ok((consumed, Some(reply(message, &mut self.outgoing))))
+        let replied = reply(message, &mut self.outgoing);
+        // The message was lent to `reply` only: an idle connection keeps
+        // no copy of its last (fragmented) message.
+        self.incoming.release_held();
+        Ok((consumed, Some(replied)))
     }
 
     /// Space to read the rest of a large data frame's payload into straight

@@ -190,6 +190,12 @@ impl Incoming {
         Ok((consumed, located))
     }
 
+    /// Lets go of the message lent out by the last call, so that a large
+    /// one does not stay in memory while the connection waits for the next.
+    pub(crate) fn release_held(&mut self) {
+        self.held = None;
+    }
+
     /// The message [`receive_located`](Incoming::receive_located) found:
     /// `input` is the buffer whose bytes from `base` were passed to it. A
     /// text payload is checked as UTF-8 here (an error is final, as ever).
