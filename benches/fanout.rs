@@ -28,7 +28,9 @@
 //! that column is left out, saying so.
 //!
 //! Environment: `FANOUT_N` (default `1000,5000`), `FANOUT_ROUNDS` (default
-//! 20), `FANOUT_READERS` (client reader threads, default 4).
+//! 20), `FANOUT_READERS` (client reader threads, default 4), `FANOUT_BEFORE`
+//! (the path of this bench's binary built from another commit: its one
+//! instance joins the run, to compare a change with what it replaced).
 //! Results: a table printed and written to `target/fanout-bench.md`.
 
 use rfc6455::hub::redis::RedisRelay;
@@ -134,7 +136,13 @@ fn start(mut command: Command) -> Proc {
 }
 
 fn our_instance(redis: Option<&str>) -> Proc {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    instance_from(&std::env::current_exe().unwrap(), redis)
+}
+
+/// An instance run by `exe`: this bench's binary, or one built from an
+/// earlier commit (`FANOUT_BEFORE`).
+fn instance_from(exe: &Path, redis: Option<&str>) -> Proc {
+    let mut command = Command::new(exe);
     command.env("FANOUT_ROLE", "instance");
     if let Some(url) = redis {
         command.env("FANOUT_REDIS", url);
@@ -321,11 +329,24 @@ impl Readers {
     }
 }
 
-/// Reads one unmasked text frame per payload and checks it.
+/// Reads one unmasked text frame per payload and checks it. Each `read`
+/// takes whatever has arrived (up to the last expected byte, never past it),
+/// so a server that sends several frames at once is read with one system
+/// call, as any client with a read buffer would: the load generator must
+/// not cost more per message than the servers under test.
 fn read_payloads(stream: &mut TcpStream, payloads: &[Vec<u8>]) -> io::Result<()> {
-    let mut frame = [0u8; 2 + PAYLOAD];
-    for expected in payloads {
-        stream.read_exact(&mut frame)?;
+    const FRAME: usize = 2 + PAYLOAD;
+    let mut wire = vec![0u8; FRAME * payloads.len()];
+    let mut filled = 0;
+    while filled < wire.len() {
+        match stream.read(&mut wire[filled..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (frame, expected) in wire.chunks(FRAME).zip(payloads) {
         if frame[..2] != [0x81, PAYLOAD as u8] || frame[2..] != expected[..] {
             return Err(io::Error::other(format!("unexpected frame {frame:?}")));
         }
@@ -445,6 +466,14 @@ fn main() {
                 threads,
             ),
         ];
+        if let Some(before) = std::env::var_os("FANOUT_BEFORE") {
+            setups.push(Setup::new(
+                "one instance, FANOUT_BEFORE",
+                vec![instance_from(Path::new(&before), None)],
+                clients,
+                threads,
+            ));
+        }
         if let Some(python) = &python {
             setups.push(Setup::new(
                 "Python websockets",
