@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 pub mod redis;
 mod senders;
 
-use senders::{Mailbox, Offer, Pool};
+use senders::{Mailbox, Offer, Outbound, Pool};
 
 /// Messages a member may have waiting before it starts missing broadcasts.
 pub const DEFAULT_QUEUE_LEN: usize = 256;
@@ -338,6 +338,8 @@ impl Core {
     fn deliver(&self, room: Option<&str>, message: Arc<Message>) -> Delivery {
         let mut delivery = Delivery::default();
         let mut idle = Vec::new();
+        // Framed once here for every member that can take it as is.
+        let message = Arc::new(Outbound::new(message));
         for slot in lock(&self.members).slots.values() {
             if room.is_some() && slot.room.as_deref() != room {
                 continue;
@@ -396,7 +398,7 @@ impl<S: Write + Send + 'static> Hub<S> {
         let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
         let mailbox = Arc::new(Mailbox::new(
             id,
-            Box::new(move |message: &Message| send(&writer, message)),
+            Box::new(move |batch: &[Arc<Outbound>]| senders::write_batch(&writer, batch)),
         ));
         let dropped = Arc::clone(&mailbox.dropped);
         let mut members = lock(&self.core.members);
@@ -424,13 +426,6 @@ impl<S: Write + Send + 'static> Hub<S> {
             dropped,
         }
     }
-}
-
-/// Sends a shared message: a server writes payloads of 16 KiB and more
-/// straight from it (see [`Writer::send_frame`]), so a broadcast costs one
-/// copy of the message, not one per member.
-fn send<S: Write>(writer: &Writer<S>, message: &Message) -> crate::Result<()> {
-    writer.send_ref(message.into())
 }
 
 impl<S> Member<S> {
