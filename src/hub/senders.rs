@@ -41,6 +41,8 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// Writes messages, in order, to a member's connection.
 pub(super) type WriteFn = dyn Fn(&[Arc<Outbound>]) -> crate::Result<()> + Send + Sync;
+/// Told the id of a member whose write failed.
+pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
 
 /// One broadcast as every member's queue shares it: the message and, for
 /// text and binary, its frame header, encoded once. A server's frames are
@@ -94,8 +96,6 @@ pub(super) fn write_batch<S: Write>(
     }
     Ok(())
 }
-/// Told the id of a member whose write failed.
-pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
 
 /// One member's queue and the way to write to it.
 pub(super) struct Mailbox {
