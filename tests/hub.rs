@@ -499,3 +499,45 @@ fn members_that_mask_their_frames_get_broadcasts_framed_for_them() {
     assert!(members.iter().all(|m| m.is_joined()));
     server.shutdown().unwrap();
 }
+
+#[cfg(feature = "deflate")]
+#[test]
+fn members_with_permessage_deflate_get_broadcasts_compressed_for_them() {
+    // The frames shared by plain members carry RSV1 clear and the payload
+    // as is; a member that negotiated permessage-deflate gets its own
+    // compressed frame (RSV1 set, RFC 7692 §6), not the shared bytes.
+    use std::io::{Read, Write};
+    let hub = ServerHub::new();
+    let config =
+        ServerConfig::default().deflate(Some(rfc6455::handshake::DeflateConfig::default()));
+    let server = room(&hub, config);
+    let mut raw = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        raw.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(
+        head.contains("permessage-deflate"),
+        "not negotiated: {head}"
+    );
+    wait_for("1 member", || hub.len() == 1);
+    hub.broadcast(Message::Text("compress me ".repeat(100)));
+    let mut header = [0; 2];
+    raw.read_exact(&mut header).unwrap();
+    assert_eq!(header[0], 0x80 | 0x40 | 0x1, "FIN, RSV1 and text");
+    assert!(
+        usize::from(header[1]) < 126,
+        "1200 bytes, compressed to under 126"
+    );
+    server.shutdown().unwrap();
+}
