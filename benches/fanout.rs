@@ -19,7 +19,11 @@
 //! every client has read the message: that time, from the speaker's write,
 //! is the **fan-out time** (p50 and p99 over the rounds). Each round also
 //! has a **burst** of 10 broadcasts back to back; clients × 10 / its time
-//! is the **deliveries per second**.
+//! is the **deliveries per second**. The servers' CPU time (user + system,
+//! from `/proc`, Redis's included for two instances) over all rounds,
+//! divided by the messages delivered, is the **server CPU per delivery**,
+//! for the single broadcasts and for the bursts: the figure that other
+//! load on a shared machine moves least.
 //!
 //! Servers run as child processes (this binary, re-run with
 //! `FANOUT_ROLE=instance`, and Python), so a process's thread limit is not
@@ -28,7 +32,9 @@
 //! that column is left out, saying so.
 //!
 //! Environment: `FANOUT_N` (default `1000,5000`), `FANOUT_ROUNDS` (default
-//! 20), `FANOUT_READERS` (client reader threads, default 4).
+//! 20), `FANOUT_READERS` (client reader threads, default 4), `FANOUT_BEFORE`
+//! (the path of this bench's binary built from another commit: its one
+//! instance joins the run, to compare a change with what it replaced).
 //! Results: a table printed and written to `target/fanout-bench.md`.
 
 use rfc6455::hub::redis::RedisRelay;
@@ -134,7 +140,13 @@ fn start(mut command: Command) -> Proc {
 }
 
 fn our_instance(redis: Option<&str>) -> Proc {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    instance_from(&std::env::current_exe().unwrap(), redis)
+}
+
+/// An instance run by `exe`: this bench's binary, or one built from an
+/// earlier commit (`FANOUT_BEFORE`).
+fn instance_from(exe: &Path, redis: Option<&str>) -> Proc {
+    let mut command = Command::new(exe);
     command.env("FANOUT_ROLE", "instance");
     if let Some(url) = redis {
         command.env("FANOUT_REDIS", url);
@@ -321,11 +333,24 @@ impl Readers {
     }
 }
 
-/// Reads one unmasked text frame per payload and checks it.
+/// Reads one unmasked text frame per payload and checks it. Each `read`
+/// takes whatever has arrived (up to the last expected byte, never past it),
+/// so a server that sends several frames at once is read with one system
+/// call, as any client with a read buffer would: the load generator must
+/// not cost more per message than the servers under test.
 fn read_payloads(stream: &mut TcpStream, payloads: &[Vec<u8>]) -> io::Result<()> {
-    let mut frame = [0u8; 2 + PAYLOAD];
-    for expected in payloads {
-        stream.read_exact(&mut frame)?;
+    const FRAME: usize = 2 + PAYLOAD;
+    let mut wire = vec![0u8; FRAME * payloads.len()];
+    let mut filled = 0;
+    while filled < wire.len() {
+        match stream.read(&mut wire[filled..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (frame, expected) in wire.chunks(FRAME).zip(payloads) {
         if frame[..2] != [0x81, PAYLOAD as u8] || frame[2..] != expected[..] {
             return Err(io::Error::other(format!("unexpected frame {frame:?}")));
         }
@@ -342,6 +367,38 @@ struct Setup {
     fanout_us: Vec<f64>,
     deliveries: Vec<f64>,
     clients: usize,
+    /// The processes that serve this setup (the servers, and Redis for
+    /// two instances), whose CPU time the rounds are charged.
+    cpu_pids: Vec<u32>,
+    /// Their CPU time (user + system) during the rounds' single broadcasts
+    /// and during their bursts, in clock ticks.
+    cpu_ticks: [u64; 2],
+}
+
+/// User + system CPU time of process `pid` (every thread), in clock ticks;
+/// 0 where `/proc` cannot say (not Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // After the command name (in parentheses, which may hold spaces):
+    // state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// Clock ticks per second, for [`cpu_ticks`].
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 impl Setup {
@@ -351,6 +408,7 @@ impl Setup {
             .map(|i| connect(addrs[i * addrs.len() / clients]))
             .collect();
         let speaker = connect(addrs[0]);
+        let cpu_pids = servers.iter().map(|p| p.child.id()).collect();
         // The speaker hears its broadcasts too; drain them.
         let mut drain = speaker.try_clone().unwrap();
         drain.set_read_timeout(None).unwrap();
@@ -363,7 +421,13 @@ impl Setup {
             fanout_us: Vec::new(),
             deliveries: Vec::new(),
             clients,
+            cpu_pids,
+            cpu_ticks: [0; 2],
         }
+    }
+
+    fn cpu_now(&self) -> u64 {
+        self.cpu_pids.iter().map(|&pid| cpu_ticks(pid)).sum()
     }
 
     /// Sends `count` broadcasts at once; returns the time until every
@@ -377,11 +441,25 @@ impl Setup {
     }
 
     fn round(&mut self, round: usize) {
+        let cpu_start = self.cpu_now();
         let one = self.broadcast(round * 2, 1);
         self.fanout_us.push(one.as_secs_f64() * 1e6);
+        let cpu_one = self.cpu_now();
         let burst = self.broadcast(round * 2 + 1, BURST);
         self.deliveries
             .push((self.clients * BURST) as f64 / burst.as_secs_f64());
+        self.cpu_ticks[0] += cpu_one.saturating_sub(cpu_start);
+        self.cpu_ticks[1] += self.cpu_now().saturating_sub(cpu_one);
+    }
+
+    /// Server CPU time per message delivered, in microseconds, for the
+    /// single broadcasts and for the bursts.
+    fn cpu_us_per_delivery(&self, ticks_per_second: f64) -> [f64; 2] {
+        let rounds = self.fanout_us.len().max(1) as f64;
+        let per = |ticks: u64, messages: usize| {
+            ticks as f64 * 1e6 / ticks_per_second / (rounds * (self.clients * messages) as f64)
+        };
+        [per(self.cpu_ticks[0], 1), per(self.cpu_ticks[1], BURST)]
     }
 }
 
@@ -429,22 +507,34 @@ fn main() {
         .map_err(|why| eprintln!("fanout: Python websockets left out: {why}"))
         .ok();
 
+    let ticks_per_second = clock_ticks_per_second();
     let mut table = String::from(
         "| clients | server | fan-out p50 | fan-out p99 | deliveries/s (median) | \
-         p50 vs one instance | deliveries/s vs Python |\n\
-         | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n",
+         server CPU per delivery: one, burst | p50 vs one instance | \
+         vs Python: fan-out p50 | vs Python: deliveries/s | vs Python: CPU, one, burst |\n\
+         | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for &clients in &sizes {
         eprintln!("fanout: {clients} clients: connecting");
+        let mut two = Setup::new(
+            "two instances + Redis",
+            vec![our_instance(Some(&url)), our_instance(Some(&url))],
+            clients,
+            threads,
+        );
+        two.cpu_pids.push(redis.0.id());
         let mut setups = vec![
             Setup::new("one instance", vec![our_instance(None)], clients, threads),
-            Setup::new(
-                "two instances + Redis",
-                vec![our_instance(Some(&url)), our_instance(Some(&url))],
+            two,
+        ];
+        if let Some(before) = std::env::var_os("FANOUT_BEFORE") {
+            setups.push(Setup::new(
+                "one instance, FANOUT_BEFORE",
+                vec![instance_from(Path::new(&before), None)],
                 clients,
                 threads,
-            ),
-        ];
+            ));
+        }
         if let Some(python) = &python {
             setups.push(Setup::new(
                 "Python websockets",
@@ -465,23 +555,38 @@ fn main() {
             }
         }
         let base = percentile(&setups[0].fanout_us, 0.5);
-        let python_rate = setups
-            .iter()
-            .find(|s| s.name == "Python websockets")
-            .map(|s| percentile(&s.deliveries, 0.5));
+        let python = setups.iter().find(|s| s.name == "Python websockets");
+        // (fan-out p50, deliveries/s, CPU per delivery)
+        let figures = |setup: &Setup| {
+            (
+                percentile(&setup.fanout_us, 0.5),
+                percentile(&setup.deliveries, 0.5),
+                setup.cpu_us_per_delivery(ticks_per_second),
+            )
+        };
+        let python = python.map(figures);
         for setup in &setups {
-            let p50 = percentile(&setup.fanout_us, 0.5);
-            let rate = percentile(&setup.deliveries, 0.5);
-            let vs_python = match (python_rate, setup.name) {
-                (_, "Python websockets") | (None, _) => "—".to_owned(),
-                (Some(py), _) => format!("**{:.1}×**", rate / py),
+            let (p50, rate, cpu) = figures(setup);
+            let vs_python = match python {
+                Some((py_p50, py_rate, py_cpu)) if setup.name != "Python websockets" => {
+                    format!(
+                        "{:.1}× | **{:.1}×** | {:.1}×, {:.1}×",
+                        py_p50 / p50,
+                        rate / py_rate,
+                        py_cpu[0] / cpu[0],
+                        py_cpu[1] / cpu[1],
+                    )
+                }
+                _ => "— | — | —".to_owned(),
             };
             let line = format!(
-                "| {clients} | {} | {} | {} | {} | {:.2}× | {vs_python} |\n",
+                "| {clients} | {} | {} | {} | {} | {:.2} µs, {:.2} µs | {:.2}× | {vs_python} |\n",
                 setup.name,
                 ms(p50),
                 ms(percentile(&setup.fanout_us, 0.99)),
                 thousands(rate),
+                cpu[0],
+                cpu[1],
                 p50 / base,
             );
             eprint!("{line}");

@@ -44,20 +44,26 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn broadcast_reaches_every_member_in_order() {
-    let hub = ServerHub::new();
-    let server = room(&hub, ServerConfig::default());
-    let mut clients: Vec<_> = (0..5)
+/// `n` clients of `server` (reads time out after 10 s), once all are in `hub`.
+fn members(hub: &ServerHub, server: &RunningServer, n: usize) -> Vec<rfc6455::ClientWebSocket> {
+    let clients = (0..n)
         .map(|_| {
-            let (ws, _) = connect(&url(&server)).unwrap();
+            let (ws, _) = connect(&url(server)).unwrap();
             ws.get_ref()
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
             ws
         })
         .collect();
-    wait_for("5 members", || hub.len() == 5);
+    wait_for(&format!("{n} members"), || hub.len() == n);
+    clients
+}
+
+#[test]
+fn broadcast_reaches_every_member_in_order() {
+    let hub = ServerHub::new();
+    let server = room(&hub, ServerConfig::default());
+    let mut clients = members(&hub, &server, 5);
 
     for i in 0..20 {
         let text = format!("message {i} from client {}", i % 5);
@@ -415,5 +421,123 @@ fn more_stuck_members_than_sender_threads_do_not_hold_up_a_reader() {
         assert_eq!(reader.read().unwrap(), Message::Binary(payload.clone()));
     }
     drop(stuck);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_burst_of_every_length_encoding_and_control_frames_arrives_whole_and_in_order() {
+    // Queued faster than it is written, so each member's sender writes many
+    // broadcasts at once: data frames from the bytes framed once for all,
+    // the pings between them framed per member. 7-bit, 16-bit and 64-bit
+    // lengths (RFC 6455 §5.2), empty and large payloads.
+    let hub = ServerHub::new();
+    let server = room(&hub, ServerConfig::default());
+    let mut clients = members(&hub, &server, 3);
+    let sizes = [0, 1, 125, 126, 65_535, 65_536, 70_000, 2, 16 * 1024];
+    let mut sent = Vec::new();
+    for (i, &size) in sizes.iter().cycle().take(60).enumerate() {
+        let message = match i % 2 {
+            0 => Message::Text("t".repeat(size)),
+            _ => Message::Binary(vec![i as u8; size]),
+        };
+        hub.broadcast(message.clone());
+        sent.push(message);
+        if i % 7 == 0 {
+            hub.broadcast(Message::Ping(vec![i as u8]));
+        }
+    }
+    for client in &mut clients {
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let message = client.read().unwrap();
+            if matches!(message, Message::Text(_) | Message::Binary(_)) {
+                got.push(message);
+            }
+        }
+        assert!(got == sent, "a member got its broadcasts out of order");
+    }
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn members_that_mask_their_frames_get_broadcasts_framed_for_them() {
+    // Client writers in a hub: every frame they send must be masked with a
+    // key of their own (RFC 6455 §5.3), so the frames shared by server
+    // members do not fit them. The server fails a connection that sends an
+    // unmasked frame (1002); here it echoes what it gets.
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(|mut ws, _request| loop {
+            let message = ws.read()?;
+            ws.send(message)?;
+        })
+        .unwrap();
+    let hub = ServerHub::new();
+    let mut readers = Vec::new();
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let (ws, _) = connect(&url(&server)).unwrap();
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (reader, writer) = ws.split().unwrap();
+        members.push(hub.join(writer));
+        readers.push(reader);
+    }
+    let sent: Vec<Message> = (0..20)
+        .map(|i| Message::Text(format!("echo {i}")))
+        .chain([Message::Binary(vec![3; 70_000])])
+        .collect();
+    for message in &sent {
+        hub.broadcast(message.clone());
+    }
+    for reader in &mut readers {
+        for message in &sent {
+            assert_eq!(&reader.read().unwrap(), message);
+        }
+    }
+    assert!(members.iter().all(|m| m.is_joined()));
+    server.shutdown().unwrap();
+}
+
+#[cfg(feature = "deflate")]
+#[test]
+fn members_with_permessage_deflate_get_broadcasts_compressed_for_them() {
+    // The frames shared by plain members carry RSV1 clear and the payload
+    // as is; a member that negotiated permessage-deflate gets its own
+    // compressed frame (RSV1 set, RFC 7692 §6), not the shared bytes.
+    use std::io::{Read, Write};
+    let hub = ServerHub::new();
+    let config =
+        ServerConfig::default().deflate(Some(rfc6455::handshake::DeflateConfig::default()));
+    let server = room(&hub, config);
+    let mut raw = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        raw.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(
+        head.contains("permessage-deflate"),
+        "not negotiated: {head}"
+    );
+    wait_for("1 member", || hub.len() == 1);
+    hub.broadcast(Message::Text("compress me ".repeat(100)));
+    let mut header = [0; 2];
+    raw.read_exact(&mut header).unwrap();
+    assert_eq!(header[0], 0x80 | 0x40 | 0x1, "FIN, RSV1 and text");
+    assert!(
+        usize::from(header[1]) < 126,
+        "1200 bytes, compressed to under 126"
+    );
     server.shutdown().unwrap();
 }

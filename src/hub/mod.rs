@@ -55,7 +55,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 pub mod redis;
 mod senders;
 
-use senders::{Mailbox, Offer, Pool};
+use senders::{Mailbox, Offer, Outbound, Pool};
 
 /// Messages a member may have waiting before it starts missing broadcasts.
 pub const DEFAULT_QUEUE_LEN: usize = 256;
@@ -365,12 +365,14 @@ impl Core {
         let mut delivery = Delivery::default();
         let mut idle = Vec::new();
         let mut gone = Vec::new();
+        // Framed once here for every member that can take it as is.
+        let outbound = Arc::new(Outbound::new(Arc::clone(&message)));
         for (id, slot) in lock(&self.members).slots.iter() {
             if room.is_some() && slot.room.as_deref() != room {
                 continue;
             }
             let offer = match &slot.target {
-                Target::Mailbox(mailbox) => mailbox.offer(&message, self.queue_len),
+                Target::Mailbox(mailbox) => mailbox.offer(&outbound, self.queue_len),
                 Target::Sink(sink, dropped) => match sink.offer(&message) {
                     Ok(()) => Offer::Queued,
                     Err(Refused::Full) => {
@@ -502,7 +504,7 @@ impl<S: Write + Send + 'static> Hub<S> {
     fn add(&self, room: Option<Arc<str>>, writer: Writer<S>) -> Member<S> {
         let mut dropped = None;
         let id = self.core.add(room, |id| {
-            let write = move |message: &Message| send(&writer, message);
+            let write = move |batch: &[Arc<Outbound>]| senders::write_batch(&writer, batch);
             let mailbox = Arc::new(Mailbox::new(id, Box::new(write)));
             dropped = Some(Arc::clone(&mailbox.dropped));
             Target::Mailbox(mailbox)
@@ -514,13 +516,6 @@ impl<S: Write + Send + 'static> Hub<S> {
             dropped,
         }
     }
-}
-
-/// Sends a shared message: a server writes payloads of 16 KiB and more
-/// straight from it (see [`Writer::send_frame`]), so a broadcast costs one
-/// copy of the message, not one per member.
-fn send<S: Write>(writer: &Writer<S>, message: &Message) -> crate::Result<()> {
-    writer.send_ref(message.into())
 }
 
 impl<S> Member<S> {

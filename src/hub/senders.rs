@@ -7,7 +7,13 @@
 //! broadcast to N members costs a few thread wake-ups, not N.
 //!
 //! A member is served by one worker at a time (a mailbox is in the run queue
-//! or being written at most once), so its messages stay in order. Writes
+//! or being written at most once), so its messages stay in order. A worker
+//! takes everything a mailbox holds and writes it with one vectored write:
+//! a text or binary broadcast's frame header is encoded once
+//! ([`Outbound`]), and a server connection without extensions gets those
+//! bytes and the shared payload as they are, so a burst of broadcasts costs
+//! each member one system call, not one per message, and nothing is encoded
+//! or copied per member. Writes
 //! block, so a client that stops reading holds the worker that writes to it
 //! until the write fails (the server's write timeout): a watchdog notices
 //! when there is work, no idle worker and no progress for [`STALL`], and
@@ -15,8 +21,12 @@
 //! that, and threads grow only with the number of clients stuck at once.
 
 use super::lock;
-use crate::Message;
+use crate::frame::{EncodedHeader, FrameHeader};
+use crate::protocol::MessageRef;
+use crate::websocket::SharedFrame;
+use crate::{Message, Writer};
 use std::collections::VecDeque;
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread;
@@ -29,10 +39,63 @@ const STALL: Duration = Duration::from_millis(20);
 /// Extra workers (beyond the minimum) end after this long without work.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
-/// Writes one message to a member's connection.
-pub(super) type WriteFn = dyn Fn(&Message) -> crate::Result<()> + Send + Sync;
+/// Writes messages, in order, to a member's connection.
+pub(super) type WriteFn = dyn Fn(&[Arc<Outbound>]) -> crate::Result<()> + Send + Sync;
 /// Told the id of a member whose write failed.
 pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
+
+/// One broadcast as every member's queue shares it: the message and, for
+/// text and binary, its frame header, encoded once. A server's frames are
+/// not masked, so without an extension these bytes are right for every
+/// member (RFC 6455 §5.1).
+pub(super) struct Outbound {
+    message: Arc<Message>,
+    header: Option<EncodedHeader>,
+}
+
+impl Outbound {
+    pub(super) fn new(message: Arc<Message>) -> Outbound {
+        let header = match *message {
+            Message::Text(_) | Message::Binary(_) => {
+                let len = message.as_bytes().len() as u64;
+                Some(FrameHeader::new(message.opcode(), len).encode())
+            }
+            _ => None,
+        };
+        Outbound { message, header }
+    }
+
+    /// The frame as it goes on a server connection without extensions.
+    fn shared_frame(&self) -> Option<SharedFrame<'_>> {
+        Some(SharedFrame {
+            opcode: self.message.opcode(),
+            header: self.header.as_ref()?.as_bytes(),
+            payload: self.message.as_bytes(),
+        })
+    }
+}
+
+/// Writes `batch` to `writer`: each run of text and binary messages in one
+/// vectored write of their shared frames when the connection takes them
+/// (see [`Writer::send_shared`]), anything else framed for this connection
+/// alone.
+pub(super) fn write_batch<S: Write>(
+    writer: &Writer<S>,
+    batch: &[Arc<Outbound>],
+) -> crate::Result<()> {
+    let mut rest = batch;
+    while !rest.is_empty() {
+        let frames: Vec<SharedFrame<'_>> = rest.iter().map_while(|o| o.shared_frame()).collect();
+        let taken = frames.len().max(1);
+        if frames.is_empty() || !writer.send_shared(&frames)? {
+            for outbound in &rest[..taken] {
+                writer.send_ref(MessageRef::from(&*outbound.message))?;
+            }
+        }
+        rest = &rest[taken..];
+    }
+    Ok(())
+}
 
 /// One member's queue and the way to write to it.
 pub(super) struct Mailbox {
@@ -45,7 +108,7 @@ pub(super) struct Mailbox {
 
 #[derive(Default)]
 struct MailState {
-    queue: VecDeque<Arc<Message>>,
+    queue: VecDeque<Arc<Outbound>>,
     /// In the run queue or being written by a worker.
     scheduled: bool,
     /// A write failed: nothing more is taken.
@@ -75,7 +138,7 @@ impl Mailbox {
     }
 
     /// Queues `message` unless `limit` messages are already waiting.
-    pub(super) fn offer(&self, message: &Arc<Message>, limit: usize) -> Offer {
+    pub(super) fn offer(&self, message: &Arc<Outbound>, limit: usize) -> Offer {
         let mut state = lock(&self.state);
         if state.failed {
             return Offer::Closed;
@@ -197,7 +260,7 @@ impl Pool {
     /// Writes what `mailbox` holds until it is empty.
     fn serve(&self, mailbox: &Mailbox) {
         loop {
-            let batch: Vec<Arc<Message>> = {
+            let batch: Vec<Arc<Outbound>> = {
                 let mut state = lock(&mailbox.state);
                 if state.failed || state.queue.is_empty() {
                     state.scheduled = false;
@@ -205,18 +268,17 @@ impl Pool {
                 }
                 state.queue.drain(..).collect()
             };
-            for message in &batch {
-                if (mailbox.write)(message).is_err() {
-                    let mut state = lock(&mailbox.state);
-                    state.failed = true;
-                    state.scheduled = false;
-                    state.queue.clear();
-                    drop(state);
-                    (self.failed)(mailbox.id);
-                    return;
-                }
-                self.progress.fetch_add(1, Ordering::Relaxed);
+            if (mailbox.write)(&batch).is_err() {
+                let mut state = lock(&mailbox.state);
+                state.failed = true;
+                state.scheduled = false;
+                state.queue.clear();
+                drop(state);
+                (self.failed)(mailbox.id);
+                return;
             }
+            self.progress
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -265,24 +327,26 @@ mod tests {
     use super::*;
     use std::sync::mpsc;
 
-    fn text(n: usize) -> Arc<Message> {
-        Arc::new(Message::Text(n.to_string()))
+    fn text(n: usize) -> Arc<Outbound> {
+        Arc::new(Outbound::new(Arc::new(Message::Text(n.to_string()))))
     }
 
     /// A mailbox whose writes go to a channel.
     fn recording(id: u64) -> (Arc<Mailbox>, mpsc::Receiver<String>) {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let write = move |m: &Message| {
-            if let Message::Text(t) = m {
-                let _ = lock(&tx).send(t.clone());
+        let write = move |batch: &[Arc<Outbound>]| {
+            for outbound in batch {
+                if let Message::Text(t) = &*outbound.message {
+                    let _ = lock(&tx).send(t.clone());
+                }
             }
             Ok(())
         };
         (Arc::new(Mailbox::new(id, Box::new(write))), rx)
     }
 
-    fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<Message>) {
+    fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<Outbound>) {
         let idle = mailboxes
             .iter()
             .filter(|m| matches!(m.offer(message, 10_000), Offer::Schedule))
@@ -306,6 +370,27 @@ mod tests {
     }
 
     #[test]
+    fn what_a_mailbox_holds_is_written_in_one_call() {
+        let pool = Pool::new(Box::new(|_| {}));
+        let (tx, sizes) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let write = move |batch: &[Arc<Outbound>]| {
+            let _ = lock(&tx).send(batch.len());
+            Ok(())
+        };
+        let mailbox = Arc::new(Mailbox::new(1, Box::new(write)));
+        // Queued before any worker runs: one write for the five.
+        let first = matches!(mailbox.offer(&text(0), 10), Offer::Schedule);
+        for n in 1..5 {
+            assert!(matches!(mailbox.offer(&text(n), 10), Offer::Queued));
+        }
+        assert!(first);
+        pool.schedule(vec![Arc::clone(&mailbox)]);
+        assert_eq!(sizes.recv_timeout(Duration::from_secs(10)), Ok(5));
+        pool.close();
+    }
+
+    #[test]
     fn members_stuck_in_writes_do_not_hold_up_the_others() {
         let pool = Pool::new(Box::new(|_| {}));
         // More stuck members than the pool has workers at first.
@@ -314,7 +399,7 @@ mod tests {
         let stuck: Vec<Arc<Mailbox>> = (0..pool.min_workers as u64 + 4)
             .map(|id| {
                 let gate = Arc::clone(&gate);
-                let write = move |_: &Message| {
+                let write = move |_: &[Arc<Outbound>]| {
                     let _ = lock(&gate).recv();
                     Ok(())
                 };
@@ -338,7 +423,7 @@ mod tests {
         let pool = Pool::new(Box::new(move |id| {
             let _ = lock(&tx).send(id);
         }));
-        let write = |_: &Message| Err(crate::Error::ConnectionClosed);
+        let write = |_: &[Arc<Outbound>]| Err(crate::Error::ConnectionClosed);
         let mailbox = Arc::new(Mailbox::new(5, Box::new(write)));
         offer_all(&pool, &[&mailbox], &text(1));
         assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(5));

@@ -442,6 +442,17 @@ impl Outgoing {
         }
     }
 
+    /// Before a whole text or binary frame encoded once for many connections
+    /// (a hub's broadcast) is written on this one as is: `Ok(false)` when
+    /// these bytes would be wrong here (a client masks every frame with its
+    /// own key, RFC 6455 §5.3; an extension rewrites the payload), so the
+    /// message must be framed by [`frame_data`](Outgoing::frame_data)
+    /// instead; an error when no data message may be sent now.
+    pub(crate) fn takes_shared_frame(&self, opcode: OpCode, len: usize) -> Result<bool> {
+        self.check_send(opcode, true, len)?;
+        Ok(self.role == Role::Server && self.extensions.is_empty())
+    }
+
     fn check_send(&self, opcode: OpCode, fin: bool, len: usize) -> Result<()> {
         if self.close_sent || self.failed {
             return Err(Error::AlreadyClosed);
@@ -470,5 +481,37 @@ impl Outgoing {
         if let Some(key) = mask {
             apply_mask(&mut self.out[start..], key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_frames_go_only_to_a_server_without_extensions() {
+        let server = Outgoing::new(Role::Server);
+        assert!(server.takes_shared_frame(OpCode::Text, 5).unwrap());
+        // A client masks every frame with a key of its own (RFC 6455 §5.3).
+        let client = Outgoing::new(Role::Client);
+        assert!(!client.takes_shared_frame(OpCode::Binary, 5).unwrap());
+    }
+
+    #[test]
+    fn shared_frames_follow_the_sending_rules() {
+        let mut fragmenting = Outgoing::new(Role::Server);
+        fragmenting
+            .encode_frame(OpCode::Text, false, b"he")
+            .unwrap();
+        assert!(matches!(
+            fragmenting.takes_shared_frame(OpCode::Text, 5),
+            Err(Error::InvalidSend(SendError::MessageInProgress))
+        ));
+        let mut closed = Outgoing::new(Role::Server);
+        closed.close(None).unwrap();
+        assert!(matches!(
+            closed.takes_shared_frame(OpCode::Text, 5),
+            Err(Error::AlreadyClosed)
+        ));
     }
 }

@@ -26,3 +26,4 @@ mod write;
 pub use owned::{Sender, WebSocket};
 pub use split::{Reader, Writer};
 pub use stream::MessageReader;
+pub(crate) use write::SharedFrame;

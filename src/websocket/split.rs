@@ -6,7 +6,7 @@ use super::recv::{RecvSide, SendSide};
 use super::stream::{
     check_data_opcode, fill, fragment_buffer, MessageReader, Pulling, SOURCE_FAILED,
 };
-use super::write::{write_direct, MAX_QUEUED};
+use super::write::{write_direct, write_shared, SharedFrame, MAX_QUEUED};
 use crate::frame::{CloseCode, OpCode};
 use crate::protocol::{Framed, Message, MessageRef, Outgoing, Piece, Streaming, DIRECT_WRITE};
 use crate::Result;
@@ -330,6 +330,40 @@ impl<S: Write> Writer<S> {
                 self.shared.send(message.opcode(), true, Cow::Borrowed(d))
             }
         }
+    }
+
+    /// Sends whole text and binary frames encoded once for many connections
+    /// (see [`SharedFrame`]), with every queued reply before them, in one
+    /// vectored write. `Ok(false)`, with nothing sent, when this connection
+    /// must frame them itself (a client masks, an extension rewrites the
+    /// payload): send them with [`send_ref`](Writer::send_ref) then.
+    pub(crate) fn send_shared(&self, frames: &[SharedFrame<'_>]) -> Result<bool> {
+        let _message = lock(&self.shared.message);
+        let mut stream = lock(&self.shared.stream);
+        let mut state = lock(&self.shared.state);
+        for frame in frames {
+            match state.takes_shared_frame(frame.opcode, frame.payload.len()) {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) => {
+                    // As on a refused send: still write what the reader queued.
+                    self.shared.drain_and_release(stream, state)?;
+                    return Err(e);
+                }
+            }
+        }
+        let ws = &mut *stream;
+        state.swap_pending(&mut ws.scratch);
+        drop(state);
+        let written = write_shared(&mut ws.stream, &ws.scratch, frames);
+        let mut state = lock(&self.shared.state);
+        if let Err(e) = written.and_then(|()| ws.stream.flush()) {
+            // Part of a frame may be on the wire: nothing more can follow.
+            state.on_io_error();
+            return Err(e.into());
+        }
+        self.shared.drain_and_release(stream, state)?;
+        Ok(true)
     }
 
     /// Sends a message read from `source`, one fragment of `fragment_size`

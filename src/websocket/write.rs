@@ -2,7 +2,7 @@
 //! out, shared by the owned [`WebSocket`](super::WebSocket) and the split
 //! [`Writer`](super::Writer).
 
-use crate::frame::FrameHeader;
+use crate::frame::{FrameHeader, OpCode};
 use crate::protocol::{Framed, Outgoing};
 use crate::transport::write_all_vectored;
 use std::io::{self, IoSlice, Write};
@@ -56,4 +56,33 @@ pub(super) fn write_direct<W: Write + ?Sized>(
         Framed::Direct { header, payload } => write_behind(stream, queued, header, payload),
         Framed::Queued => Ok(()),
     }
+}
+
+/// A whole, unmasked text or binary frame encoded once and written as is on
+/// many server connections (a hub's broadcast: without masking or an
+/// extension, the bytes are the same for every member).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SharedFrame<'a> {
+    /// Text or binary.
+    pub(crate) opcode: OpCode,
+    /// The encoded header: FIN set, RSV bits clear, no mask.
+    pub(crate) header: &'a [u8],
+    /// The payload, as it goes on the wire.
+    pub(crate) payload: &'a [u8],
+}
+
+/// Writes `queued` bytes and then every frame of `frames` with as few
+/// vectored writes as the stream takes: no payload is copied.
+pub(super) fn write_shared<W: Write + ?Sized>(
+    stream: &mut W,
+    queued: &[u8],
+    frames: &[SharedFrame<'_>],
+) -> io::Result<()> {
+    let mut bufs = Vec::with_capacity(1 + 2 * frames.len());
+    bufs.push(IoSlice::new(queued));
+    for frame in frames {
+        bufs.push(IoSlice::new(frame.header));
+        bufs.push(IoSlice::new(frame.payload));
+    }
+    write_all_vectored(stream, &mut bufs)
 }
