@@ -15,8 +15,9 @@ use crate::{Error, Message};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How much a handshake buffer grows by at a time: a typical upgrade
 /// request fits in one step.
@@ -24,6 +25,11 @@ const HEAD_STEP: usize = 1024;
 /// Reads of one connection per readiness event before the others get a
 /// turn (a peer that streams fast must not hold up its worker).
 const READS_PER_TURN: usize = 16;
+/// How long a closing connection waits for more input from a peer that has
+/// gone quiet without closing its side, once our last bytes are out: the
+/// threaded server's linger rule, so a peer that ignores our FIN costs the
+/// same bounded time on both engines, not the whole close timeout.
+const QUIET: Duration = Duration::from_millis(500);
 
 /// What a worker lends a connection while it works on it.
 pub(super) struct Env<'a, H: Handler> {
@@ -45,6 +51,10 @@ pub(super) struct Slot<St> {
     pub(super) scheduled: Option<Instant>,
     /// Since when output has been waiting for the socket to take it.
     write_blocked: Option<Instant>,
+    /// The poller said the peer closed its side (or the socket failed):
+    /// a short read no longer means the socket is drained, as the end of
+    /// stream that came with the data raises no edge of its own.
+    pub(super) read_closed: bool,
 }
 
 pub(super) enum Phase<St> {
@@ -59,6 +69,9 @@ pub(super) enum Phase<St> {
         /// The peer closed its side: nothing to drain, close once written.
         peer_done: bool,
         fin_sent: bool,
+        /// Once our FIN is sent: when the drain gives up on a quiet peer
+        /// (pushed back by every read that brings bytes).
+        quiet_by: Option<Instant>,
     },
     Done,
 }
@@ -70,6 +83,9 @@ pub(super) struct Open<St> {
     end: Option<Error>,
     /// A write failed: part of a frame may be on the wire, nothing more can go.
     broken: bool,
+    /// The handler panicked in a callback: the connection ends (what it
+    /// queued goes out, then FIN), and only this connection.
+    panicked: bool,
 }
 
 /// What one turn on a connection left to do.
@@ -82,7 +98,12 @@ pub(super) enum Turn {
 }
 
 impl<St> Slot<St> {
-    pub(super) fn new(stream: TcpStream, peer: SocketAddr, sender: Sender, deadline: Instant) -> Self {
+    pub(super) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        sender: Sender,
+        deadline: Instant,
+    ) -> Self {
         Slot {
             stream,
             peer,
@@ -93,6 +114,7 @@ impl<St> Slot<St> {
             },
             scheduled: None,
             write_blocked: None,
+            read_closed: false,
         }
     }
 
@@ -103,7 +125,10 @@ impl<St> Slot<St> {
     /// When the connection next needs a timer.
     pub(super) fn deadline(&self, config: &ServerConfig) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshake { deadline, .. } | Phase::Closing { deadline, .. } => Some(*deadline),
+            Phase::Handshake { deadline, .. } => Some(*deadline),
+            Phase::Closing {
+                deadline, quiet_by, ..
+            } => Some(quiet_by.map_or(*deadline, |quiet| quiet.min(*deadline))),
             Phase::Open(open) => {
                 let write = self
                     .write_blocked
@@ -142,8 +167,10 @@ impl<St> Slot<St> {
                     self.closing(env, response.unwrap_or_default(), false);
                 }
             }
-            Phase::Closing { deadline, .. } => {
-                if now >= *deadline {
+            Phase::Closing {
+                deadline, quiet_by, ..
+            } => {
+                if now >= *deadline || quiet_by.is_some_and(|quiet| now >= quiet) {
                     self.phase = Phase::Done;
                 }
             }
@@ -201,6 +228,16 @@ impl<St> Slot<St> {
             Phase::Handshake { .. } => self.phase = Phase::Done,
             _ => {}
         }
+    }
+
+    /// The server is going away: close 1001, without waiting for the peer's
+    /// answer (as the threaded server does): our close frame goes out
+    /// behind what is queued, then FIN, then the peer's input is drained
+    /// until it closes or goes quiet. A peer that never answers costs
+    /// [`QUIET`], not the close timeout.
+    pub(super) fn go_away<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>) {
+        self.close(CloseCode::GOING_AWAY, "server shutting down");
+        self.leave_open(env, Leave::Linger);
     }
 
     /// Writes what is queued; called after a batch of [`deliver`](Slot::deliver).
@@ -288,25 +325,41 @@ impl<St> Slot<St> {
         );
         // The 101 goes out first, then whatever on_open sends.
         conn.outgoing_mut().queue_unwritten(&accepted.response);
-        let state = env.handler.on_open(
-            &mut Conn {
-                out: conn.outgoing_mut(),
-                stream: &mut self.stream,
-                sender: &self.sender,
-                peer: self.peer,
-                subprotocol: accepted.negotiated.subprotocol.as_deref(),
-            },
-            request,
-        );
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            env.handler.on_open(
+                &mut Conn {
+                    out: conn.outgoing_mut(),
+                    stream: &mut self.stream,
+                    sender: &self.sender,
+                    peer: self.peer,
+                    subprotocol: accepted.negotiated.subprotocol.as_deref(),
+                },
+                request,
+            )
+        }));
+        let Ok(state) = opened else {
+            // The handler panicked: no state, so no on_close; the peer
+            // gets no 101, only the end of the connection.
+            self.closing(env, Vec::new(), false);
+            return Turn::Idle;
+        };
         let mut open = Box::new(Open {
             conn,
             state: Some(state),
             end: None,
             broken: false,
+            panicked: false,
         });
         // The client's first frames may have come with its request.
         if !leftover.is_empty() {
-            process(env.handler, &mut open, &mut self.stream, &self.sender, self.peer, &mut leftover);
+            process(
+                env.handler,
+                &mut open,
+                &mut self.stream,
+                &self.sender,
+                self.peer,
+                &mut leftover,
+            );
         }
         self.phase = Phase::Open(open);
         self.run_open(env)
@@ -327,7 +380,7 @@ impl<St> Slot<St> {
             let Phase::Open(open) = phase else {
                 return Turn::Idle;
             };
-            if !matches!(open.conn.state(), State::Open | State::CloseSent) {
+            if open.panicked || !matches!(open.conn.state(), State::Open | State::CloseSent) {
                 return self.flush_open_turn();
             }
             if open.conn.data_to_send().len() > env.max_pending {
@@ -346,7 +399,7 @@ impl<St> Slot<St> {
                 }
                 Ok(n) => {
                     process(env.handler, open, stream, sender, *peer, &mut env.rbuf[..n]);
-                    if n < cap {
+                    if n < cap && !self.read_closed {
                         // A short read drained the socket: data arriving
                         // later raises a new readiness edge.
                         return self.flush_open_turn();
@@ -427,7 +480,7 @@ impl<St> Slot<St> {
         if let Phase::Open(open) = &self.phase {
             if open.broken {
                 self.leave_open(env, Leave::Now);
-            } else if open.conn.should_close_transport() {
+            } else if open.panicked || open.conn.should_close_transport() {
                 // RFC 6455 §7.1.1: the server closes the TCP connection first.
                 self.leave_open(env, Leave::Linger);
             }
@@ -442,7 +495,9 @@ impl<St> Slot<St> {
                 self.sender.shared.closed.store(true, Ordering::Release);
                 if let Some(state) = open.state.take() {
                     let end = open.end.take().unwrap_or(Error::ConnectionClosed);
-                    env.handler.on_close(state, &end);
+                    // A panic here has nothing left to spoil: the state is
+                    // gone either way, and the worker goes on.
+                    let _ = catch_unwind(AssertUnwindSafe(|| env.handler.on_close(state, &end)));
                 }
                 open.conn.take_data_to_send()
             }
@@ -457,15 +512,21 @@ impl<St> Slot<St> {
     }
 
     /// Our last bytes (an HTTP error, a close frame) go out, then FIN, then
-    /// the peer's input is drained until it closes or `close_timeout`
-    /// passes: closing with unread input would make the kernel reset the
-    /// connection and destroy those last bytes.
-    fn closing<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>, out: Vec<u8>, peer_done: bool) {
+    /// the peer's input is drained until it closes, goes quiet for
+    /// [`QUIET`], or `close_timeout` passes: closing with unread input would
+    /// make the kernel reset the connection and destroy those last bytes.
+    fn closing<H: Handler<State = St>>(
+        &mut self,
+        env: &mut Env<'_, H>,
+        out: Vec<u8>,
+        peer_done: bool,
+    ) {
         self.phase = Phase::Closing {
             out,
             deadline: Instant::now() + env.config.close_timeout,
             peer_done,
             fin_sent: false,
+            quiet_by: None,
         };
         self.run_closing(env);
     }
@@ -475,6 +536,7 @@ impl<St> Slot<St> {
             out,
             peer_done,
             fin_sent,
+            quiet_by,
             ..
         } = &mut self.phase
         else {
@@ -493,6 +555,7 @@ impl<St> Slot<St> {
             *fin_sent = true;
             *out = Vec::new();
             let _ = self.stream.shutdown(Shutdown::Write);
+            *quiet_by = Some(Instant::now() + QUIET);
         }
         if *peer_done {
             return self.phase = Phase::Done;
@@ -500,7 +563,7 @@ impl<St> Slot<St> {
         loop {
             match self.stream.read(env.rbuf) {
                 Ok(0) => return self.phase = Phase::Done,
-                Ok(_) => {}
+                Ok(_) => *quiet_by = Some(Instant::now() + QUIET),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => return self.phase = Phase::Done,
@@ -536,12 +599,18 @@ fn process<H: Handler>(
     peer: SocketAddr,
     data: &mut [u8],
 ) {
-    let Open { conn, state, end, .. } = open;
+    let Open {
+        conn,
+        state,
+        end,
+        panicked,
+        ..
+    } = open;
     let Some(state) = state.as_mut() else {
         return;
     };
     let mut at = 0;
-    while at < data.len() && matches!(conn.state(), State::Open | State::CloseSent) {
+    while !*panicked && at < data.len() && matches!(conn.state(), State::Open | State::CloseSent) {
         let received = conn.receive_with(&mut data[at..], |message, out| {
             if message.is_data() {
                 let mut conn = Conn {
@@ -551,7 +620,15 @@ fn process<H: Handler>(
                     peer,
                     subprotocol: None,
                 };
-                handler.on_message(state, &mut conn, message);
+                // A panicking handler costs its connection, not the
+                // worker and every other connection on it.
+                let called = catch_unwind(AssertUnwindSafe(|| {
+                    handler.on_message(state, &mut conn, message)
+                }));
+                if called.is_err() {
+                    *panicked = true;
+                    end.get_or_insert_with(|| Error::Io(io::Error::other("the handler panicked")));
+                }
             }
         });
         match received {
