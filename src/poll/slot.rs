@@ -86,6 +86,10 @@ pub(super) struct Open<St> {
     /// The handler panicked in a callback: the connection ends (what it
     /// queued goes out, then FIN), and only this connection.
     panicked: bool,
+    /// The subprotocol the handshake selected, for every callback's [`Conn`].
+    subprotocol: Option<String>,
+    /// The upgrade request, kept only for a `ServerConfig::on_error` hook.
+    request: Option<Request>,
 }
 
 /// What one turn on a connection left to do.
@@ -349,6 +353,8 @@ impl<St> Slot<St> {
             end: None,
             broken: false,
             panicked: false,
+            subprotocol: accepted.negotiated.subprotocol.clone(),
+            request: env.config.on_error.as_ref().map(|_| request.clone()),
         });
         // The client's first frames may have come with its request.
         if !leftover.is_empty() {
@@ -498,6 +504,12 @@ impl<St> Slot<St> {
                     // A panic here has nothing left to spoil: the state is
                     // gone either way, and the worker goes on.
                     let _ = catch_unwind(AssertUnwindSafe(|| env.handler.on_close(state, &end)));
+                    // What the threaded server reports of a handler's error.
+                    if let (Some(hook), Some(request)) = (&env.config.on_error, &open.request) {
+                        if !matches!(end, Error::ConnectionClosed) {
+                            let _ = catch_unwind(AssertUnwindSafe(|| hook(&end, request)));
+                        }
+                    }
                 }
                 open.conn.take_data_to_send()
             }
@@ -604,6 +616,7 @@ fn process<H: Handler>(
         state,
         end,
         panicked,
+        subprotocol,
         ..
     } = open;
     let Some(state) = state.as_mut() else {
@@ -618,7 +631,7 @@ fn process<H: Handler>(
                     stream: &mut *stream,
                     sender,
                     peer,
-                    subprotocol: None,
+                    subprotocol: subprotocol.as_deref(),
                 };
                 // A panicking handler costs its connection, not the
                 // worker and every other connection on it.
