@@ -93,9 +93,11 @@ impl PollHandle {
         self.shared.live.load(Ordering::Acquire)
     }
 
-    /// Stops accepting, sends close 1001 (going away) to every connection
-    /// and lets the workers finish the close handshakes; `serve` returns
-    /// once every connection is gone, or after the shutdown timeout.
+    /// Stops accepting and sends close 1001 (going away) to every
+    /// connection, behind what is queued for it; like the threaded server,
+    /// it does not wait for the answer, only drains the peer's input until
+    /// the peer closes or goes quiet. `serve` returns once every connection
+    /// is gone, or after the shutdown timeout.
     pub fn shutdown(&self) {
         if self.shared.stopping.swap(true, Ordering::AcqRel) {
             return;

@@ -15,6 +15,7 @@ use crate::{Error, Message};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -24,9 +25,11 @@ const HEAD_STEP: usize = 1024;
 /// Reads of one connection per readiness event before the others get a
 /// turn (a peer that streams fast must not hold up its worker).
 const READS_PER_TURN: usize = 16;
-/// While the server goes away, how long a peer may stay silent before its
-/// close reply is no longer waited for (as on the threaded server).
-const SHUTDOWN_QUIET: Duration = Duration::from_millis(300);
+/// How long a closing connection waits for more input from a peer that has
+/// gone quiet without closing its side, once our last bytes are out: the
+/// threaded server's linger rule, so a peer that ignores our FIN costs the
+/// same bounded time on both engines, not the whole close timeout.
+const QUIET: Duration = Duration::from_millis(500);
 /// A data frame with at least this much payload still to come is read
 /// straight into its message (one copy, the kernel's, instead of two).
 const DIRECT_READ: usize = 16 * 1024;
@@ -51,9 +54,10 @@ pub(super) struct Slot<St> {
     pub(super) scheduled: Option<Instant>,
     /// Since when output has been waiting for the socket to take it.
     write_blocked: Option<Instant>,
-    /// The server is going away: past this instant of silence from the peer,
-    /// its close reply is not waited for any longer.
-    quiet_until: Option<Instant>,
+    /// The poller said the peer closed its side (or the socket failed):
+    /// a short read no longer means the socket is drained, as the end of
+    /// stream that came with the data raises no edge of its own.
+    pub(super) read_closed: bool,
 }
 
 pub(super) enum Phase<St> {
@@ -68,6 +72,9 @@ pub(super) enum Phase<St> {
         /// The peer closed its side: nothing to drain, close once written.
         peer_done: bool,
         fin_sent: bool,
+        /// Once our FIN is sent: when the drain gives up on a quiet peer
+        /// (pushed back by every read that brings bytes).
+        quiet_by: Option<Instant>,
     },
     Done,
 }
@@ -79,6 +86,13 @@ pub(super) struct Open<St> {
     end: Option<Error>,
     /// A write failed: part of a frame may be on the wire, nothing more can go.
     broken: bool,
+    /// The handler panicked in a callback: the connection ends (what it
+    /// queued goes out, then FIN), and only this connection.
+    panicked: bool,
+    /// The subprotocol the handshake selected, for every callback's [`Conn`].
+    subprotocol: Option<String>,
+    /// The upgrade request, kept only for a `ServerConfig::on_error` hook.
+    request: Option<Request>,
 }
 
 /// What one turn on a connection left to do.
@@ -107,7 +121,7 @@ impl<St> Slot<St> {
             },
             scheduled: None,
             write_blocked: None,
-            quiet_until: None,
+            read_closed: false,
         }
     }
 
@@ -118,16 +132,16 @@ impl<St> Slot<St> {
     /// When the connection next needs a timer.
     pub(super) fn deadline(&self, config: &ServerConfig) -> Option<Instant> {
         match &self.phase {
-            Phase::Handshake { deadline, .. } | Phase::Closing { deadline, .. } => Some(*deadline),
+            Phase::Handshake { deadline, .. } => Some(*deadline),
+            Phase::Closing {
+                deadline, quiet_by, ..
+            } => Some(quiet_by.map_or(*deadline, |quiet| quiet.min(*deadline))),
             Phase::Open(open) => {
                 let write = self
                     .write_blocked
                     .zip(config.write_timeout)
                     .map(|(since, limit)| since + limit);
-                [open.conn.deadline(), write, self.quiet_until]
-                    .into_iter()
-                    .flatten()
-                    .min()
+                [open.conn.deadline(), write].into_iter().flatten().min()
             }
             Phase::Done => None,
         }
@@ -157,8 +171,10 @@ impl<St> Slot<St> {
                     self.closing(env, response.unwrap_or_default(), false);
                 }
             }
-            Phase::Closing { deadline, .. } => {
-                if now >= *deadline {
+            Phase::Closing {
+                deadline, quiet_by, ..
+            } => {
+                if now >= *deadline || quiet_by.is_some_and(|quiet| now >= quiet) {
                     self.phase = Phase::Done;
                 }
             }
@@ -167,12 +183,6 @@ impl<St> Slot<St> {
                     .write_blocked
                     .zip(env.config.write_timeout)
                     .is_some_and(|(since, limit)| now >= since + limit);
-                if self.quiet_until.is_some_and(|quiet| now >= quiet) {
-                    // Going away, and the peer went quiet without answering:
-                    // the close is as done as it will be.
-                    self.leave_open(env, Leave::Now);
-                    return;
-                }
                 if stalled {
                     // A peer that does not read: give up on it.
                     open.end_with(Error::Io(io::ErrorKind::TimedOut.into()));
@@ -214,15 +224,6 @@ impl<St> Slot<St> {
         let _ = open.conn.send(message);
     }
 
-    /// The server is shutting down: close 1001, and wait for the reply only
-    /// while the peer keeps talking (a live peer answers within a round
-    /// trip; shutdown must not wait a whole close timeout on each one that
-    /// does not).
-    pub(super) fn go_away(&mut self, now: Instant) {
-        self.close(CloseCode::GOING_AWAY, "server shutting down");
-        self.quiet_until = Some(now + SHUTDOWN_QUIET);
-    }
-
     /// Starts the close handshake (from a [`Sender`], or the server going away).
     pub(super) fn close(&mut self, code: CloseCode, reason: &str) {
         match &mut self.phase {
@@ -231,6 +232,16 @@ impl<St> Slot<St> {
             Phase::Handshake { .. } => self.phase = Phase::Done,
             _ => {}
         }
+    }
+
+    /// The server is going away: close 1001, without waiting for the peer's
+    /// answer (as the threaded server does): our close frame goes out
+    /// behind what is queued, then FIN, then the peer's input is drained
+    /// until it closes or goes quiet. A peer that never answers costs
+    /// [`QUIET`], not the close timeout.
+    pub(super) fn go_away<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>) {
+        self.close(CloseCode::GOING_AWAY, "server shutting down");
+        self.leave_open(env, Leave::Linger);
     }
 
     /// Writes what is queued; called after a batch of [`deliver`](Slot::deliver).
@@ -318,21 +329,32 @@ impl<St> Slot<St> {
         );
         // The 101 goes out first, then whatever on_open sends.
         conn.outgoing_mut().queue_unwritten(&accepted.response);
-        let state = env.handler.on_open(
-            &mut Conn {
-                out: conn.outgoing_mut(),
-                stream: &mut self.stream,
-                sender: &self.sender,
-                peer: self.peer,
-                subprotocol: accepted.negotiated.subprotocol.as_deref(),
-            },
-            request,
-        );
+        let opened = catch_unwind(AssertUnwindSafe(|| {
+            env.handler.on_open(
+                &mut Conn {
+                    out: conn.outgoing_mut(),
+                    stream: &mut self.stream,
+                    sender: &self.sender,
+                    peer: self.peer,
+                    subprotocol: accepted.negotiated.subprotocol.as_deref(),
+                },
+                request,
+            )
+        }));
+        let Ok(state) = opened else {
+            // The handler panicked: no state, so no on_close; the peer
+            // gets no 101, only the end of the connection.
+            self.closing(env, Vec::new(), false);
+            return Turn::Idle;
+        };
         let mut open = Box::new(Open {
             conn,
             state: Some(state),
             end: None,
             broken: false,
+            panicked: false,
+            subprotocol: accepted.negotiated.subprotocol.clone(),
+            request: env.config.on_error.as_ref().map(|_| request.clone()),
         });
         // The client's first frames may have come with its request.
         if !leftover.is_empty() {
@@ -364,7 +386,7 @@ impl<St> Slot<St> {
             let Phase::Open(open) = phase else {
                 return Turn::Idle;
             };
-            if !matches!(open.conn.state(), State::Open | State::CloseSent) {
+            if open.panicked || !matches!(open.conn.state(), State::Open | State::CloseSent) {
                 return self.flush_open_turn();
             }
             if open.conn.data_to_send().len() > env.max_pending {
@@ -421,11 +443,8 @@ impl<St> Slot<St> {
                     return Turn::Idle;
                 }
                 Ok(n) => {
-                    if let Some(quiet) = &mut self.quiet_until {
-                        *quiet = Instant::now() + SHUTDOWN_QUIET;
-                    }
                     process(env.handler, open, stream, sender, *peer, &mut env.rbuf[..n]);
-                    if n < cap {
+                    if n < cap && !self.read_closed {
                         // A short read drained the socket: data arriving
                         // later raises a new readiness edge.
                         return self.flush_open_turn();
@@ -506,7 +525,7 @@ impl<St> Slot<St> {
         if let Phase::Open(open) = &self.phase {
             if open.broken {
                 self.leave_open(env, Leave::Now);
-            } else if open.conn.should_close_transport() {
+            } else if open.panicked || open.conn.should_close_transport() {
                 // RFC 6455 §7.1.1: the server closes the TCP connection first.
                 self.leave_open(env, Leave::Linger);
             }
@@ -521,7 +540,15 @@ impl<St> Slot<St> {
                 self.sender.shared.closed.store(true, Ordering::Release);
                 if let Some(state) = open.state.take() {
                     let end = open.end.take().unwrap_or(Error::ConnectionClosed);
-                    env.handler.on_close(state, &end);
+                    // A panic here has nothing left to spoil: the state is
+                    // gone either way, and the worker goes on.
+                    let _ = catch_unwind(AssertUnwindSafe(|| env.handler.on_close(state, &end)));
+                    // What the threaded server reports of a handler's error.
+                    if let (Some(hook), Some(request)) = (&env.config.on_error, &open.request) {
+                        if !matches!(end, Error::ConnectionClosed) {
+                            let _ = catch_unwind(AssertUnwindSafe(|| hook(&end, request)));
+                        }
+                    }
                 }
                 open.conn.take_data_to_send()
             }
@@ -536,9 +563,9 @@ impl<St> Slot<St> {
     }
 
     /// Our last bytes (an HTTP error, a close frame) go out, then FIN, then
-    /// the peer's input is drained until it closes or `close_timeout`
-    /// passes: closing with unread input would make the kernel reset the
-    /// connection and destroy those last bytes.
+    /// the peer's input is drained until it closes, goes quiet for
+    /// [`QUIET`], or `close_timeout` passes: closing with unread input would
+    /// make the kernel reset the connection and destroy those last bytes.
     fn closing<H: Handler<State = St>>(
         &mut self,
         env: &mut Env<'_, H>,
@@ -550,6 +577,7 @@ impl<St> Slot<St> {
             deadline: Instant::now() + env.config.close_timeout,
             peer_done,
             fin_sent: false,
+            quiet_by: None,
         };
         self.run_closing(env);
     }
@@ -559,6 +587,7 @@ impl<St> Slot<St> {
             out,
             peer_done,
             fin_sent,
+            quiet_by,
             ..
         } = &mut self.phase
         else {
@@ -577,6 +606,7 @@ impl<St> Slot<St> {
             *fin_sent = true;
             *out = Vec::new();
             let _ = self.stream.shutdown(Shutdown::Write);
+            *quiet_by = Some(Instant::now() + QUIET);
         }
         if *peer_done {
             return self.phase = Phase::Done;
@@ -584,7 +614,7 @@ impl<St> Slot<St> {
         loop {
             match self.stream.read(env.rbuf) {
                 Ok(0) => return self.phase = Phase::Done,
-                Ok(_) => {}
+                Ok(_) => *quiet_by = Some(Instant::now() + QUIET),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => return self.phase = Phase::Done,
@@ -621,13 +651,18 @@ fn process<H: Handler>(
     data: &mut [u8],
 ) {
     let Open {
-        conn, state, end, ..
+        conn,
+        state,
+        end,
+        panicked,
+        subprotocol,
+        ..
     } = open;
     let Some(state) = state.as_mut() else {
         return;
     };
     let mut at = 0;
-    while at < data.len() && matches!(conn.state(), State::Open | State::CloseSent) {
+    while !*panicked && at < data.len() && matches!(conn.state(), State::Open | State::CloseSent) {
         let received = conn.receive_with(&mut data[at..], |message, out| {
             if message.is_data() {
                 let mut conn = Conn {
@@ -635,9 +670,17 @@ fn process<H: Handler>(
                     stream: &mut *stream,
                     sender,
                     peer,
-                    subprotocol: None,
+                    subprotocol: subprotocol.as_deref(),
                 };
-                handler.on_message(state, &mut conn, message);
+                // A panicking handler costs its connection, not the
+                // worker and every other connection on it.
+                let called = catch_unwind(AssertUnwindSafe(|| {
+                    handler.on_message(state, &mut conn, message)
+                }));
+                if called.is_err() {
+                    *panicked = true;
+                    end.get_or_insert_with(|| Error::Io(io::Error::other("the handler panicked")));
+                }
             }
         });
         match received {

@@ -179,7 +179,7 @@ impl<H: Handler> Worker<H> {
                                     touched.push(at);
                                     if stop_by.is_some() {
                                         if let Some(slot) = slots.get(at) {
-                                            slot.go_away(now);
+                                            slot.go_away(&mut env);
                                         }
                                     }
                                 } else {
@@ -207,7 +207,7 @@ impl<H: Handler> Worker<H> {
                                 stop_by.get_or_insert(now + config.shutdown_timeout);
                                 for at in 0..slots.slots.len() {
                                     if let Some(slot) = slots.get(at) {
-                                        slot.go_away(now);
+                                        slot.go_away(&mut env);
                                         touched.push(at);
                                     }
                                 }
@@ -218,6 +218,7 @@ impl<H: Handler> Worker<H> {
                 }
                 let at = token.0;
                 if let Some(slot) = slots.get(at) {
+                    slot.read_closed |= event.is_read_closed() || event.is_error();
                     if slot.on_ready(&mut env) == Turn::Again {
                         again.push(at);
                     }
