@@ -754,3 +754,30 @@ fn two_thousand_connections_on_two_workers_each_echo_once() {
         .iter()
         .all(|e| !matches!(e, Event::Close(_, End::Clean | End::Other(_)))));
 }
+
+/// Regression: a worker that slept in its poll longer than the handshake
+/// timeout (no timer due) dated a new connection's handshake deadline from
+/// before it slept, and answered 408 before reading the request.
+#[test]
+fn a_worker_idle_longer_than_the_handshake_timeout_still_reads_the_request() {
+    let config = test_config()
+        .keepalive(None)
+        .handshake_timeout(Duration::from_millis(300));
+    let f = start(config, |s| s.workers(1));
+    // No connection, no timer: the worker waits in its poll meanwhile.
+    thread::sleep(Duration::from_millis(900));
+    // A peer that takes a moment to send its request, well within the timeout.
+    let mut stream = common::raw(f.addr());
+    thread::sleep(Duration::from_millis(100));
+    stream
+        .write_all(common::upgrade_request(f.addr()).as_bytes())
+        .unwrap();
+    let mut head = [0u8; 12];
+    io::Read::read_exact(&mut stream, &mut head).unwrap();
+    assert_eq!(
+        &head,
+        b"HTTP/1.1 101",
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+}

@@ -145,6 +145,10 @@ impl<H: Handler> Worker<H> {
                     break;
                 }
             }
+            // The poll may have slept long: deadlines set from here on (a
+            // new connection's handshake timeout) count from now, not from
+            // before it (that made an idle worker answer 408 at once).
+            let now = Instant::now();
             // Connections whose turn ran out last time go first.
             for at in std::mem::take(&mut again) {
                 if let Some(slot) = slots.get(at) {
