@@ -196,7 +196,10 @@ impl Assembler {
 
     /// Forgets the piece handed out, before the next one is taken in.
     pub(crate) fn clear_piece(&mut self) {
-        self.ended_piece.clear();
+        // The last piece of a message that has ended: its buffer (up to a
+        // read's worth) goes too, so a connection that goes idle after a
+        // large streamed message does not keep it.
+        self.ended_piece = Vec::new();
         if let Some(m) = self.message.as_mut() {
             if m.streamed {
                 m.data.clear();

@@ -83,6 +83,9 @@ pub struct Incoming {
     piece_pending: bool,
     /// What the last `payload_filled` completed of a streamed message.
     filled: Option<PieceAt>,
+    /// The piece `receive_piece` last found was kept, not handed out: the
+    /// next `payload_space` adds to it instead of replacing it.
+    kept: bool,
 }
 
 impl Incoming {
@@ -100,6 +103,7 @@ impl Incoming {
             end_pending: false,
             piece_pending: false,
             filled: None,
+            kept: false,
         }
     }
 
@@ -288,16 +292,38 @@ impl Incoming {
         if self.end_pending || self.piece_pending {
             return None;
         }
-        // A streamed message's last piece was handed out: make room.
-        self.assembler.clear_piece();
+        if !self.kept {
+            // A streamed message's last piece was handed out: make room.
+            self.assembler.clear_piece();
+        }
         self.filled = None;
-        if self.failed.is_some() || self.close_received || self.sink != Sink::Message {
+        if !self.direct_ok(min) {
+            // No read to add a kept piece to: it is handed out next.
+            self.hand_out_kept();
             return None;
         }
-        let frame = self.decoder.frame()?;
-        if frame.opcode.is_control() || frame.remaining < min.max(1) as u64 {
-            return None;
-        }
+        let step = self.direct_step();
+        let (start, space) = self.assembler.grow_for_direct(step)?;
+        self.direct = Some(start);
+        Some(space)
+    }
+
+    /// Whether payload may be read straight into the message now: a data
+    /// frame of an untransformed message with at least `min` bytes (and at
+    /// least one) still to come.
+    fn direct_ok(&self, min: usize) -> bool {
+        self.failed.is_none()
+            && !self.close_received
+            && self.sink == Sink::Message
+            && self
+                .decoder
+                .frame()
+                .is_some_and(|f| !f.opcode.is_control() && f.remaining >= min.max(1) as u64)
+    }
+
+    /// How much `payload_space` offers.
+    fn direct_step(&self) -> usize {
+        let remaining = self.decoder.frame().map_or(0, |f| f.remaining);
         let have = self.assembler.buffered();
         // Each call zero-fills the slice it hands out (safe code cannot lend
         // uninitialised memory), so offer what the reads are delivering, not
@@ -311,10 +337,33 @@ impl Incoming {
             have.max(DIRECT_STEP)
         };
         let step = (2 * self.last_direct).max(DIRECT_READ_MIN).min(cap);
-        let step = frame.remaining.min(step as u64) as usize;
-        let (start, space) = self.assembler.grow_for_direct(step)?;
-        self.direct = Some(start);
-        Some(space)
+        remaining.min(step as u64) as usize
+    }
+
+    /// Keeps the [`PieceAt::Data`] that [`receive_piece`](Incoming::receive_piece)
+    /// just returned instead of handing it out, when at least `min` bytes
+    /// of its frame are still to come and can be read straight in: the
+    /// next [`payload_space`](Incoming::payload_space) read is added to it,
+    /// and [`filled_piece`](Incoming::filled_piece) reports both as one
+    /// piece. Returns whether it kept it (if not, hand the piece out).
+    ///
+    /// A driver that has just used up its read buffer in the middle of a
+    /// large frame calls this before it reads again: what came with the
+    /// frame's header and the rest of the frame then make one piece, not a
+    /// small one and a large one (so one echoed or relayed frame, one write,
+    /// instead of two). The kept bytes wait for that read, which the
+    /// frame's sender has already committed to. Anything other than
+    /// `payload_space` next (or an unfilled slice) hands the kept piece out
+    /// first, as if it had not been kept.
+    pub fn keep_piece(&mut self, min: usize) -> bool {
+        let keep = self.assembler.streaming()
+            && !self.assembler.piece().is_empty()
+            && !self.end_pending
+            && !self.piece_pending
+            && self.direct.is_none()
+            && self.direct_ok(min);
+        self.kept = keep;
+        keep
     }
 
     /// Takes in `n` payload bytes written at the start of the slice that
@@ -328,6 +377,8 @@ impl Incoming {
         let Some(start) = self.direct.take() else {
             return Ok(done(0));
         };
+        // A kept piece and these bytes are one piece now.
+        self.kept = false;
         let result = self.payload_filled_inner(start, n);
         self.sticky(result)
     }
@@ -373,6 +424,15 @@ impl Incoming {
     fn discard_unfilled(&mut self) {
         if let Some(start) = self.direct.take() {
             self.assembler.truncate_direct(start, 0);
+            self.hand_out_kept();
+        }
+    }
+
+    /// A kept piece whose read did not come (or was not asked for) is
+    /// handed out as it is, next.
+    fn hand_out_kept(&mut self) {
+        if std::mem::take(&mut self.kept) {
+            self.piece_pending = true;
         }
     }
 
@@ -391,6 +451,7 @@ impl Incoming {
     /// start of a streamed message, a piece of one, or its end.
     fn step(&mut self, data: &[u8], streaming: Streaming) -> Result<(usize, Out), ProtocolError> {
         self.discard_unfilled();
+        self.hand_out_kept();
         if std::mem::take(&mut self.end_pending) {
             return Ok((0, Out::End));
         }
@@ -800,5 +861,62 @@ mod tests {
             assert_eq!(rx.payload_filled(100).unwrap().message, None);
         }
         assert_eq!(rx.payload_space(1).map(|s| s.len()), Some(16 * 1024));
+    }
+
+    /// Feeds `wire[..head]` through `receive_piece`, keeps the piece, then
+    /// reads the rest of the frame straight in: what the driver does when
+    /// its read buffer ends in the middle of a large streamed frame.
+    fn kept_then_filled(rx: &mut Incoming, wire: &mut [u8], head: usize) -> Vec<u8> {
+        let (used, at) = rx
+            .receive_piece(&mut wire[..head], Streaming::Always)
+            .unwrap();
+        assert_eq!((used, at), (14, Some(PieceAt::Start(OpCode::Binary))));
+        let (used, at) = rx
+            .receive_piece(&mut wire[14..head], Streaming::Always)
+            .unwrap();
+        assert_eq!((used, at), (head - 14, Some(PieceAt::Data)));
+        assert!(rx.keep_piece(16 * 1024));
+        let space = rx
+            .payload_space(16 * 1024)
+            .expect("space after the kept piece");
+        let n = space.len().min(wire.len() - head);
+        space[..n].copy_from_slice(&wire[head..head + n]);
+        rx.payload_filled(n).unwrap();
+        assert_eq!(rx.filled_piece(), Some(PieceAt::Data));
+        rx.current_piece().to_vec()
+    }
+
+    #[test]
+    fn a_kept_piece_and_the_next_direct_read_make_one_piece() {
+        let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let mut wire = masked(0x82, &payload);
+        let mut rx = server();
+        let piece = kept_then_filled(&mut rx, &mut wire, 14 + 1000);
+        assert!(piece.len() > 1000);
+        assert_eq!(piece, payload[..piece.len()]);
+    }
+
+    #[test]
+    fn a_kept_piece_is_handed_out_when_its_read_does_not_come() {
+        let payload = vec![9u8; 100_000];
+        let mut wire = masked(0x82, &payload);
+        let mut rx = server();
+        rx.receive_piece(&mut wire[..14], Streaming::Always)
+            .unwrap();
+        rx.receive_piece(&mut wire[14..1014], Streaming::Always)
+            .unwrap();
+        assert!(rx.keep_piece(16 * 1024));
+        // The read is offered but nothing is filled (a timeout, say): the
+        // next call hands the kept bytes out, whole.
+        assert!(rx.payload_space(16 * 1024).is_some());
+        let (used, at) = rx.receive_piece(&mut [], Streaming::Always).unwrap();
+        assert_eq!((used, at), (0, Some(PieceAt::Data)));
+        assert_eq!(rx.current_piece(), &payload[..1000]);
+        // Too little of the frame left to read straight in: not kept.
+        let (_, at) = rx
+            .receive_piece(&mut wire[1014..90_000], Streaming::Always)
+            .unwrap();
+        assert_eq!(at, Some(PieceAt::Data));
+        assert!(!rx.keep_piece(16 * 1024));
     }
 }

@@ -324,6 +324,13 @@ impl RecvSide {
                             Some(PieceAt::Message(located)) => {
                                 return Ok(Got::Located(located, base));
                             }
+                            // The read buffer is used up in the middle of a
+                            // large frame: what it held of the frame waits
+                            // for the direct read below and goes out with
+                            // it as one piece (one echoed frame, one write).
+                            Some(PieceAt::Data)
+                                if self.rbuf.is_empty()
+                                    && self.incoming.keep_piece(DIRECT_READ) => {}
                             Some(at) => return Ok(Got::Piece(at)),
                             None => {}
                         }
