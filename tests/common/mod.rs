@@ -3,6 +3,9 @@
 //! instead of hanging the suite), and raw HTTP for handshake rejections.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
+pub mod tap;
+
 use rfc6455::{
     connect_with, ClientConfig, Error, Message, RunningServer, Server, ServerConfig,
     ServerWebSocket,
@@ -244,7 +247,7 @@ pub fn node_missing() -> Option<String> {
 }
 
 /// Builds example `name` in the profile this test was built with (with the
-/// crate features it was built with, among `redis` and `tls`) and returns its path;
+/// crate features it was built with, among `deflate`, `redis` and `tls`) and returns its path;
 /// built once per test binary.
 #[allow(dead_code)]
 pub fn example_binary(name: &str) -> std::path::PathBuf {
@@ -271,6 +274,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     let mut command = Command::new(cargo);
     command.args(["build", "--quiet", "--example", name, "--profile", profile]);
     let features: Vec<&str> = [
+        ("deflate", cfg!(feature = "deflate")),
         ("redis", cfg!(feature = "redis")),
         ("tls", cfg!(feature = "tls")),
     ]
