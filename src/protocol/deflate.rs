@@ -12,6 +12,11 @@
 //! - Context takeover (§7.1.1): kept unless negotiated away; without it the
 //!   compressor or decompressor is dropped after each message, so an idle
 //!   connection holds none. Both are created only when first needed.
+//! - Broadcast: without context takeover a message's compressed form
+//!   depends only on the window and level, so a
+//!   [`PreparedMessage`](super::PreparedMessage) is compressed once per
+//!   distinct pair and shared by every such recipient
+//!   ([`Sharing::Shared`]); with it each recipient compresses for itself.
 //!
 //! ```
 //! use rfc6455::frame::Role;
@@ -37,7 +42,7 @@
 //! assert_eq!(got, [Message::Text(text.into())]);
 //! ```
 
-use super::extension::{ExtensionDecoder, ExtensionEncoder, RSV1};
+use super::extension::{ExtensionDecoder, ExtensionEncoder, Sharing, RSV1};
 use crate::frame::{OpCode, Role};
 use crate::handshake::extensions::PERMESSAGE_DEFLATE;
 use crate::handshake::{DeflateConfig, DeflateParams, Negotiated};
@@ -320,7 +325,27 @@ impl ExtensionEncoder for DeflateEncoder {
         }
         Some(RSV1)
     }
+
+    fn sharing(&self, _opcode: OpCode, len: usize) -> Sharing {
+        if self.window_bits < 9 || len < self.min_size {
+            // Sent as it is; the compressor is not touched.
+            Sharing::AsIs
+        } else if self.reset {
+            // §7.1.1.1 without context takeover every message starts from
+            // a fresh compressor, so the output depends only on the message,
+            // the window and the level: a broadcast is compressed once per
+            // distinct pair and shared.
+            Sharing::Shared(SHARED_KEY | u64::from(self.window_bits) << 8 | u64::from(self.level))
+        } else {
+            // With context takeover the output depends on this connection's
+            // history: each member compresses for itself.
+            Sharing::Own
+        }
+    }
 }
+
+/// The high bytes of a [`Sharing::Shared`] key from this extension ("pmd").
+const SHARED_KEY: u64 = 0x706d_6400 << 32;
 
 fn new_compress(bits: u8, level: u32) -> Box<Compress> {
     Box::new(Compress::new_with_window_bits(
@@ -458,6 +483,54 @@ mod tests {
                 assert_eq!(out, msg.as_bytes());
             }
         }
+    }
+
+    /// The payload of a single unmasked frame with RSV1 set.
+    fn compressed_payload(wire: &[u8]) -> &[u8] {
+        assert_eq!(wire[0] & 0x40, 0x40, "RSV1 not set");
+        match wire[1] & 0x7f {
+            126 => &wire[4..],
+            127 => &wire[10..],
+            _ => &wire[2..],
+        }
+    }
+
+    #[test]
+    fn a_prepared_message_is_compressed_once_per_setting_without_context_takeover() {
+        use crate::protocol::{Message, Outgoing, PreparedMessage};
+        let cfg = DeflateConfig::default().min_size(0);
+        let connection = |reset: bool, cfg: &DeflateConfig| {
+            let mut out = Outgoing::new(Role::Server);
+            out.add_extension(Box::new(DeflateEncoder::new(&params(reset), cfg)));
+            out
+        };
+        let text = "{\"event\":\"tick\",\"value\":42} ".repeat(40);
+        let prepared = PreparedMessage::new(Message::Text(text.clone()));
+        let mut shared = [0, 1, 2].map(|_| connection(true, &cfg));
+        for out in &mut shared {
+            out.frame_prepared(&prepared, usize::MAX).unwrap();
+        }
+        assert_eq!(prepared.encodings(), 1);
+        assert!(shared.iter().all(|o| o.pending() == shared[0].pending()));
+        let mut level_1 = connection(true, &cfg.level(1));
+        level_1.frame_prepared(&prepared, usize::MAX).unwrap();
+        let mut takeover = connection(false, &cfg);
+        takeover.frame_prepared(&prepared, usize::MAX).unwrap();
+        // Another level is another encoding; context takeover shares none.
+        assert_eq!(prepared.encodings(), 2);
+        for (out, reset) in [(&shared[0], true), (&level_1, true), (&takeover, false)] {
+            let mut dec = DeflateDecoder::new(&params(reset));
+            let mut got = Vec::new();
+            dec.decode(compressed_payload(out.pending()), true, &mut got, 1 << 20)
+                .unwrap();
+            assert_eq!(got, text.as_bytes());
+        }
+        // Below the minimum size it goes as it is, encoded by nobody.
+        let small = PreparedMessage::new(Message::Text("hi".into()));
+        let mut out = connection(true, &cfg.min_size(10));
+        out.frame_prepared(&small, usize::MAX).unwrap();
+        assert_eq!(out.pending(), b"\x81\x02hi");
+        assert_eq!(small.encodings(), 0);
     }
 
     #[test]
