@@ -195,14 +195,7 @@ fn our_client_against_peer_server(peer: &str) {
             .cycle()
             .take(n)
             .collect();
-        let random: Vec<u8> = (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed as u8
-            })
-            .collect();
+        let random = common::random_bytes(&mut seed, n);
         assert_echo(&mut ws, Message::Text(text));
         assert_echo(&mut ws, Message::Binary(random));
     }

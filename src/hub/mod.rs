@@ -16,6 +16,12 @@
 //! is dropped (normally when the connection's handler returns) or when a
 //! write to it fails.
 //!
+//! **Compression.** A broadcast is queued as one shared
+//! [`PreparedMessage`]: members that negotiated permessage-deflate without
+//! context takeover share one compressed form per distinct setting, made by
+//! the first of them; members with context takeover compress it each for
+//! themselves (see [`Hub::broadcast_prepared`]).
+//!
 //! **Rooms.** A member joined with [`Hub::join_room`] is in one named room:
 //! [`Hub::broadcast_to`] reaches the members of that room only, while
 //! [`Hub::broadcast`] still reaches everyone.
@@ -45,6 +51,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use crate::protocol::PreparedMessage;
 use crate::{Message, Writer};
 use std::collections::HashMap;
 use std::io::Write;
@@ -267,7 +274,7 @@ impl<S> Hub<S> {
     /// # let _: Option<ServerWebSocket> = None;
     /// ```
     pub fn broadcast(&self, message: Message) -> Delivery {
-        self.send_out(None, message)
+        self.send_out(None, Arc::new(message.into()))
     }
 
     /// Queues `message` for the members of `room` only (and, with a
@@ -281,7 +288,7 @@ impl<S> Hub<S> {
     /// assert_eq!((delivery.queued, hub.room_len("lobby")), (0, 0));
     /// ```
     pub fn broadcast_to(&self, room: &str, message: Message) -> Delivery {
-        self.send_out(Some(room), message)
+        self.send_out(Some(room), Arc::new(message.into()))
     }
 
     /// Attaches `relay` (see [`Relay`]); a hub has at most one, so call this
@@ -293,7 +300,7 @@ impl<S> Hub<S> {
         let core: Weak<Core> = Arc::downgrade(&self.core);
         let inbox = Inbox {
             deliver: Box::new(move |room, message| {
-                Some(core.upgrade()?.deliver(room, Arc::new(message)))
+                Some(core.upgrade()?.deliver(room, Arc::new(message.into())))
             }),
         };
         if self.core.relay.set(Arc::clone(&relay)).is_err() {
@@ -308,17 +315,26 @@ impl<S> Hub<S> {
         self
     }
 
-    fn send_out(&self, room: Option<&str>, message: Message) -> Delivery {
-        // One allocation shared by every queue, not one copy per client.
-        let message = Arc::new(message);
+    /// Like [`broadcast`](Hub::broadcast), with a message prepared by the
+    /// caller, who can then see what it cost: members that negotiated
+    /// compression without context takeover share one compressed form per
+    /// distinct setting ([`PreparedMessage::encodings`]); the others
+    /// compress it each for themselves.
+    pub fn broadcast_prepared(&self, message: Arc<PreparedMessage>) -> Delivery {
+        self.send_out(None, message)
+    }
+
+    fn send_out(&self, room: Option<&str>, message: Arc<PreparedMessage>) -> Delivery {
+        // One allocation shared by every queue, not one copy per client; it
+        // also carries the compressed forms members can share.
         let core = &self.core;
         let Some(relay) = core.relay.get() else {
             return core.deliver(room, message);
         };
         let _order = lock(&core.order);
         let delivery = core.deliver(room, Arc::clone(&message));
-        if matches!(*message, Message::Text(_) | Message::Binary(_)) {
-            relay.publish(room, &message);
+        if message.message().is_data() {
+            relay.publish(room, message.message());
         }
         delivery
     }
@@ -335,7 +351,7 @@ impl Core {
 
     /// Queues `message` for every member in `room` (every member for
     /// `None`) and wakes the sender threads.
-    fn deliver(&self, room: Option<&str>, message: Arc<Message>) -> Delivery {
+    fn deliver(&self, room: Option<&str>, message: Arc<PreparedMessage>) -> Delivery {
         let mut delivery = Delivery::default();
         let mut idle = Vec::new();
         for slot in lock(&self.members).slots.values() {
@@ -396,7 +412,7 @@ impl<S: Write + Send + 'static> Hub<S> {
         let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
         let mailbox = Arc::new(Mailbox::new(
             id,
-            Box::new(move |message: &Message| send(&writer, message)),
+            Box::new(move |message: &PreparedMessage| writer.send_prepared(message)),
         ));
         let dropped = Arc::clone(&mailbox.dropped);
         let mut members = lock(&self.core.members);
@@ -424,13 +440,6 @@ impl<S: Write + Send + 'static> Hub<S> {
             dropped,
         }
     }
-}
-
-/// Sends a shared message: a server writes payloads of 16 KiB and more
-/// straight from it (see [`Writer::send_frame`]), so a broadcast costs one
-/// copy of the message, not one per member.
-fn send<S: Write>(writer: &Writer<S>, message: &Message) -> crate::Result<()> {
-    writer.send_ref(message.into())
 }
 
 impl<S> Member<S> {

@@ -15,7 +15,7 @@
 //! that, and threads grow only with the number of clients stuck at once.
 
 use super::lock;
-use crate::Message;
+use crate::protocol::PreparedMessage;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -30,7 +30,7 @@ const STALL: Duration = Duration::from_millis(20);
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// Writes one message to a member's connection.
-pub(super) type WriteFn = dyn Fn(&Message) -> crate::Result<()> + Send + Sync;
+pub(super) type WriteFn = dyn Fn(&PreparedMessage) -> crate::Result<()> + Send + Sync;
 /// Told the id of a member whose write failed.
 pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
 
@@ -45,7 +45,7 @@ pub(super) struct Mailbox {
 
 #[derive(Default)]
 struct MailState {
-    queue: VecDeque<Arc<Message>>,
+    queue: VecDeque<Arc<PreparedMessage>>,
     /// In the run queue or being written by a worker.
     scheduled: bool,
     /// A write failed: nothing more is taken.
@@ -75,7 +75,7 @@ impl Mailbox {
     }
 
     /// Queues `message` unless `limit` messages are already waiting.
-    pub(super) fn offer(&self, message: &Arc<Message>, limit: usize) -> Offer {
+    pub(super) fn offer(&self, message: &Arc<PreparedMessage>, limit: usize) -> Offer {
         let mut state = lock(&self.state);
         if state.failed {
             return Offer::Closed;
@@ -197,7 +197,7 @@ impl Pool {
     /// Writes what `mailbox` holds until it is empty.
     fn serve(&self, mailbox: &Mailbox) {
         loop {
-            let batch: Vec<Arc<Message>> = {
+            let batch: Vec<Arc<PreparedMessage>> = {
                 let mut state = lock(&mailbox.state);
                 if state.failed || state.queue.is_empty() {
                     state.scheduled = false;
@@ -263,18 +263,19 @@ fn watch(pool: &Weak<Pool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Message;
     use std::sync::mpsc;
 
-    fn text(n: usize) -> Arc<Message> {
-        Arc::new(Message::Text(n.to_string()))
+    fn text(n: usize) -> Arc<PreparedMessage> {
+        Arc::new(PreparedMessage::new(Message::Text(n.to_string())))
     }
 
     /// A mailbox whose writes go to a channel.
     fn recording(id: u64) -> (Arc<Mailbox>, mpsc::Receiver<String>) {
         let (tx, rx) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let write = move |m: &Message| {
-            if let Message::Text(t) = m {
+        let write = move |m: &PreparedMessage| {
+            if let Message::Text(t) = &**m.message() {
                 let _ = lock(&tx).send(t.clone());
             }
             Ok(())
@@ -282,7 +283,7 @@ mod tests {
         (Arc::new(Mailbox::new(id, Box::new(write))), rx)
     }
 
-    fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<Message>) {
+    fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<PreparedMessage>) {
         let idle = mailboxes
             .iter()
             .filter(|m| matches!(m.offer(message, 10_000), Offer::Schedule))
@@ -314,7 +315,7 @@ mod tests {
         let stuck: Vec<Arc<Mailbox>> = (0..pool.min_workers as u64 + 4)
             .map(|id| {
                 let gate = Arc::clone(&gate);
-                let write = move |_: &Message| {
+                let write = move |_: &PreparedMessage| {
                     let _ = lock(&gate).recv();
                     Ok(())
                 };
@@ -338,7 +339,7 @@ mod tests {
         let pool = Pool::new(Box::new(move |id| {
             let _ = lock(&tx).send(id);
         }));
-        let write = |_: &Message| Err(crate::Error::ConnectionClosed);
+        let write = |_: &PreparedMessage| Err(crate::Error::ConnectionClosed);
         let mailbox = Arc::new(Mailbox::new(5, Box::new(write)));
         offer_all(&pool, &[&mailbox], &text(1));
         assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(5));

@@ -139,6 +139,19 @@ pub fn bytes(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `len` random-looking bytes (xorshift32 from `seed`, which moves on):
+/// what compression cannot shrink, the same in every run.
+pub fn random_bytes(seed: &mut u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *seed as u8
+        })
+        .collect()
+}
+
 /// A well-formed opening handshake request for `addr`.
 pub fn upgrade_request(addr: SocketAddr) -> String {
     format!(
