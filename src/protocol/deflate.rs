@@ -127,7 +127,9 @@ impl DeflateDecoder {
     ) -> Result<(), ProtocolError> {
         let (bits, reset) = (self.window_bits, self.reset);
         let inflate = self.inflate.get_or_insert_with(|| match reset {
-            true => pool::take_inflate(bits),
+            // Lent for one message: see `pool::take_inflate` for why its
+            // window is always 15 bits.
+            true => pool::take_inflate(),
             false => Box::new(Decompress::new_with_window_bits(false, bits)),
         });
         loop {
@@ -218,9 +220,7 @@ impl ExtensionDecoder for DeflateDecoder {
                 // §7.1.1.2 / a finished stream: nothing carries over. A
                 // decompressor in a known state goes back to the pool.
                 match self.inflate.take() {
-                    Some(inflate) if self.reset && result.is_ok() => {
-                        pool::give_inflate(self.window_bits, inflate)
-                    }
+                    Some(inflate) if self.reset && result.is_ok() => pool::give_inflate(inflate),
                     _ => {}
                 }
             }
@@ -373,26 +373,34 @@ mod pool {
     const MAX_IDLE: usize = 32;
 
     static IDLE: Mutex<Vec<(u8, u32, Box<Compress>)>> = Mutex::new(Vec::new());
-    static IDLE_INFLATE: Mutex<Vec<(u8, Box<Decompress>)>> = Mutex::new(Vec::new());
+    // Boxed because decoders hold them boxed: lending one moves a pointer.
+    #[allow(clippy::vec_box)]
+    static IDLE_INFLATE: Mutex<Vec<Box<Decompress>>> = Mutex::new(Vec::new());
 
-    /// A fresh-state decompressor for `bits`.
-    pub(super) fn take_inflate(bits: u8) -> Box<Decompress> {
-        let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
-        match idle.iter().position(|&(b, _)| b == bits) {
-            Some(i) => idle.swap_remove(i).1,
-            None => {
-                drop(idle);
-                Box::new(Decompress::new_with_window_bits(false, bits))
-            }
-        }
+    /// A fresh-state decompressor. Always with a 15-bit window, whatever
+    /// was agreed: it inflates every stream a smaller window makes (a
+    /// window only bounds how far back the sender may refer), zlib-rs
+    /// allocates a 32 KiB window whatever the bits, and only at 15 bits
+    /// does flate2 reset it in place; at other sizes its reset builds a new
+    /// state, an allocation per message that measured 17 KiB more RSS per
+    /// idle connection at 10,000 (`.ci/mem10k.sh --deflate-table`). What is
+    /// given up: a peer that refers further back than the window it agreed
+    /// is not caught (RFC 7692 asks the sender to keep to it; nothing is
+    /// read outside the 32 KiB the stream itself filled).
+    pub(super) fn take_inflate() -> Box<Decompress> {
+        let taken = IDLE_INFLATE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        taken.unwrap_or_else(|| Box::new(Decompress::new_with_window_bits(false, 15)))
     }
 
     /// Returns a decompressor after a message that ended well.
-    pub(super) fn give_inflate(bits: u8, mut inflate: Box<Decompress>) {
+    pub(super) fn give_inflate(mut inflate: Box<Decompress>) {
         inflate.reset(false);
         let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push((bits, inflate));
+            idle.push(inflate);
         }
     }
 
@@ -531,6 +539,28 @@ mod tests {
         out.frame_prepared(&small, usize::MAX).unwrap();
         assert_eq!(out.pending(), b"\x81\x02hi");
         assert_eq!(small.encodings(), 0);
+    }
+
+    #[test]
+    fn pooled_decompressors_read_every_agreed_window() {
+        // Lent decompressors are 15-bit whatever was agreed (flate2 resets
+        // only those in place); they must read 9-bit streams all the same.
+        let answer = "permessage-deflate; server_no_context_takeover; \
+            client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9";
+        let list = crate::handshake::extensions::parse([answer]).unwrap();
+        let params = DeflateParams::from_answer(&list[0], true).unwrap();
+        let cfg = DeflateConfig::default().min_size(0);
+        let mut enc = DeflateEncoder::new(&params, &cfg);
+        let mut dec = DeflateDecoder::new(&params);
+        let text: Vec<u8> = (0..5000u32).flat_map(|i| (i % 700).to_le_bytes()).collect();
+        for _ in 0..3 {
+            let mut wire = Vec::new();
+            enc.encode(OpCode::Binary, &text, &mut wire);
+            let mut out = Vec::new();
+            dec.decode(&wire, true, &mut out, usize::MAX).unwrap();
+            assert_eq!(out, text);
+            assert!(dec.inflate.is_none());
+        }
     }
 
     #[test]
