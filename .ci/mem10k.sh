@@ -25,10 +25,12 @@ if [ "${2:-}" = --deflate-table ]; then
     # Each offer in a fresh wsecho, so that no run inherits another's heap.
     # The server's config is wsecho --deflate's (12-bit windows, context
     # takeover unless the client asks it away): the client's offer chooses.
+    # Like a browser's, each offer says client_max_window_bits (without it
+    # the server would have to read 15-bit windows from the client).
     OFFERS=(
         "defaults: 12-bit windows, context takeover|permessage-deflate; client_max_window_bits"
         "9-bit windows, context takeover|permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"
-        "no context takeover, 12-bit windows|permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        "no context takeover, 12-bit windows|permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits"
         "no context takeover, 9-bit windows|permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9"
     )
     ROWS=()
