@@ -10,6 +10,11 @@
 #                               --features deflate; informational, no target).
 #                               DEFLATE_OFFER sets the client's offer (default
 #                               "permessage-deflate; client_max_window_bits").
+#   .ci/mem10k.sh N --deflate-table
+#                               the --deflate run for each of the offers a
+#                               server meets (the defaults, 9-bit windows, no
+#                               context takeover, both), then a Markdown table
+#                               of RSS per idle connection (the README's).
 #
 # Environment: ENGINE=poll measures `wsecho --engine poll --workers 2`
 # (built with --features mio; target <= 4 KiB), HOLD=SECS holds the
@@ -21,6 +26,35 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000}
+
+if [ "${2:-}" = --deflate-table ]; then
+    # Each offer in a fresh wsecho, so that no run inherits another's heap.
+    # The server's config is wsecho --deflate's (12-bit windows, context
+    # takeover unless the client asks it away): the client's offer chooses.
+    # Like a browser's, each offer says client_max_window_bits (without it
+    # the server would have to read 15-bit windows from the client).
+    OFFERS=(
+        "defaults: 12-bit windows, context takeover|permessage-deflate; client_max_window_bits"
+        "9-bit windows, context takeover|permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"
+        "no context takeover, 12-bit windows|permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits"
+        "no context takeover, 9-bit windows|permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9"
+    )
+    ROWS=()
+    for entry in "${OFFERS[@]}"; do
+        label=${entry%%|*}
+        echo "=== $label: ${entry#*|}"
+        out=$(DEFLATE_OFFER=${entry#*|} "$0" "$N" --deflate) || { echo "$out"; exit 1; }
+        echo "$out"
+        bytes=$(sed -n 's/^RSS per idle connection: \([0-9]*\) bytes.*/\1/p' <<<"$out")
+        ROWS+=("| permessage-deflate, $label | $(( bytes / 1024 )) KiB |")
+    done
+    echo
+    echo "RSS per idle connection, $N connections, each with one compressed message each way:"
+    echo "| negotiated | RSS per idle connection |"
+    echo "| --- | --- |"
+    printf '%s\n' "${ROWS[@]}"
+    exit 0
+fi
 DEFLATE=()
 FEATURES=()
 HOLD_ARGS=()

@@ -4,7 +4,8 @@
 //! appended, context kept), interleaved in one run. The difference is our
 //! layer's overhead: the tail, bounded output growth, the RSV1 bookkeeping.
 //! A third column sends and receives whole messages through `Connection`
-//! (framing, masking, UTF-8) for scale.
+//! (framing, masking, UTF-8) for scale. A last group measures what a
+//! broadcast to 100 members costs with and without context takeover.
 //!
 //! ```text
 //! cargo bench --features deflate --bench deflate -- --warm-up-time 1 --measurement-time 3
@@ -19,7 +20,9 @@ use rfc6455::frame::{OpCode, Role};
 use rfc6455::handshake::extensions::parse;
 use rfc6455::handshake::{DeflateConfig, Negotiated};
 use rfc6455::protocol::extension::{ExtensionDecoder, ExtensionEncoder};
-use rfc6455::protocol::{deflate, Connection, Message, SizeLimits};
+use rfc6455::protocol::{
+    deflate, Connection, Message, Outgoing, PreparedMessage, SizeLimits, DIRECT_WRITE,
+};
 
 const ANSWER: &str = "permessage-deflate; client_max_window_bits=12; server_max_window_bits=12";
 const BITS: u8 = 12;
@@ -47,8 +50,12 @@ fn json(len: usize) -> Vec<u8> {
 }
 
 fn halves(role: Role) -> (Box<dyn ExtensionDecoder>, Box<dyn ExtensionEncoder>) {
+    halves_for(ANSWER, role)
+}
+
+fn halves_for(answer: &str, role: Role) -> (Box<dyn ExtensionDecoder>, Box<dyn ExtensionEncoder>) {
     let mut negotiated = Negotiated::default();
-    negotiated.extensions = parse([ANSWER]).unwrap();
+    negotiated.extensions = parse([answer]).unwrap();
     let config = DeflateConfig::default().level(LEVEL).min_size(0);
     deflate::from_negotiated(role, &negotiated, Some(&config)).unwrap()
 }
@@ -184,5 +191,47 @@ fn decompress(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compress, decompress);
+/// What one broadcast of a 1 KiB JSON-like message to 100 members costs in
+/// framing and compression (what a `Hub` sender thread does per member,
+/// without the socket): members with context takeover each compress it;
+/// members without it share one compression (`PreparedMessage`); members
+/// without compression only frame it.
+fn broadcast(c: &mut Criterion) {
+    const MEMBERS: usize = 100;
+    let mut group = c.benchmark_group("deflate_broadcast_100_members");
+    let message = Message::Text(String::from_utf8(json(1 << 10)).unwrap());
+    group.throughput(Throughput::Elements(MEMBERS as u64));
+    let no_takeover = "permessage-deflate; server_no_context_takeover; \
+        client_no_context_takeover; server_max_window_bits=12; client_max_window_bits=12";
+    for (label, answer) in [
+        ("context_takeover", Some(ANSWER)),
+        ("no_context_takeover", Some(no_takeover)),
+        ("uncompressed", None),
+    ] {
+        let mut members: Vec<Outgoing> = (0..MEMBERS)
+            .map(|_| {
+                let mut out = Outgoing::new(Role::Server);
+                if let Some(answer) = answer {
+                    out.add_extension(halves_for(answer, Role::Server).1);
+                }
+                out
+            })
+            .collect();
+        group.bench_with_input(BenchmarkId::new(label, "1KiB"), &message, |b, m| {
+            b.iter(|| {
+                let prepared = PreparedMessage::new(m.clone());
+                for out in &mut members {
+                    out.frame_prepared(black_box(&prepared), DIRECT_WRITE)
+                        .unwrap();
+                    let n = out.pending().len();
+                    out.advance(n);
+                }
+                black_box(prepared.encodings())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compress, decompress, broadcast);
 criterion_main!(benches);

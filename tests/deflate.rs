@@ -463,3 +463,40 @@ fn loopback_server_without_deflate_declines_and_messages_flow_uncompressed() {
     common::assert_echo(&mut ws, Message::Text("hello hello hello".into()));
     common::close_normally(&mut ws);
 }
+
+#[test]
+fn loopback_prepared_message_is_compressed_once_for_servers_without_context_takeover() {
+    // Every connection sends the same prepared message first; the server
+    // keeps no context, so the first connection's compression serves all.
+    let text = r#"{"event":"welcome","motd":"compress me once"}"#.repeat(50);
+    let prepared = std::sync::Arc::new(rfc6455::protocol::PreparedMessage::new(Message::Text(
+        text.clone(),
+    )));
+    let shared = std::sync::Arc::clone(&prepared);
+    let config =
+        common::test_config().deflate(Some(DeflateConfig::default().no_context_takeover(true)));
+    let server = rfc6455::Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn(move |mut ws, _| {
+            ws.send_prepared(&shared)?;
+            common::echo(ws)
+        })
+        .unwrap();
+    let (addr, seen) = common::tap::tap(server.local_addr());
+    let config = common::client_config().deflate(Some(DeflateConfig::client()));
+    for _ in 0..4 {
+        let mut ws = rfc6455::connect_with(&common::url(addr), &config)
+            .unwrap()
+            .0;
+        assert_eq!(
+            common::read_skipping_pings(&mut ws),
+            Message::Text(text.clone())
+        );
+        common::assert_echo(&mut ws, Message::Text(text.clone()));
+        common::close_normally(&mut ws);
+    }
+    assert_eq!(prepared.encodings(), 1);
+    seen.assert_deflate_negotiated();
+    let down = seen.to_client();
+    assert_eq!((down.messages, down.compressed), (8, 8), "{down:?}");
+}

@@ -1,7 +1,7 @@
 //! permessage-deflate (RFC 7692) with real peers, compression checked on the
-//! wire: every byte passes through a tap that parses the frames after the
-//! handshake and counts those with RSV1 in each direction, so a test fails
-//! if either side silently sent everything uncompressed.
+//! wire: every byte passes through a tap (`common::tap`) that parses the
+//! frames after the handshake and counts those with RSV1 in each direction,
+//! so a test fails if either side silently sent everything uncompressed.
 //!
 //! | peer                                  | as a client of our `Server` | as a server for `connect` |
 //! |---------------------------------------|-----------------------------|---------------------------|
@@ -17,140 +17,20 @@
 
 mod common;
 
+use common::tap::tap;
 use common::{assert_echo, client_config, close_normally, install_peers, repo, test_config};
 use rfc6455::handshake::DeflateConfig;
 use rfc6455::{connect_with, Message, RunningServer};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 const SIZES: [usize; 6] = [0, 1, 125, 126, 65536, 1 << 20];
 const PEER_TIMEOUT: Duration = Duration::from_secs(120);
-
-// ---------------------------------------------------------------------------
-// The tap
-
-/// Frames seen after the handshake, per direction: (all, with RSV1).
-#[derive(Default)]
-struct Seen {
-    to_server: [AtomicUsize; 2],
-    to_client: [AtomicUsize; 2],
-}
-
-impl Seen {
-    fn get(&self) -> ((usize, usize), (usize, usize)) {
-        let f = |c: &[AtomicUsize; 2]| (c[0].load(Ordering::SeqCst), c[1].load(Ordering::SeqCst));
-        (f(&self.to_server), f(&self.to_client))
-    }
-}
-
-/// Parses a byte stream: skips the HTTP head, then counts frames.
-struct Scanner {
-    head_done: bool,
-    buf: Vec<u8>,
-}
-
-impl Scanner {
-    fn feed(&mut self, data: &[u8], counts: &[AtomicUsize; 2]) {
-        self.buf.extend_from_slice(data);
-        if !self.head_done {
-            match self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                Some(i) => {
-                    self.buf.drain(..i + 4);
-                    self.head_done = true;
-                }
-                None => return,
-            }
-        }
-        loop {
-            let b = &self.buf;
-            if b.len() < 2 {
-                return;
-            }
-            let masked = b[1] & 0x80 != 0;
-            let (len, mut at) = match b[1] & 0x7f {
-                126 if b.len() >= 4 => (u64::from(u16::from_be_bytes([b[2], b[3]])), 4),
-                127 if b.len() >= 10 => (u64::from_be_bytes(b[2..10].try_into().unwrap()), 10),
-                126 | 127 => return,
-                n => (u64::from(n), 2),
-            };
-            if masked {
-                at += 4;
-            }
-            let total = at + len as usize;
-            if b.len() < total {
-                return;
-            }
-            counts[0].fetch_add(1, Ordering::SeqCst);
-            if b[0] & 0x40 != 0 {
-                counts[1].fetch_add(1, Ordering::SeqCst);
-            }
-            self.buf.drain(..total);
-        }
-    }
-}
-
-/// Listens on an ephemeral port and relays every connection to `upstream`,
-/// counting frames both ways.
-fn tap(upstream: SocketAddr) -> (SocketAddr, Arc<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Seen::default());
-    let counts = Arc::clone(&seen);
-    thread::spawn(move || {
-        for down in listener.incoming().flatten() {
-            let Ok(up) = TcpStream::connect(upstream) else {
-                continue;
-            };
-            for (from, to, to_server) in [
-                (down.try_clone().unwrap(), up.try_clone().unwrap(), true),
-                (up, down, false),
-            ] {
-                let counts = Arc::clone(&counts);
-                thread::spawn(move || pump(from, to, &counts, to_server));
-            }
-        }
-    });
-    (addr, seen)
-}
-
-fn pump(mut from: TcpStream, mut to: TcpStream, seen: &Seen, to_server: bool) {
-    let counts = if to_server {
-        &seen.to_server
-    } else {
-        &seen.to_client
-    };
-    let mut scanner = Scanner {
-        head_done: false,
-        buf: Vec::new(),
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                scanner.feed(&buf[..n], counts);
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(std::net::Shutdown::Write);
-}
-
-/// Both directions carried compressed frames.
-fn assert_compressed_both_ways(seen: &Seen) {
-    let ((up, up_rsv1), (down, down_rsv1)) = seen.get();
-    eprintln!("tap: to server {up_rsv1}/{up} frames with RSV1, to client {down_rsv1}/{down}");
-    assert!(up_rsv1 > 0, "no compressed frame reached the server");
-    assert!(down_rsv1 > 0, "no compressed frame reached the client");
-}
 
 // ---------------------------------------------------------------------------
 // Peers
@@ -274,7 +154,8 @@ fn peer_client_against_our_server(peer: &str) {
     let status = child.0.wait().unwrap();
     assert!(status.success(), "{peer} client failed: {out}{err}");
     assert!(out.contains("extensions permessage-deflate"), "{out}");
-    assert_compressed_both_ways(&seen);
+    seen.assert_deflate_negotiated();
+    seen.assert_compressed_both_ways();
 }
 
 /// Our client against the peer's echo server, through the tap.
@@ -314,21 +195,15 @@ fn our_client_against_peer_server(peer: &str) {
             .cycle()
             .take(n)
             .collect();
-        let random: Vec<u8> = (0..n)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed as u8
-            })
-            .collect();
+        let random = common::random_bytes(&mut seed, n);
         assert_echo(&mut ws, Message::Text(text));
         assert_echo(&mut ws, Message::Binary(random));
     }
     close_normally(&mut ws);
     let negotiated = lines.next().expect("peer output").unwrap();
     assert!(negotiated.contains("permessage-deflate"), "{negotiated}");
-    assert_compressed_both_ways(&seen);
+    seen.assert_deflate_negotiated();
+    seen.assert_compressed_both_ways();
 }
 
 #[test]

@@ -8,8 +8,12 @@
 //
 //   node browser_test.js echo http://127.0.0.1:PAGEPORT/ ws://127.0.0.1:ECHOPORT/
 //     From a page of that origin (a page must come from 127.0.0.1 to open a
-//     WebSocket to 127.0.0.1), echo text and binary messages up to 1 MiB
-//     through the echo server and compare them byte for byte in the page.
+//     WebSocket to 127.0.0.1), echo text and binary messages up to 1 MiB,
+//     patterned and random, through the echo server and compare them byte
+//     for byte in the page.
+//
+// Both modes print on stdout the extensions each WebSocket agreed
+// (`browser_test: ... extensions "permessage-deflate; ..."`).
 //
 // Environment: RFC6455_CHROMIUM (default /usr/bin/chromium).
 // Prints `browser_test: ok` and exits 0 on success; exits 1 with the reason.
@@ -71,6 +75,9 @@ async function chat(pageUrl, screenshot) {
       await page.click("#connect");
       await page.waitForSelector("#status.open");
       log(`${name}: ${await page.textContent("#status")}`);
+      // What the browser agreed to in the handshake (the page's `socket`).
+      const extensions = await page.evaluate(() => socket.extensions);
+      console.log(`browser_test: ${name} extensions ${JSON.stringify(extensions)}`);
     }
 
     const conversation = [
@@ -140,36 +147,58 @@ async function echo(pageUrl, wsUrl) {
         }
         return inbox.shift();
       };
-      const bytes = (size) => {
+      // Compressible (a pattern) and random (what compression cannot
+      // shrink), so that both kinds cross a connection that compresses.
+      const patterned = (size) => {
         const out = new Uint8Array(size);
         for (let i = 0; i < size; i++) out[i] = (i * 31 + size) & 0xff;
         return out;
       };
+      const random = (size) => {
+        const out = new Uint8Array(size);
+        // getRandomValues fills at most 65536 bytes a call.
+        for (let at = 0; at < size; at += 65536) crypto.getRandomValues(out.subarray(at, at + 65536));
+        return out;
+      };
+      const randomText = (chars) => {
+        const codes = random(chars * 2);
+        let text = "";
+        for (let i = 0; i < chars; i++) {
+          // Letters, Latin-1 and Cyrillic: 1- and 2-byte UTF-8, no pattern.
+          const c = codes[2 * i] | (codes[2 * i + 1] << 8);
+          text += String.fromCharCode(c % 3 === 0 ? 0x21 + (c % 94) : c % 3 === 1 ? 0xa1 + (c % 95) : 0x410 + (c % 64));
+        }
+        return text;
+      };
       const checked = [];
       const texts = ["", "hello", "h\u00e9llo w\u00f6rld \u20ac \u{1d11e}", "x".repeat(65536),
-        "\u20ac".repeat(300000)];
+        "\u20ac".repeat(300000), randomText(125), randomText(70000), randomText(550000)];
       for (const text of texts) {
         ws.send(text);
         const got = await next();
         if (got !== text) throw new Error(`text of ${text.length} chars came back different`);
         checked.push(`text ${new TextEncoder().encode(text).length} bytes`);
       }
-      for (const size of [0, 1, 125, 126, 65535, 65536, 1 << 20]) {
-        const sent = bytes(size);
-        ws.send(sent.buffer);
-        const got = await next();
-        if (!(got instanceof ArrayBuffer)) throw new Error(`binary of ${size} bytes came back as ${typeof got}`);
-        const view = new Uint8Array(got);
-        if (view.length !== size) throw new Error(`binary of ${size} bytes came back with ${view.length}`);
-        for (let i = 0; i < size; i++) {
-          if (view[i] !== sent[i]) throw new Error(`binary of ${size} bytes differs at byte ${i}`);
+      for (const [kind, bytes] of [["patterned", patterned], ["random", random]]) {
+        for (const size of [0, 1, 125, 126, 65535, 65536, 1 << 20]) {
+          const sent = bytes(size);
+          ws.send(sent.buffer);
+          const got = await next();
+          if (!(got instanceof ArrayBuffer)) throw new Error(`binary of ${size} bytes came back as ${typeof got}`);
+          const view = new Uint8Array(got);
+          if (view.length !== size) throw new Error(`binary of ${size} bytes came back with ${view.length}`);
+          for (let i = 0; i < size; i++) {
+            if (view[i] !== sent[i]) throw new Error(`${kind} binary of ${size} bytes differs at byte ${i}`);
+          }
+          checked.push(`${kind} binary ${size} bytes`);
         }
-        checked.push(`binary ${size} bytes`);
       }
+      const extensions = ws.extensions;
       ws.close(1000, "done");
-      return { checked, close: await closed };
+      return { checked, extensions, close: await closed };
     }, wsUrl);
     log(`echoed byte-exact: ${result.checked.join(", ")}`);
+    console.log(`browser_test: extensions ${JSON.stringify(result.extensions)}`);
     const { code, wasClean } = result.close;
     if (code !== 1000 || !wasClean) throw new Error(`close: code ${code}, clean ${wasClean}`);
     log("closed cleanly with 1000");

@@ -16,6 +16,12 @@
 //! is dropped (normally when the connection's handler returns) or when a
 //! write to it fails.
 //!
+//! **Compression.** A broadcast is queued as one shared
+//! [`PreparedMessage`]: members that negotiated permessage-deflate without
+//! context takeover share one compressed form per distinct setting, made by
+//! the first of them; members with context takeover compress it each for
+//! themselves (see [`Hub::broadcast_prepared`]).
+//!
 //! **Rooms.** A member joined with [`Hub::join_room`] is in one named room:
 //! [`Hub::broadcast_to`] reaches the members of that room only, while
 //! [`Hub::broadcast`] still reaches everyone.
@@ -45,6 +51,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use crate::protocol::PreparedMessage;
 use crate::{Message, Writer};
 use std::collections::HashMap;
 use std::io::Write;
@@ -293,7 +300,7 @@ impl<S> Hub<S> {
     /// # let _: Option<ServerWebSocket> = None;
     /// ```
     pub fn broadcast(&self, message: Message) -> Delivery {
-        self.send_out(None, message)
+        self.send_out(None, Arc::new(message.into()))
     }
 
     /// Queues `message` for the members of `room` only (and, with a
@@ -307,7 +314,7 @@ impl<S> Hub<S> {
     /// assert_eq!((delivery.queued, hub.room_len("lobby")), (0, 0));
     /// ```
     pub fn broadcast_to(&self, room: &str, message: Message) -> Delivery {
-        self.send_out(Some(room), message)
+        self.send_out(Some(room), Arc::new(message.into()))
     }
 
     /// Attaches `relay` (see [`Relay`]); a hub has at most one, so call this
@@ -319,7 +326,7 @@ impl<S> Hub<S> {
         let core: Weak<Core> = Arc::downgrade(&self.core);
         let inbox = Inbox {
             deliver: Box::new(move |room, message| {
-                Some(core.upgrade()?.deliver(room, Arc::new(message)))
+                Some(core.upgrade()?.deliver(room, Arc::new(message.into())))
             }),
         };
         if self.core.relay.set(Arc::clone(&relay)).is_err() {
@@ -334,17 +341,26 @@ impl<S> Hub<S> {
         self
     }
 
-    fn send_out(&self, room: Option<&str>, message: Message) -> Delivery {
-        // One allocation shared by every queue, not one copy per client.
-        let message = Arc::new(message);
+    /// Like [`broadcast`](Hub::broadcast), with a message prepared by the
+    /// caller, who can then see what it cost: members that negotiated
+    /// compression without context takeover share one compressed form per
+    /// distinct setting ([`PreparedMessage::encodings`]); the others
+    /// compress it each for themselves.
+    pub fn broadcast_prepared(&self, message: Arc<PreparedMessage>) -> Delivery {
+        self.send_out(None, message)
+    }
+
+    fn send_out(&self, room: Option<&str>, message: Arc<PreparedMessage>) -> Delivery {
+        // One allocation shared by every queue, not one copy per client; it
+        // also carries the compressed forms members can share.
         let core = &self.core;
         let Some(relay) = core.relay.get() else {
             return core.deliver(room, message);
         };
         let _order = lock(&core.order);
         let delivery = core.deliver(room, Arc::clone(&message));
-        if matches!(*message, Message::Text(_) | Message::Binary(_)) {
-            relay.publish(room, &message);
+        if message.message().is_data() {
+            relay.publish(room, message.message());
         }
         delivery
     }
@@ -361,7 +377,7 @@ impl Core {
 
     /// Queues `message` for every member in `room` (every member for
     /// `None`) and wakes the sender threads.
-    fn deliver(&self, room: Option<&str>, message: Arc<Message>) -> Delivery {
+    fn deliver(&self, room: Option<&str>, message: Arc<PreparedMessage>) -> Delivery {
         let mut delivery = Delivery::default();
         let mut idle = Vec::new();
         let mut gone = Vec::new();
@@ -373,7 +389,7 @@ impl Core {
             }
             let offer = match &slot.target {
                 Target::Mailbox(mailbox) => mailbox.offer(&outbound, self.queue_len),
-                Target::Sink(sink, dropped) => match sink.offer(&message) {
+                Target::Sink(sink, dropped) => match sink.offer(message.message()) {
                     Ok(()) => Offer::Queued,
                     Err(Refused::Full) => {
                         dropped.fetch_add(1, Ordering::Relaxed);

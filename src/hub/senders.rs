@@ -22,7 +22,7 @@
 
 use super::lock;
 use crate::frame::{EncodedHeader, FrameHeader};
-use crate::protocol::MessageRef;
+use crate::protocol::PreparedMessage;
 use crate::websocket::SharedFrame;
 use crate::{Message, Writer};
 use std::collections::VecDeque;
@@ -44,33 +44,36 @@ pub(super) type WriteFn = dyn Fn(&[Arc<Outbound>]) -> crate::Result<()> + Send +
 /// Told the id of a member whose write failed.
 pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
 
-/// One broadcast as every member's queue shares it: the message and, for
-/// text and binary, its frame header, encoded once. A server's frames are
-/// not masked, so without an extension these bytes are right for every
-/// member (RFC 6455 §5.1).
+/// One broadcast as every member's queue shares it: the prepared message
+/// (which also shares its compressed forms, see [`PreparedMessage`]) and,
+/// for text and binary, its plain frame header, encoded once. A server's
+/// frames are not masked, so without an extension these bytes are right
+/// for every member (RFC 6455 §5.1).
 pub(super) struct Outbound {
-    message: Arc<Message>,
+    prepared: Arc<PreparedMessage>,
     header: Option<EncodedHeader>,
 }
 
 impl Outbound {
-    pub(super) fn new(message: Arc<Message>) -> Outbound {
-        let header = match *message {
+    pub(super) fn new(prepared: Arc<PreparedMessage>) -> Outbound {
+        let message = prepared.message();
+        let header = match **message {
             Message::Text(_) | Message::Binary(_) => {
                 let len = message.as_bytes().len() as u64;
                 Some(FrameHeader::new(message.opcode(), len).encode())
             }
             _ => None,
         };
-        Outbound { message, header }
+        Outbound { prepared, header }
     }
 
     /// The frame as it goes on a server connection without extensions.
     fn shared_frame(&self) -> Option<SharedFrame<'_>> {
+        let message = self.prepared.message();
         Some(SharedFrame {
-            opcode: self.message.opcode(),
+            opcode: message.opcode(),
             header: self.header.as_ref()?.as_bytes(),
-            payload: self.message.as_bytes(),
+            payload: message.as_bytes(),
         })
     }
 }
@@ -78,7 +81,7 @@ impl Outbound {
 /// Writes `batch` to `writer`: each run of text and binary messages in one
 /// vectored write of their shared frames when the connection takes them
 /// (see [`Writer::send_shared`]), anything else framed for this connection
-/// alone.
+/// (compressed once per shared setting: [`Writer::send_prepared`]).
 pub(super) fn write_batch<S: Write>(
     writer: &Writer<S>,
     batch: &[Arc<Outbound>],
@@ -89,7 +92,7 @@ pub(super) fn write_batch<S: Write>(
         let taken = frames.len().max(1);
         if frames.is_empty() || !writer.send_shared(&frames)? {
             for outbound in &rest[..taken] {
-                writer.send_ref(MessageRef::from(&*outbound.message))?;
+                writer.send_prepared(&outbound.prepared)?;
             }
         }
         rest = &rest[taken..];
@@ -325,10 +328,12 @@ fn watch(pool: &Weak<Pool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Message;
     use std::sync::mpsc;
 
     fn text(n: usize) -> Arc<Outbound> {
-        Arc::new(Outbound::new(Arc::new(Message::Text(n.to_string()))))
+        let message = PreparedMessage::new(Message::Text(n.to_string()));
+        Arc::new(Outbound::new(Arc::new(message)))
     }
 
     /// A mailbox whose writes go to a channel.
@@ -337,7 +342,7 @@ mod tests {
         let tx = Mutex::new(tx);
         let write = move |batch: &[Arc<Outbound>]| {
             for outbound in batch {
-                if let Message::Text(t) = &*outbound.message {
+                if let Message::Text(t) = &**outbound.prepared.message() {
                     let _ = lock(&tx).send(t.clone());
                 }
             }

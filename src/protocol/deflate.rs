@@ -12,6 +12,11 @@
 //! - Context takeover (§7.1.1): kept unless negotiated away; without it the
 //!   compressor or decompressor is dropped after each message, so an idle
 //!   connection holds none. Both are created only when first needed.
+//! - Broadcast: without context takeover a message's compressed form
+//!   depends only on the window and level, so a
+//!   [`PreparedMessage`](super::PreparedMessage) is compressed once per
+//!   distinct pair and shared by every such recipient
+//!   ([`Sharing::Shared`]); with it each recipient compresses for itself.
 //!
 //! ```
 //! use rfc6455::frame::Role;
@@ -37,7 +42,7 @@
 //! assert_eq!(got, [Message::Text(text.into())]);
 //! ```
 
-use super::extension::{ExtensionDecoder, ExtensionEncoder, RSV1};
+use super::extension::{ExtensionDecoder, ExtensionEncoder, Sharing, RSV1};
 use crate::frame::{OpCode, Role};
 use crate::handshake::extensions::PERMESSAGE_DEFLATE;
 use crate::handshake::{DeflateConfig, DeflateParams, Negotiated};
@@ -122,7 +127,9 @@ impl DeflateDecoder {
     ) -> Result<(), ProtocolError> {
         let (bits, reset) = (self.window_bits, self.reset);
         let inflate = self.inflate.get_or_insert_with(|| match reset {
-            true => pool::take_inflate(bits),
+            // Lent for one message: see `pool::take_inflate` for why its
+            // window is always 15 bits.
+            true => pool::take_inflate(),
             false => Box::new(Decompress::new_with_window_bits(false, bits)),
         });
         loop {
@@ -213,9 +220,7 @@ impl ExtensionDecoder for DeflateDecoder {
                 // §7.1.1.2 / a finished stream: nothing carries over. A
                 // decompressor in a known state goes back to the pool.
                 match self.inflate.take() {
-                    Some(inflate) if self.reset && result.is_ok() => {
-                        pool::give_inflate(self.window_bits, inflate)
-                    }
+                    Some(inflate) if self.reset && result.is_ok() => pool::give_inflate(inflate),
                     _ => {}
                 }
             }
@@ -320,7 +325,27 @@ impl ExtensionEncoder for DeflateEncoder {
         }
         Some(RSV1)
     }
+
+    fn sharing(&self, _opcode: OpCode, len: usize) -> Sharing {
+        if self.window_bits < 9 || len < self.min_size {
+            // Sent as it is; the compressor is not touched.
+            Sharing::AsIs
+        } else if self.reset {
+            // §7.1.1.1 without context takeover every message starts from
+            // a fresh compressor, so the output depends only on the message,
+            // the window and the level: a broadcast is compressed once per
+            // distinct pair and shared.
+            Sharing::Shared(SHARED_KEY | u64::from(self.window_bits) << 8 | u64::from(self.level))
+        } else {
+            // With context takeover the output depends on this connection's
+            // history: each member compresses for itself.
+            Sharing::Own
+        }
+    }
 }
+
+/// The high bytes of a [`Sharing::Shared`] key from this extension ("pmd").
+const SHARED_KEY: u64 = 0x706d_6400 << 32;
 
 fn new_compress(bits: u8, level: u32) -> Box<Compress> {
     Box::new(Compress::new_with_window_bits(
@@ -348,26 +373,34 @@ mod pool {
     const MAX_IDLE: usize = 32;
 
     static IDLE: Mutex<Vec<(u8, u32, Box<Compress>)>> = Mutex::new(Vec::new());
-    static IDLE_INFLATE: Mutex<Vec<(u8, Box<Decompress>)>> = Mutex::new(Vec::new());
+    // Boxed because decoders hold them boxed: lending one moves a pointer.
+    #[allow(clippy::vec_box)]
+    static IDLE_INFLATE: Mutex<Vec<Box<Decompress>>> = Mutex::new(Vec::new());
 
-    /// A fresh-state decompressor for `bits`.
-    pub(super) fn take_inflate(bits: u8) -> Box<Decompress> {
-        let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
-        match idle.iter().position(|&(b, _)| b == bits) {
-            Some(i) => idle.swap_remove(i).1,
-            None => {
-                drop(idle);
-                Box::new(Decompress::new_with_window_bits(false, bits))
-            }
-        }
+    /// A fresh-state decompressor. Always with a 15-bit window, whatever
+    /// was agreed: it inflates every stream a smaller window makes (a
+    /// window only bounds how far back the sender may refer), zlib-rs
+    /// allocates a 32 KiB window whatever the bits, and only at 15 bits
+    /// does flate2 reset it in place; at other sizes its reset builds a new
+    /// state, an allocation per message that measured 17 KiB more RSS per
+    /// idle connection at 10,000 (`.ci/mem10k.sh --deflate-table`). What is
+    /// given up: a peer that refers further back than the window it agreed
+    /// is not caught (RFC 7692 asks the sender to keep to it; nothing is
+    /// read outside the 32 KiB the stream itself filled).
+    pub(super) fn take_inflate() -> Box<Decompress> {
+        let taken = IDLE_INFLATE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        taken.unwrap_or_else(|| Box::new(Decompress::new_with_window_bits(false, 15)))
     }
 
     /// Returns a decompressor after a message that ended well.
-    pub(super) fn give_inflate(bits: u8, mut inflate: Box<Decompress>) {
+    pub(super) fn give_inflate(mut inflate: Box<Decompress>) {
         inflate.reset(false);
         let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push((bits, inflate));
+            idle.push(inflate);
         }
     }
 
@@ -457,6 +490,76 @@ mod tests {
                 dec.decode(&wire, true, &mut out, usize::MAX).unwrap();
                 assert_eq!(out, msg.as_bytes());
             }
+        }
+    }
+
+    /// The payload of a single unmasked frame with RSV1 set.
+    fn compressed_payload(wire: &[u8]) -> &[u8] {
+        assert_eq!(wire[0] & 0x40, 0x40, "RSV1 not set");
+        match wire[1] & 0x7f {
+            126 => &wire[4..],
+            127 => &wire[10..],
+            _ => &wire[2..],
+        }
+    }
+
+    #[test]
+    fn a_prepared_message_is_compressed_once_per_setting_without_context_takeover() {
+        use crate::protocol::{Message, Outgoing, PreparedMessage};
+        let cfg = DeflateConfig::default().min_size(0);
+        let connection = |reset: bool, cfg: &DeflateConfig| {
+            let mut out = Outgoing::new(Role::Server);
+            out.add_extension(Box::new(DeflateEncoder::new(&params(reset), cfg)));
+            out
+        };
+        let text = "{\"event\":\"tick\",\"value\":42} ".repeat(40);
+        let prepared = PreparedMessage::new(Message::Text(text.clone()));
+        let mut shared = [0, 1, 2].map(|_| connection(true, &cfg));
+        for out in &mut shared {
+            out.frame_prepared(&prepared, usize::MAX).unwrap();
+        }
+        assert_eq!(prepared.encodings(), 1);
+        assert!(shared.iter().all(|o| o.pending() == shared[0].pending()));
+        let mut level_1 = connection(true, &cfg.level(1));
+        level_1.frame_prepared(&prepared, usize::MAX).unwrap();
+        let mut takeover = connection(false, &cfg);
+        takeover.frame_prepared(&prepared, usize::MAX).unwrap();
+        // Another level is another encoding; context takeover shares none.
+        assert_eq!(prepared.encodings(), 2);
+        for (out, reset) in [(&shared[0], true), (&level_1, true), (&takeover, false)] {
+            let mut dec = DeflateDecoder::new(&params(reset));
+            let mut got = Vec::new();
+            dec.decode(compressed_payload(out.pending()), true, &mut got, 1 << 20)
+                .unwrap();
+            assert_eq!(got, text.as_bytes());
+        }
+        // Below the minimum size it goes as it is, encoded by nobody.
+        let small = PreparedMessage::new(Message::Text("hi".into()));
+        let mut out = connection(true, &cfg.min_size(10));
+        out.frame_prepared(&small, usize::MAX).unwrap();
+        assert_eq!(out.pending(), b"\x81\x02hi");
+        assert_eq!(small.encodings(), 0);
+    }
+
+    #[test]
+    fn pooled_decompressors_read_every_agreed_window() {
+        // Lent decompressors are 15-bit whatever was agreed (flate2 resets
+        // only those in place); they must read 9-bit streams all the same.
+        let answer = "permessage-deflate; server_no_context_takeover; \
+            client_no_context_takeover; server_max_window_bits=9; client_max_window_bits=9";
+        let list = crate::handshake::extensions::parse([answer]).unwrap();
+        let params = DeflateParams::from_answer(&list[0], true).unwrap();
+        let cfg = DeflateConfig::default().min_size(0);
+        let mut enc = DeflateEncoder::new(&params, &cfg);
+        let mut dec = DeflateDecoder::new(&params);
+        let text: Vec<u8> = (0..5000u32).flat_map(|i| (i % 700).to_le_bytes()).collect();
+        for _ in 0..3 {
+            let mut wire = Vec::new();
+            enc.encode(OpCode::Binary, &text, &mut wire);
+            let mut out = Vec::new();
+            dec.decode(&wire, true, &mut out, usize::MAX).unwrap();
+            assert_eq!(out, text);
+            assert!(dec.inflate.is_none());
         }
     }
 

@@ -58,6 +58,35 @@ pub trait ExtensionEncoder: fmt::Debug + Send {
     /// (cleared by the caller); or `None` to send the message as it is (too
     /// small to be worth it, say), leaving `out` alone.
     fn encode(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) -> Option<u8>;
+
+    /// Whether the encoding of a whole message of `len` bytes could be made
+    /// once and shared with other connections (a broadcast, see
+    /// [`PreparedMessage`](super::PreparedMessage)). The default,
+    /// [`Sharing::Own`], is always correct.
+    fn sharing(&self, opcode: OpCode, len: usize) -> Sharing {
+        let _ = (opcode, len);
+        Sharing::Own
+    }
+}
+
+/// What an [`ExtensionEncoder`] says about sharing a message's encoding
+/// between connections (gorilla/websocket's `PreparedMessage` idea: a
+/// broadcast is compressed once per distinct setting, not once per
+/// recipient, where the setting allows it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Sharing {
+    /// The message goes out as it is, and sending it changes nothing in
+    /// the encoder (too small to compress, say).
+    AsIs,
+    /// The encoding depends only on the message and on this key: any
+    /// encoder of the same extension that answers the same key produces the
+    /// same bytes and the same RSV bits, and encoding changes nothing that
+    /// later messages depend on. It may be made once and shared.
+    Shared(u64),
+    /// The encoding depends on what this encoder sent before (a compressor
+    /// that keeps its context): only this connection's encoder can make it.
+    Own,
 }
 
 /// Both halves of the extension a handshake negotiated, if the crate

@@ -33,6 +33,7 @@ pub mod extension;
 mod incoming;
 mod message;
 mod outgoing;
+mod prepared;
 mod timers;
 
 pub use config::{Keepalive, SizeLimits, WebSocketConfig};
@@ -40,6 +41,7 @@ pub use connection::{Connection, Feed, State};
 pub use incoming::{Incoming, Located, Piece, PieceAt, Received, ReceivedRef, Streaming};
 pub use message::{Message, MessageRef};
 pub use outgoing::{Framed, Outgoing, DIRECT_WRITE};
+pub use prepared::PreparedMessage;
 pub use timers::Timers;
 
 pub use crate::handshake::DeflateConfig;

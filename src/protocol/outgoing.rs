@@ -1,8 +1,8 @@
 //! The sending half of the protocol: messages in, bytes out, and the rules
 //! about what may still be sent.
 
-use super::extension::ExtensionEncoder;
-use super::{Message, MessageRef};
+use super::extension::{ExtensionEncoder, Sharing};
+use super::{Message, MessageRef, PreparedMessage};
 use crate::frame::{
     apply_mask, encode_close_payload, parse_close_payload, CloseCode, CloseFrame, EncodedHeader,
     FrameHeader, OpCode, Role,
@@ -327,6 +327,68 @@ impl Outgoing {
                 payload = Cow::Owned(std::mem::take(&mut self.encoded));
             }
         }
+        self.frame_checked(opcode, fin, rsv, payload, direct_at)
+    }
+
+    /// Frames a message prepared for many connections (a broadcast) by the
+    /// rule of [`frame_data`](Outgoing::frame_data), sharing the
+    /// extension's encoding with the other connections that send it where
+    /// the extension allows ([`Sharing::Shared`]: made by the first of
+    /// them, reused by the rest), and encoding it with this connection's
+    /// own encoder where it does not ([`Sharing::Own`], e.g. a compressor
+    /// that keeps its context). See [`PreparedMessage`].
+    ///
+    /// [`Sharing::Shared`]: super::extension::Sharing::Shared
+    /// [`Sharing::Own`]: super::extension::Sharing::Own
+    pub fn frame_prepared<'a>(
+        &mut self,
+        prepared: &'a PreparedMessage,
+        direct_at: usize,
+    ) -> Result<Framed<'a>> {
+        let message = &**prepared.message();
+        if let Message::Close(frame) = message {
+            self.close(frame.as_ref())?;
+            return Ok(Framed::Queued);
+        }
+        let (opcode, payload) = (message.opcode(), message.as_bytes());
+        self.check_send(opcode, true, payload.len())?;
+        let encoder = match self.extensions.first_mut() {
+            Some(encoder) if message.is_data() => encoder,
+            _ => return self.frame_checked(opcode, true, 0, Cow::Borrowed(payload), direct_at),
+        };
+        let key = match encoder.sharing(opcode, payload.len()) {
+            Sharing::Shared(key) => key,
+            Sharing::AsIs => {
+                return self.frame_checked(opcode, true, 0, Cow::Borrowed(payload), direct_at)
+            }
+            Sharing::Own => {
+                return self.frame_data(opcode, true, Cow::Borrowed(payload), direct_at)
+            }
+        };
+        match prepared.encoded(key, |out| encoder.encode(opcode, payload, out)) {
+            Some(encoded) if encoded.rsv != 0 => self.frame_checked(
+                opcode,
+                true,
+                encoded.rsv,
+                Cow::Borrowed(&encoded.payload),
+                direct_at,
+            ),
+            Some(_) => self.frame_checked(opcode, true, 0, Cow::Borrowed(payload), direct_at),
+            // More distinct settings than the message keeps: encode it here.
+            None => self.frame_data(opcode, true, Cow::Borrowed(payload), direct_at),
+        }
+    }
+
+    /// The end of every framing path, after [`check_send`](Self::check_send)
+    /// and the extension: the header, then the payload queued or handed back.
+    fn frame_checked<'a>(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        rsv: u8,
+        payload: Cow<'a, [u8]>,
+        direct_at: usize,
+    ) -> Result<Framed<'a>> {
         let header = self.header_for(opcode, fin, payload.len(), rsv)?;
         if payload.len() >= direct_at {
             return Ok(Framed::Direct { header, payload });

@@ -10,7 +10,8 @@ use super::write::{flush_outgoing, write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::handshake::Negotiated;
 use crate::protocol::{
-    Framed, Message, MessageRef, Outgoing, Piece, State, Streaming, WebSocketConfig, DIRECT_WRITE,
+    Framed, Message, MessageRef, Outgoing, Piece, PreparedMessage, State, Streaming,
+    WebSocketConfig, DIRECT_WRITE,
 };
 use crate::transport::Transport;
 use crate::Result;
@@ -95,6 +96,18 @@ impl<S: Write> Sender<'_, S> {
         let framed = self
             .outgoing
             .frame_data(opcode, fin, payload, DIRECT_WRITE)?;
+        self.write_framed(framed)
+    }
+
+    /// Queues a message prepared for many connections, sharing its
+    /// compressed form where the negotiated compression allows (see
+    /// [`PreparedMessage`]); written like [`write`](Sender::write)'s.
+    pub fn write_prepared(&mut self, prepared: &PreparedMessage) -> Result<()> {
+        let framed = self.outgoing.frame_prepared(prepared, DIRECT_WRITE)?;
+        self.write_framed(framed)
+    }
+
+    fn write_framed(&mut self, framed: Framed<'_>) -> Result<()> {
         if let Framed::Queued = framed {
             if self.outgoing.pending().len() >= MAX_QUEUED {
                 flush_outgoing(self.stream, self.outgoing)?;
@@ -369,6 +382,29 @@ impl<S: Read + Write> WebSocket<S> {
     /// Writes a message and flushes.
     pub fn send(&mut self, message: Message) -> Result<()> {
         self.write(message)?;
+        self.flush()
+    }
+
+    /// Writes a message prepared for many connections and flushes: with
+    /// permessage-deflate negotiated without context takeover, its
+    /// compressed form is made by the first connection that sends it and
+    /// reused by the others with the same window and level (see
+    /// [`PreparedMessage`]; a [`Hub`](crate::Hub) broadcast does this).
+    ///
+    /// ```
+    /// use rfc6455::protocol::PreparedMessage;
+    /// use rfc6455::{Message, Role, WebSocket};
+    /// use std::io::Cursor;
+    ///
+    /// let prepared = PreparedMessage::new(Message::Text("news".into()));
+    /// for _ in 0..3 {
+    ///     let mut ws = WebSocket::from_raw_socket(Cursor::new(Vec::new()), Role::Server, Default::default());
+    ///     ws.send_prepared(&prepared).unwrap();
+    ///     assert_eq!(ws.get_ref().get_ref().as_slice(), b"\x81\x04news");
+    /// }
+    /// ```
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<()> {
+        self.sender().write_prepared(prepared)?;
         self.flush()
     }
 

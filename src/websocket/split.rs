@@ -8,7 +8,9 @@ use super::stream::{
 };
 use super::write::{write_direct, write_shared, SharedFrame, MAX_QUEUED};
 use crate::frame::{CloseCode, OpCode};
-use crate::protocol::{Framed, Message, MessageRef, Outgoing, Piece, Streaming, DIRECT_WRITE};
+use crate::protocol::{
+    Framed, Message, MessageRef, Outgoing, Piece, PreparedMessage, Streaming, DIRECT_WRITE,
+};
 use crate::Result;
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
@@ -146,9 +148,17 @@ impl<S: Write> SplitShared<S> {
     /// stream held. Large payloads go out with one vectored write, without
     /// a copy when no mask is needed (a server).
     fn send(&self, opcode: OpCode, fin: bool, payload: Cow<'_, [u8]>) -> Result<()> {
+        self.send_framed(|state| state.frame_data(opcode, fin, payload, DIRECT_WRITE))
+    }
+
+    /// Sends the frame `frame` makes under the state lock (see [`send`](Self::send)).
+    fn send_framed<'a>(
+        &self,
+        frame: impl FnOnce(&mut Outgoing) -> Result<Framed<'a>>,
+    ) -> Result<()> {
         let mut stream = lock(&self.stream);
         let mut state = lock(&self.state);
-        let framed = match state.frame_data(opcode, fin, payload, DIRECT_WRITE) {
+        let framed = match frame(&mut state) {
             Ok(Framed::Queued) => {
                 self.drain_and_release(stream, state)?;
                 return Ok(());
@@ -364,6 +374,31 @@ impl<S: Write> Writer<S> {
         }
         self.shared.drain_and_release(stream, state)?;
         Ok(true)
+    }
+
+    /// Sends a message prepared for many connections (a broadcast), as
+    /// [`send_ref`](Writer::send_ref), sharing its compressed form with the
+    /// other connections that send it where the negotiated compression
+    /// allows (no context takeover): see [`PreparedMessage`].
+    ///
+    /// ```no_run
+    /// use rfc6455::protocol::PreparedMessage;
+    /// use rfc6455::{Message, Writer};
+    ///
+    /// fn send_to_all(writers: &[Writer<rfc6455::Stream>], text: &str) {
+    ///     let prepared = PreparedMessage::new(Message::Text(text.into()));
+    ///     for writer in writers {
+    ///         let _ = writer.send_prepared(&prepared);
+    ///     }
+    /// }
+    /// ```
+    pub fn send_prepared(&self, prepared: &PreparedMessage) -> Result<()> {
+        let _message = prepared
+            .message()
+            .is_data()
+            .then(|| lock(&self.shared.message));
+        self.shared
+            .send_framed(|state| state.frame_prepared(prepared, DIRECT_WRITE))
     }
 
     /// Sends a message read from `source`, one fragment of `fragment_size`

@@ -3,6 +3,9 @@
 //! instead of hanging the suite), and raw HTTP for handshake rejections.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod browser;
+pub mod tap;
+
 use rfc6455::{
     connect_with, ClientConfig, Error, Message, RunningServer, Server, ServerConfig,
     ServerWebSocket,
@@ -136,6 +139,19 @@ pub fn bytes(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `len` random-looking bytes (xorshift32 from `seed`, which moves on):
+/// what compression cannot shrink, the same in every run.
+pub fn random_bytes(seed: &mut u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *seed as u8
+        })
+        .collect()
+}
+
 /// A well-formed opening handshake request for `addr`.
 pub fn upgrade_request(addr: SocketAddr) -> String {
     format!(
@@ -244,7 +260,7 @@ pub fn node_missing() -> Option<String> {
 }
 
 /// Builds example `name` in the profile this test was built with (with the
-/// crate features it was built with, among `redis`, `tls` and `mio`) and returns its path;
+/// crate features it was built with, among `deflate`, `redis`, `tls` and `mio`) and returns its path;
 /// built once per test binary.
 #[allow(dead_code)]
 pub fn example_binary(name: &str) -> std::path::PathBuf {
@@ -271,6 +287,7 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     let mut command = Command::new(cargo);
     command.args(["build", "--quiet", "--example", name, "--profile", profile]);
     let features: Vec<&str> = [
+        ("deflate", cfg!(feature = "deflate")),
         ("redis", cfg!(feature = "redis")),
         ("tls", cfg!(feature = "tls")),
         ("mio", cfg!(feature = "mio")),
