@@ -117,8 +117,10 @@ impl Log {
     }
 }
 
-/// Echoes data messages, except two requests: `close please` (the server
-/// closes, 1000) and `subprotocol?` (answered with the selected one).
+/// Echoes data messages, except three requests: `close please` (the server
+/// closes, 1000), `subprotocol?` (answered with the selected one) and
+/// `block` (holds the worker for 300 ms, as a handler must never do: a test
+/// uses it to let events pile up on the worker's other connections).
 struct Echo {
     log: Arc<Log>,
     senders: Mutex<mpsc::Sender<WsSender>>,
@@ -139,6 +141,7 @@ impl Handler for Echo {
     fn on_message(&self, _: &mut u64, conn: &mut Conn<'_>, message: MessageRef<'_>) {
         match message.payload() {
             Some(b"close please") => conn.close(CloseCode::NORMAL, "done"),
+            Some(b"block") => thread::sleep(Duration::from_millis(300)),
             Some(b"subprotocol?") => {
                 let answer = conn.subprotocol().unwrap_or("none").to_owned();
                 conn.send(MessageRef::Text(&answer)).unwrap();
@@ -513,6 +516,32 @@ fn on_close_is_called_once_per_on_open_with_how_it_ended() {
     for (id, end) in ends {
         assert_eq!(closes.get(&id), Some(&end), "connection {id}");
     }
+}
+
+#[test]
+fn half_close_with_the_last_data_ends_the_connection() {
+    // The last data and the peer's FIN reach the socket while the worker is
+    // busy, so one readiness edge says both: the end of stream must not be
+    // missed behind the short read that returns the data.
+    let f = start(test_config(), |s| s.workers(1));
+    let mut blocker = handshake(f.addr());
+    let _ = f.next_sender();
+    let mut s = handshake(f.addr());
+    let id = f.next_sender().id();
+    blocker.write_all(&frame(FIN | TEXT, b"block")).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    s.write_all(&frame(FIN | TEXT, b"last words")).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let echo = read_frame(&mut s).unwrap();
+    assert_eq!(
+        (echo.opcode, echo.payload.as_slice()),
+        (TEXT, &b"last words"[..])
+    );
+    expect_eof(&mut s);
+    assert_eq!(
+        f.log.end_of(id, SOON),
+        End::Io(io::ErrorKind::UnexpectedEof)
+    );
 }
 
 // ---------------------------------------------------------------------------
