@@ -286,6 +286,42 @@ fn sender_messages_from_other_threads_arrive_in_order() {
 }
 
 #[test]
+fn sender_burst_to_a_reader_that_keeps_up_loses_nothing() {
+    // The budget bounds what waits, not what flows: a burst many times
+    // `max_pending` reaches a peer that keeps reading, whole and in order;
+    // the only misses are the refusals the sender saw (and retried).
+    const COUNT: usize = 300;
+    const SIZE: usize = 16 * 1024;
+    let f = start(test_config(), |s| s.max_pending(64 * 1024));
+    let mut ws = client(f.addr());
+    let sender = f.next_sender();
+    let reader = thread::spawn(move || {
+        for i in 0..COUNT {
+            let m = ws.read().unwrap();
+            assert_eq!(
+                (m.len(), m.as_bytes()[0] as usize),
+                (SIZE, i % 256),
+                "message {i}"
+            );
+        }
+        close_normally(&mut ws);
+    });
+    let mut refused = 0;
+    for i in 0..COUNT {
+        let message = Arc::new(Message::Binary(vec![i as u8; SIZE]));
+        // Refused while the worker has not taken what was handed to it yet:
+        // that is the sender's to retry.
+        while let Err(e) = sender.send_shared(Arc::clone(&message)) {
+            assert_eq!(e, SendError::Full);
+            refused += 1;
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    reader.join().unwrap();
+    assert_eq!(sender.dropped(), refused, "messages dropped by the worker");
+}
+
+#[test]
 fn sender_send_after_close_is_closed() {
     let f = start(test_config(), |s| s);
     let mut ws = client(f.addr());
