@@ -117,7 +117,8 @@ impl Log {
     }
 }
 
-/// Echoes data messages, except three requests: `close please` (the server
+/// Panics in `on_open` for the target `/panic`. Echoes data messages,
+/// except three requests: `close please` (the server
 /// closes, 1000), `subprotocol?` (answered with the selected one) and
 /// `block` (holds the worker for 300 ms, as a handler must never do: a test
 /// uses it to let events pile up on the worker's other connections).
@@ -130,7 +131,10 @@ impl Handler for Echo {
     /// The connection's id.
     type State = u64;
 
-    fn on_open(&self, conn: &mut Conn<'_>, _request: &Request) -> u64 {
+    fn on_open(&self, conn: &mut Conn<'_>, request: &Request) -> u64 {
+        if request.target == "/panic" {
+            panic!("on_open panics on purpose (expected in this test)");
+        }
         let sender = conn.sender();
         let id = sender.id();
         self.log.push(Event::Open(id));
@@ -578,6 +582,27 @@ fn half_close_with_the_last_data_ends_the_connection() {
         f.log.end_of(id, SOON),
         End::Io(io::ErrorKind::UnexpectedEof)
     );
+}
+
+#[test]
+fn a_panic_in_on_open_costs_only_that_connection() {
+    let f = start(test_config(), |s| s.workers(1));
+    let mut ws = client(f.addr());
+    let id = f.next_sender().id();
+    let request = common::upgrade_request(f.addr()).replacen("GET /", "GET /panic", 1);
+    // No 101: the connection just ends.
+    assert_eq!(raw_exchange(f.addr(), request.as_bytes()), "");
+    // The worker goes on, with its other connections.
+    assert_echo(&mut ws, Message::Text("still here".into()));
+    let mut other = client(f.addr());
+    assert_echo(&mut other, Message::Text("and new ones".into()));
+    close_normally(&mut other);
+    close_normally(&mut ws);
+    f.wait_connections(0, SOON);
+    // on_close only for what opened.
+    let events = f.log.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(f.log.end_of(id, SOON), End::Clean);
 }
 
 // ---------------------------------------------------------------------------
