@@ -117,8 +117,11 @@ impl Log {
     }
 }
 
-/// Echoes data messages, except two requests: `close please` (the server
-/// closes, 1000) and `subprotocol?` (answered with the selected one).
+/// Panics in `on_open` for the target `/panic`. Echoes data messages,
+/// except three requests: `close please` (the server
+/// closes, 1000), `subprotocol?` (answered with the selected one) and
+/// `block` (holds the worker for 300 ms, as a handler must never do: a test
+/// uses it to let events pile up on the worker's other connections).
 struct Echo {
     log: Arc<Log>,
     senders: Mutex<mpsc::Sender<WsSender>>,
@@ -128,7 +131,10 @@ impl Handler for Echo {
     /// The connection's id.
     type State = u64;
 
-    fn on_open(&self, conn: &mut Conn<'_>, _request: &Request) -> u64 {
+    fn on_open(&self, conn: &mut Conn<'_>, request: &Request) -> u64 {
+        if request.target == "/panic" {
+            panic!("on_open panics on purpose (expected in this test)");
+        }
         let sender = conn.sender();
         let id = sender.id();
         self.log.push(Event::Open(id));
@@ -139,6 +145,7 @@ impl Handler for Echo {
     fn on_message(&self, _: &mut u64, conn: &mut Conn<'_>, message: MessageRef<'_>) {
         match message.payload() {
             Some(b"close please") => conn.close(CloseCode::NORMAL, "done"),
+            Some(b"block") => thread::sleep(Duration::from_millis(300)),
             Some(b"subprotocol?") => {
                 let answer = conn.subprotocol().unwrap_or("none").to_owned();
                 conn.send(MessageRef::Text(&answer)).unwrap();
@@ -280,6 +287,42 @@ fn sender_messages_from_other_threads_arrive_in_order() {
     }
     assert_eq!(sender.dropped(), 0);
     close_normally(&mut ws);
+}
+
+#[test]
+fn sender_burst_to_a_reader_that_keeps_up_loses_nothing() {
+    // The budget bounds what waits, not what flows: a burst many times
+    // `max_pending` reaches a peer that keeps reading, whole and in order;
+    // the only misses are the refusals the sender saw (and retried).
+    const COUNT: usize = 300;
+    const SIZE: usize = 16 * 1024;
+    let f = start(test_config(), |s| s.max_pending(64 * 1024));
+    let mut ws = client(f.addr());
+    let sender = f.next_sender();
+    let reader = thread::spawn(move || {
+        for i in 0..COUNT {
+            let m = ws.read().unwrap();
+            assert_eq!(
+                (m.len(), m.as_bytes()[0] as usize),
+                (SIZE, i % 256),
+                "message {i}"
+            );
+        }
+        close_normally(&mut ws);
+    });
+    let mut refused = 0;
+    for i in 0..COUNT {
+        let message = Arc::new(Message::Binary(vec![i as u8; SIZE]));
+        // Refused while the worker has not taken what was handed to it yet:
+        // that is the sender's to retry.
+        while let Err(e) = sender.send_shared(Arc::clone(&message)) {
+            assert_eq!(e, SendError::Full);
+            refused += 1;
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    reader.join().unwrap();
+    assert_eq!(sender.dropped(), refused, "messages dropped by the worker");
 }
 
 #[test]
@@ -513,6 +556,53 @@ fn on_close_is_called_once_per_on_open_with_how_it_ended() {
     for (id, end) in ends {
         assert_eq!(closes.get(&id), Some(&end), "connection {id}");
     }
+}
+
+#[test]
+fn half_close_with_the_last_data_ends_the_connection() {
+    // The last data and the peer's FIN reach the socket while the worker is
+    // busy, so one readiness edge says both: the end of stream must not be
+    // missed behind the short read that returns the data.
+    let f = start(test_config(), |s| s.workers(1));
+    let mut blocker = handshake(f.addr());
+    let _ = f.next_sender();
+    let mut s = handshake(f.addr());
+    let id = f.next_sender().id();
+    blocker.write_all(&frame(FIN | TEXT, b"block")).unwrap();
+    thread::sleep(Duration::from_millis(100));
+    s.write_all(&frame(FIN | TEXT, b"last words")).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let echo = read_frame(&mut s).unwrap();
+    assert_eq!(
+        (echo.opcode, echo.payload.as_slice()),
+        (TEXT, &b"last words"[..])
+    );
+    expect_eof(&mut s);
+    assert_eq!(
+        f.log.end_of(id, SOON),
+        End::Io(io::ErrorKind::UnexpectedEof)
+    );
+}
+
+#[test]
+fn a_panic_in_on_open_costs_only_that_connection() {
+    let f = start(test_config(), |s| s.workers(1));
+    let mut ws = client(f.addr());
+    let id = f.next_sender().id();
+    let request = common::upgrade_request(f.addr()).replacen("GET /", "GET /panic", 1);
+    // No 101: the connection just ends.
+    assert_eq!(raw_exchange(f.addr(), request.as_bytes()), "");
+    // The worker goes on, with its other connections.
+    assert_echo(&mut ws, Message::Text("still here".into()));
+    let mut other = client(f.addr());
+    assert_echo(&mut other, Message::Text("and new ones".into()));
+    close_normally(&mut other);
+    close_normally(&mut ws);
+    f.wait_connections(0, SOON);
+    // on_close only for what opened.
+    let events = f.log.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(f.log.end_of(id, SOON), End::Clean);
 }
 
 // ---------------------------------------------------------------------------

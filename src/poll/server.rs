@@ -119,7 +119,7 @@ impl PollHandle {
 
 impl PollServer {
     /// Binds a listening socket. Defaults: one worker per core, and
-    /// [`DEFAULT_MAX_PENDING`] bytes of output per connection.
+    /// 1 MiB of output per connection (see [`max_pending`](PollServer::max_pending)).
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<PollServer> {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let listener = TcpListener::bind(addr)?;

@@ -836,10 +836,13 @@ fn fault_shutdown_while_busy_sends_1001() {
     let server = start(config);
     let addr = server.local_addr();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready) = std::sync::mpsc::channel();
     for c in 0..CLIENTS {
         let tx = tx.clone();
+        let ready_tx = ready_tx.clone();
         thread::spawn(move || {
             let mut s = handshake(addr);
+            let _ = ready_tx.send(());
             let t0 = Instant::now();
             let mut writer = s.try_clone().unwrap();
             let stop = Arc::new(AtomicBool::new(false));
@@ -871,6 +874,11 @@ fn fault_shutdown_while_busy_sends_1001() {
         });
     }
     drop(tx);
+    // Every client past its handshake (a connection still in its handshake
+    // at shutdown gets no 1001: it never was a WebSocket), and streaming.
+    for _ in 0..CLIENTS {
+        ready.recv_timeout(Duration::from_secs(10)).expect("handshake");
+    }
     wait_connections(&server, CLIENTS, SOON);
     thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
