@@ -197,7 +197,10 @@ fn start_poll() -> Option<SocketAddr> {
     let server =
         PollServer::bind("127.0.0.1:0", rfc6455::ServerConfig::default()).expect("bind poll");
     // One worker per core unless ECHO_POLL_WORKERS says otherwise.
-    let server = match std::env::var("ECHO_POLL_WORKERS").ok().and_then(|w| w.parse().ok()) {
+    let server = match std::env::var("ECHO_POLL_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+    {
         Some(workers) => server.workers(workers),
         None => server,
     };

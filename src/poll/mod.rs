@@ -6,7 +6,7 @@
 //! [`Server`](crate::Server): the bounded head parser and
 //! [`accept`](crate::handshake::server::accept) for the opening handshake, a
 //! [`Connection`](crate::protocol::Connection) for frames, limits, replies
-//! and its timers (keepalive, idle, close wait). The same [`ServerConfig`]
+//! and its timers (keepalive, idle, close wait). The same [`ServerConfig`](crate::ServerConfig)
 //! applies, hooks included (`http_handler`, `check_upgrade`, origin and
 //! subprotocol checks, `on_error`), so the rules and limits are the same
 //! code on both engines.
@@ -98,18 +98,25 @@ pub trait Handler: Send + Sync + 'static {
     type State;
 
     /// A WebSocket connection is open (the 101 is queued); `request` is the
-    /// upgrade request. Messages sent here go out right after the 101.
+    /// upgrade request. Messages sent here go out right after the 101. A
+    /// panic here costs only this connection: it gets no 101, and no
+    /// [`on_close`](Handler::on_close) follows.
     fn on_open(&self, conn: &mut Conn<'_>, request: &Request) -> Self::State;
 
     /// A text or binary message arrived, borrowed from the read buffer (no
     /// copy, no allocation for a message that arrived whole). Pings were
-    /// answered and close frames replied to already.
+    /// answered and close frames replied to already. A panic here ends only
+    /// this connection: what it queued goes out, then FIN, and
+    /// [`on_close`](Handler::on_close) hears an I/O error.
     fn on_message(&self, state: &mut Self::State, conn: &mut Conn<'_>, message: MessageRef<'_>);
 
-    /// The connection is over: `Err(Error::ConnectionClosed)` after a clean
-    /// close handshake, another error otherwise (the peer vanished, broke
-    /// the protocol, a timer ran out). Called once per
-    /// [`on_open`](Handler::on_open). The default does nothing.
+    /// The connection is over: [`Error::ConnectionClosed`](crate::Error::ConnectionClosed)
+    /// after a clean close handshake (and at shutdown, once the 1001 is
+    /// queued: the peer's answer is not waited for), another error otherwise
+    /// (the peer vanished, broke the protocol, a timer ran out, the handler
+    /// panicked). Called once per [`on_open`](Handler::on_open). The default
+    /// does nothing; [`ServerConfig::on_error`](crate::ServerConfig::on_error)
+    /// also hears the errors, with the upgrade request.
     fn on_close(&self, state: Self::State, end: &crate::Error) {
         let _ = (state, end);
     }
@@ -144,6 +151,12 @@ impl Conn<'_> {
     /// after a close frame was sent, and with
     /// [`Error::InvalidSend`](crate::Error::InvalidSend) for what RFC 6455
     /// forbids (a control frame over 125 bytes).
+    ///
+    /// This is the handler's own output, not bounded by
+    /// [`max_pending`](PollServer::max_pending) (past it the connection is
+    /// only not read, so an echo stays bounded): a handler that sends more
+    /// than it receives should look at [`pending`](Conn::pending) and drop
+    /// or close a peer that falls behind.
     pub fn send<'m>(&mut self, message: impl Into<MessageRef<'m>>) -> Result<()> {
         let message = message.into();
         let (opcode, payload) = match &message {
