@@ -9,11 +9,11 @@
 
 use super::worker::{Command, Inbox, Worker};
 use super::Handler;
-use crate::server::listener::{reject_busy, spawn_rejecter};
+use crate::server::listener::{join_accept, reject_busy, spawn_rejecter, wake_accept};
 use crate::server::ServerConfig;
 use mio::Poll;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -105,15 +105,8 @@ impl PollHandle {
         for inbox in self.shared.workers.get().map_or(&[][..], |w| &w.inboxes) {
             inbox.push(Command::Stop);
         }
-        // Wake the accept thread, blocked in accept().
-        let mut wake = self.shared.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        // The accept thread is blocked in accept().
+        wake_accept(self.shared.addr);
     }
 }
 
@@ -322,12 +315,7 @@ impl RunningPollServer {
 
     fn stop(&mut self) -> io::Result<()> {
         self.handle.shutdown();
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("accept loop panicked"))),
-            None => Ok(()),
-        }
+        join_accept(&mut self.thread)
     }
 }
 

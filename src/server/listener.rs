@@ -83,20 +83,38 @@ impl ServerHandle {
         if self.shared.shutting_down.swap(true, Ordering::AcqRel) {
             return;
         }
-        // Wake the accept loop, which is blocked in accept().
-        let mut wake = self.shared.addr;
-        if wake.ip().is_unspecified() {
-            wake.set_ip(match wake {
-                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            });
-        }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        wake_accept(self.shared.addr);
         for stream in lock(&self.shared.live).values() {
             // Makes a blocked read return end-of-stream; the driver sees the
             // flag and sends 1001. Writes still work.
             let _ = stream.shutdown(Shutdown::Read);
         }
+    }
+}
+
+/// Wakes an accept loop blocked in `accept()` on `addr` by connecting to it
+/// (the loop then sees its stop flag): for both engines' shutdown.
+pub(crate) fn wake_accept(addr: SocketAddr) {
+    let mut wake = addr;
+    if wake.ip().is_unspecified() {
+        wake.set_ip(match wake {
+            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+}
+
+/// Waits for a spawned accept loop to end: for both engines' running
+/// servers, on shutdown and on drop.
+pub(crate) fn join_accept(
+    thread: &mut Option<thread::JoinHandle<io::Result<()>>>,
+) -> io::Result<()> {
+    match thread.take() {
+        Some(t) => t
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("accept loop panicked"))),
+        None => Ok(()),
     }
 }
 
@@ -262,12 +280,7 @@ impl RunningServer {
 
     fn stop(&mut self) -> io::Result<()> {
         self.handle.shutdown();
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("accept loop panicked"))),
-            None => Ok(()),
-        }
+        join_accept(&mut self.thread)
     }
 }
 

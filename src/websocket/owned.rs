@@ -3,9 +3,7 @@
 use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
 use super::split::{Reader, Writer};
-use super::stream::{
-    check_data_opcode, fill, fragment_buffer, MessageReader, Pulling, SOURCE_FAILED,
-};
+use super::stream::{check_data_opcode, send_fragments, MessageReader, Pulling, SOURCE_FAILED};
 use super::write::{flush_outgoing, write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::handshake::Negotiated;
@@ -336,34 +334,28 @@ impl<S: Read + Write> WebSocket<S> {
     pub fn send_stream(
         &mut self,
         opcode: OpCode,
-        mut source: impl Read,
+        source: impl Read,
         fragment_size: usize,
     ) -> Result<u64> {
         check_data_opcode(opcode)?;
-        let mut buf = fragment_buffer(fragment_size);
-        let mut frame_opcode = opcode;
-        let mut total = 0u64;
-        loop {
-            let n = match fill(&mut source, &mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    if frame_opcode == OpCode::Continuation {
-                        self.outgoing
-                            .close_with(CloseCode::INTERNAL_ERROR, SOURCE_FAILED);
-                        let _ = self.flush();
-                    }
-                    return Err(e);
+        send_fragments(
+            self,
+            opcode,
+            source,
+            fragment_size,
+            |ws, opcode, bytes, fin| {
+                ws.write_frame(opcode, bytes, fin)?;
+                if fin {
+                    ws.flush()?;
                 }
-            };
-            let fin = n < buf.len();
-            self.write_frame(frame_opcode, &buf[..n], fin)?;
-            total += n as u64;
-            frame_opcode = OpCode::Continuation;
-            if fin {
-                self.flush()?;
-                return Ok(total);
-            }
-        }
+                Ok(())
+            },
+            |ws| {
+                ws.outgoing
+                    .close_with(CloseCode::INTERNAL_ERROR, SOURCE_FAILED);
+                let _ = ws.flush();
+            },
+        )
     }
 
     /// Queues a message; it is written by [`flush`](WebSocket::flush), by the

@@ -3,9 +3,7 @@
 
 use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
-use super::stream::{
-    check_data_opcode, fill, fragment_buffer, MessageReader, Pulling, SOURCE_FAILED,
-};
+use super::stream::{check_data_opcode, send_fragments, MessageReader, Pulling, SOURCE_FAILED};
 use super::write::{write_direct, write_shared, SharedFrame, MAX_QUEUED};
 use crate::frame::{CloseCode, OpCode};
 use crate::protocol::{
@@ -409,36 +407,24 @@ impl<S: Write> Writer<S> {
     pub fn send_stream(
         &self,
         opcode: OpCode,
-        mut source: impl Read,
+        source: impl Read,
         fragment_size: usize,
     ) -> Result<u64> {
         check_data_opcode(opcode)?;
         let _message = lock(&self.shared.message);
-        let mut buf = fragment_buffer(fragment_size);
-        let mut frame_opcode = opcode;
-        let mut total = 0u64;
-        loop {
-            let n = match fill(&mut source, &mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    if frame_opcode == OpCode::Continuation {
-                        let stream = lock(&self.shared.stream);
-                        let mut state = lock(&self.shared.state);
-                        state.close_with(CloseCode::INTERNAL_ERROR, SOURCE_FAILED);
-                        let _ = self.shared.drain_and_release(stream, state);
-                    }
-                    return Err(e);
-                }
-            };
-            let fin = n < buf.len();
-            self.shared
-                .send(frame_opcode, fin, Cow::Borrowed(&buf[..n]))?;
-            total += n as u64;
-            frame_opcode = OpCode::Continuation;
-            if fin {
-                return Ok(total);
-            }
-        }
+        send_fragments(
+            &mut (),
+            opcode,
+            source,
+            fragment_size,
+            |_, opcode, bytes, fin| self.shared.send(opcode, fin, Cow::Borrowed(bytes)),
+            |_| {
+                let stream = lock(&self.shared.stream);
+                let mut state = lock(&self.shared.state);
+                state.close_with(CloseCode::INTERNAL_ERROR, SOURCE_FAILED);
+                let _ = self.shared.drain_and_release(stream, state);
+            },
+        )
     }
 
     /// Sends a close frame; the [`Reader`] completes the handshake.

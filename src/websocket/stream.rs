@@ -186,9 +186,46 @@ fn into_inner_io(e: Error) -> io::Error {
     }
 }
 
+/// The loop of `send_stream`, for both the owned socket and the split
+/// writer: reads `source` into fragments of `fragment_size` bytes and hands
+/// each to `frame` (the first with `opcode`, the rest as continuations, the
+/// last with `fin`). If the source fails after the first fragment,
+/// `source_failed` closes the connection (see [`SOURCE_FAILED`]). Returns
+/// the bytes sent.
+pub(super) fn send_fragments<C>(
+    ctx: &mut C,
+    opcode: OpCode,
+    mut source: impl Read,
+    fragment_size: usize,
+    mut frame: impl FnMut(&mut C, OpCode, &[u8], bool) -> Result<()>,
+    source_failed: impl FnOnce(&mut C),
+) -> Result<u64> {
+    let mut buf = fragment_buffer(fragment_size);
+    let mut frame_opcode = opcode;
+    let mut total = 0u64;
+    loop {
+        let n = match fill(&mut source, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                if frame_opcode == OpCode::Continuation {
+                    source_failed(ctx);
+                }
+                return Err(e);
+            }
+        };
+        let fin = n < buf.len();
+        frame(ctx, frame_opcode, &buf[..n], fin)?;
+        total += n as u64;
+        frame_opcode = OpCode::Continuation;
+        if fin {
+            return Ok(total);
+        }
+    }
+}
+
 /// Fills `buf` from `source` until it is full or the source ends; returns
 /// how much it holds.
-pub(super) fn fill(source: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+fn fill(source: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match source.read(&mut buf[n..]) {
@@ -210,7 +247,7 @@ pub(super) const SOURCE_FAILED: &str = "message source failed";
 
 /// The fragment buffer for `send_stream`: at least a byte, at most 16 MiB
 /// (the default largest frame a peer accepts).
-pub(super) fn fragment_buffer(fragment_size: usize) -> Vec<u8> {
+fn fragment_buffer(fragment_size: usize) -> Vec<u8> {
     vec![0; fragment_size.clamp(1, 16 << 20)]
 }
 
