@@ -387,7 +387,9 @@ fn kernel_buffers() -> usize {
 #[test]
 fn peer_that_does_not_read_misses_messages_with_output_bounded() {
     let _serial = serial();
-    const MAX_PENDING: usize = 64 * 1024;
+    // A budget of one message: a second handed over before the worker has
+    // taken the first is refused, so a burst meets `Full` at once.
+    const MAX_PENDING: usize = 16 * 1024;
     const SIZE: usize = 16 * 1024;
     let config = test_config().write_timeout(Some(Duration::from_secs(30)));
     let f = start(config, |s| s.max_pending(MAX_PENDING));
@@ -417,7 +419,16 @@ fn peer_that_does_not_read_misses_messages_with_output_bounded() {
         );
         attempts += 1;
         match sender.send_shared(Arc::clone(&message)) {
-            Ok(()) => thread::sleep(Duration::from_micros(200)),
+            // Paced while messages get through. Once they stop (the worker
+            // drops what it is handed) and `send` has refused none yet, no
+            // pause: a burst outruns the worker's inbox, whose bytes count
+            // against the budget too, and `send` refuses (`Full`). Paced,
+            // a quick worker may take every message in time, and the loop
+            // would wait for a refusal that never comes.
+            Ok(()) if refused > 0 || through.1.elapsed() < Duration::from_millis(300) => {
+                thread::sleep(Duration::from_micros(200))
+            }
+            Ok(()) => {}
             Err(SendError::Full) => {
                 refused += 1;
                 thread::sleep(Duration::from_millis(1));
