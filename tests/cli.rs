@@ -632,3 +632,30 @@ fn wsclient_save_writes_each_binary_message_to_a_file_as_it_arrives() {
     assert!(std::fs::read(dir.join("message-1.bin")).unwrap() == first);
     assert_eq!(std::fs::read(dir.join("message-2.bin")).unwrap(), [1, 2, 3]);
 }
+
+// Flags one engine does not honour are refused with it, never accepted and
+// ignored (a 1 GiB echo with `--engine poll --stream-above` peaked at 2 GiB).
+
+#[test]
+fn wsecho_poll_engine_refuses_flags_it_would_ignore() {
+    let bin = env!("CARGO_BIN_EXE_wsecho");
+    for flag in [["--stream-above", "1048576"], ["--stack-size", "65536"]] {
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--engine",
+            "poll",
+            flag[0],
+            flag[1],
+        ];
+        let (code, err) = run(bin, &args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        // Without the poll engine the refusal is of `--engine poll` itself.
+        let named = if cfg!(feature = "mio") {
+            flag[0]
+        } else {
+            "--features mio"
+        };
+        assert!(err.contains(named), "{args:?}: {err}");
+    }
+}

@@ -1129,3 +1129,34 @@ fn the_normal_end_of_a_handler_is_not_reported() {
     drop(server);
     assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
 }
+
+// ---------------------------------------------------------------------------
+// A panic in a user's HTTP-side callback costs its request: a 500, and the
+// server serves on (the same decision chain as the poll engine's).
+
+#[test]
+fn a_panicking_http_handler_is_answered_500_and_the_server_serves_on() {
+    let config = test_config().http_handler(|request| {
+        if request.target == "/boom" {
+            panic!("the HTTP handler panics on purpose (expected in this test)");
+        }
+        rfc6455::HttpResponse::new(200, "text/plain", "ok")
+    });
+    let server = Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn(|mut ws, _| loop {
+            let message = ws.read()?;
+            if message.is_data() {
+                ws.send(message)?;
+            }
+        })
+        .unwrap();
+    let addr = server.local_addr();
+    let response = raw_exchange(addr, b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status(&response), 500, "{response:?}");
+    let response = raw_exchange(addr, b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status(&response), 200, "{response:?}");
+    let mut ws = client(addr);
+    ws.send(Message::text("after")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("after"));
+}

@@ -118,8 +118,9 @@ impl Log {
 }
 
 /// Panics in `on_open` for the target `/panic`. Echoes data messages,
-/// except three requests: `close please` (the server
-/// closes, 1000), `subprotocol?` (answered with the selected one) and
+/// except these requests: `close please` (the server
+/// closes, 1000), a message that starts with `subprotocol?` (answered with
+/// the selected one), one that starts with `panic` (the handler panics) and
 /// `block` (holds the worker for 300 ms, as a handler must never do: a test
 /// uses it to let events pile up on the worker's other connections).
 struct Echo {
@@ -143,12 +144,15 @@ impl Handler for Echo {
     }
 
     fn on_message(&self, _: &mut u64, conn: &mut Conn<'_>, message: MessageRef<'_>) {
-        match message.payload() {
-            Some(b"close please") => conn.close(CloseCode::NORMAL, "done"),
-            Some(b"block") => thread::sleep(Duration::from_millis(300)),
-            Some(b"subprotocol?") => {
+        match message.payload().unwrap_or_default() {
+            b"close please" => conn.close(CloseCode::NORMAL, "done"),
+            b"block" => thread::sleep(Duration::from_millis(300)),
+            p if p.starts_with(b"subprotocol?") => {
                 let answer = conn.subprotocol().unwrap_or("none").to_owned();
                 conn.send(MessageRef::Text(&answer)).unwrap();
+            }
+            p if p.starts_with(b"panic") => {
+                panic!("on_message panics on purpose (expected in this test)")
             }
             _ => conn.send(message).unwrap(),
         }
@@ -614,6 +618,138 @@ fn a_panic_in_on_open_costs_only_that_connection() {
     let events = f.log.events.lock().unwrap().clone();
     assert_eq!(events.len(), 4, "{events:?}");
     assert_eq!(f.log.end_of(id, SOON), End::Clean);
+}
+
+/// A message of 1 MiB whose payload starts with `prefix`: large enough to
+/// be read straight into its buffer (the direct-read path), not whole from
+/// the worker's read buffer.
+fn large(prefix: &str) -> String {
+    let mut text = prefix.to_owned();
+    text.push_str(&ascii(1 << 20));
+    text
+}
+
+/// `n` new connections each echo one message.
+fn each_echoes(addr: SocketAddr, n: usize) {
+    let mut clients: Vec<_> = (0..n).map(|_| client(addr)).collect();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        assert_echo(ws, Message::Text(format!("still served {i}")));
+    }
+    for ws in &mut clients {
+        close_normally(ws);
+    }
+}
+
+#[test]
+fn a_panic_on_a_large_message_costs_only_that_connection() {
+    let f = start(test_config(), |s| s);
+    let mut bystander = client(f.addr());
+    let mut victim = client(f.addr());
+    f.next_sender();
+    let victim_id = f.next_sender().id();
+    victim.send(Message::Text(large("panic"))).unwrap();
+    // The victim's connection ends, without a close frame (the handler
+    // never finished); the others on its worker, and on every worker, go on.
+    assert!(victim.read().is_err());
+    assert_eq!(f.log.end_of(victim_id, SOON), End::Io(io::ErrorKind::Other));
+    assert_echo(&mut bystander, Message::Text("still here".into()));
+    each_echoes(f.addr(), 100);
+    assert_eq!(f.server.handle().worker_failures(), 0);
+    close_normally(&mut bystander);
+}
+
+#[test]
+fn the_subprotocol_is_seen_on_a_large_message() {
+    let config = test_config().accept(AcceptOptions::new().subprotocols(["chat"]));
+    let f = start(config, |s| s);
+    let (mut ws, _) = connect_with(
+        &common::url(f.addr()),
+        &common::client_config().subprotocol("chat"),
+    )
+    .unwrap();
+    ws.send(Message::Text(large("subprotocol?"))).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::Text("chat".into()));
+    close_normally(&mut ws);
+}
+
+/// One worker, so that a panic that killed it would show on the next request.
+fn expect_500_then_served(config: ServerConfig, boom: &[u8]) {
+    let f = start(config, |s| s.workers(1));
+    let response = raw_exchange(f.addr(), boom);
+    assert_eq!(status(&response), 500, "{response:?}");
+    let response = raw_exchange(f.addr(), b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status(&response), 200, "{response:?}");
+    each_echoes(f.addr(), 2);
+}
+
+fn http_ok(config: ServerConfig) -> ServerConfig {
+    config.http_handler(|request| {
+        if request.target == "/boom" {
+            panic!("the HTTP handler panics on purpose (expected in this test)");
+        }
+        HttpResponse::new(200, "text/plain", "ok")
+    })
+}
+
+#[test]
+fn a_panicking_http_handler_costs_only_its_request() {
+    expect_500_then_served(
+        http_ok(test_config()),
+        b"GET /boom HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+}
+
+#[test]
+fn a_panicking_check_upgrade_costs_only_its_request() {
+    let config = http_ok(test_config()).check_upgrade(|request| {
+        if request.target == "/boom" {
+            panic!("check_upgrade panics on purpose (expected in this test)");
+        }
+        None
+    });
+    let addr = "127.0.0.1:1".parse().unwrap();
+    let boom = common::upgrade_request(addr).replacen("GET /", "GET /boom", 1);
+    expect_500_then_served(config, boom.as_bytes());
+}
+
+#[test]
+fn a_panicking_origin_check_costs_only_its_request() {
+    let accept = AcceptOptions::new().check_origin(|origin| {
+        if origin == Some("https://boom.example") {
+            panic!("the origin check panics on purpose (expected in this test)");
+        }
+        true
+    });
+    let config = http_ok(test_config()).accept(accept);
+    let addr = "127.0.0.1:1".parse().unwrap();
+    let boom = common::upgrade_request(addr).replacen(
+        "\r\n\r\n",
+        "\r\nOrigin: https://boom.example\r\n\r\n",
+        1,
+    );
+    expect_500_then_served(config, boom.as_bytes());
+}
+
+#[test]
+fn a_failed_worker_closes_its_connections_reports_them_and_serves_on() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let config = test_config().on_error(move |error, _request| {
+        let _ = tx.lock().unwrap().send(error.to_string());
+    });
+    let f = start(config, |s| s.workers(1));
+    let mut lost = client(f.addr());
+    let id = f.next_sender().id();
+    f.server.handle().fail_worker_for_test(0);
+    // Its connection is closed, and everyone who should hear of it does.
+    assert!(lost.read().is_err());
+    assert_eq!(f.log.end_of(id, SOON), End::Io(io::ErrorKind::Other));
+    let reported = rx.recv_timeout(SOON).expect("on_error heard of it");
+    assert!(reported.contains("poll worker 0 failed"), "{reported}");
+    assert_eq!(f.server.handle().worker_failures(), 1);
+    f.wait_connections(0, SOON);
+    // The worker serves on: new connections are answered.
+    each_echoes(f.addr(), 10);
 }
 
 // ---------------------------------------------------------------------------

@@ -95,6 +95,9 @@ fn parse_args() -> Result<Options, String> {
     let mut tls_key = None;
     let mut poll = false;
     let mut workers = None;
+    // Flags only the threaded engine honours, as given: refused with
+    // --engine poll rather than accepted and ignored.
+    let mut threads_only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -116,7 +119,10 @@ fn parse_args() -> Result<Options, String> {
             "--max-connections" => config = config.max_connections(number(&flag, &value()?)?),
             "--max-frame" => protocol = protocol.max_frame_size(number(&flag, &value()?)?),
             "--max-message" => protocol = protocol.max_message_size(number(&flag, &value()?)?),
-            "--stream-above" => stream_above = number(&flag, &value()?)?,
+            "--stream-above" => {
+                stream_above = number(&flag, &value()?)?;
+                threads_only.push("--stream-above");
+            }
             // A zero handshake or write timeout would refuse every peer
             // (or be refused by the socket): these start at 1 ms.
             "--handshake-timeout" => {
@@ -134,7 +140,10 @@ fn parse_args() -> Result<Options, String> {
                 let t = seconds(&flag, &value()?, 0.0..=DAY)?;
                 config = config.idle_timeout((!t.is_zero()).then_some(t));
             }
-            "--stack-size" => config = config.stack_size(number(&flag, &value()?)?),
+            "--stack-size" => {
+                config = config.stack_size(number(&flag, &value()?)?);
+                threads_only.push("--stack-size");
+            }
             "--quiet" => quiet = true,
             "--engine" => {
                 match value()?.as_str() {
@@ -167,6 +176,15 @@ fn parse_args() -> Result<Options, String> {
     }
     if poll && (tls_cert.is_some() || tls_key.is_some()) {
         return Err("--engine poll serves ws:// only; TLS needs --engine threads".into());
+    }
+    if let (true, Some(flag)) = (poll, threads_only.first()) {
+        return Err(match *flag {
+            // The poll engine holds each message whole (up to --max-message).
+            "--stream-above" => "--stream-above: the poll engine does not stream messages yet \
+                                 (it holds each one whole, up to --max-message); use --engine threads"
+                .into(),
+            other => format!("{other} goes with --engine threads (poll workers are few, not one per connection)"),
+        });
     }
     if workers.is_some() && !poll {
         return Err("--workers goes with --engine poll".into());

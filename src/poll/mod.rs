@@ -30,6 +30,16 @@
 //! [`Hub`](crate::Hub)'s policy for slow clients), and is dropped after the
 //! write timeout.
 //!
+//! **Failures.** Every call into user code (the [`Handler`]'s callbacks,
+//! the HTTP handler, `check_upgrade`, the origin and subprotocol choices)
+//! runs under `catch_unwind`: a panic costs its connection (a panic before
+//! the handshake is answered `500`), never the worker and the other
+//! connections on it. Should the worker's own loop fail, it closes its
+//! connections (their `on_close` and `ServerConfig::on_error` hear why) and
+//! starts again; a worker whose poll fails stops and gets no more
+//! connections, and when none is left [`PollServer::serve`] returns an
+//! error. [`PollHandle::worker_failures`] counts both.
+//!
 //! **Broadcast.** A [`Sender`] joins a [`Hub`](crate::Hub) with
 //! [`Hub::join_sink`](crate::Hub::join_sink): broadcasts, rooms and the
 //! Redis relay work across both engines.

@@ -87,18 +87,24 @@ impl Sender {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(SendError::Full);
         }
-        self.inbox.push(Command::Send {
+        let pushed = self.inbox.push(Command::Send {
             slot: self.slot,
             id: self.id,
             message,
         });
+        if pushed.is_err() {
+            // The worker has stopped: so has the connection.
+            self.shared.in_flight.fetch_sub(len, Ordering::AcqRel);
+            return Err(SendError::Closed);
+        }
         Ok(())
     }
 
     /// Starts the close handshake with `code` and `reason`.
     pub fn close(&self, code: CloseCode, reason: &str) {
         if !self.shared.closed.load(Ordering::Acquire) {
-            self.inbox.push(Command::Close {
+            // Nothing to close if the worker has stopped.
+            let _ = self.inbox.push(Command::Close {
                 slot: self.slot,
                 id: self.id,
                 code,

@@ -7,7 +7,7 @@
 //! kernel's hash spreads connections unevenly over few workers, and the
 //! hand-over costs one wake-up per connection, not per message.)
 
-use super::worker::{Command, Inbox, Worker};
+use super::worker::{Command, Handover, Inbox, Worker};
 use super::Handler;
 use crate::server::listener::{join_accept, reject_busy, spawn_rejecter, wake_accept};
 use crate::server::ServerConfig;
@@ -31,6 +31,8 @@ pub(super) struct ServerShared {
     workers: OnceLock<Workers>,
     pub(super) next_id: AtomicU64,
     addr: SocketAddr,
+    /// Worker loops that panicked (and started again) or stopped.
+    failures: AtomicU64,
 }
 
 struct Workers {
@@ -40,6 +42,17 @@ struct Workers {
 }
 
 impl ServerShared {
+    pub(super) fn connection_started(&self, worker: usize) {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        if let Some(workers) = self.workers.get() {
+            workers.load[worker].fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    pub(super) fn worker_failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(super) fn connection_ended(&self, worker: usize) {
         self.live.fetch_sub(1, Ordering::AcqRel);
         if let Some(workers) = self.workers.get() {
@@ -103,10 +116,37 @@ impl PollHandle {
             return;
         }
         for inbox in self.shared.workers.get().map_or(&[][..], |w| &w.inboxes) {
-            inbox.push(Command::Stop);
+            // A worker that has stopped already needs no telling.
+            let _ = inbox.push(Command::Stop);
         }
         // The accept thread is blocked in accept().
         wake_accept(self.shared.addr);
+    }
+
+    /// How many times a worker's event loop failed: a panic outside user
+    /// code (each user callback has its own `catch_unwind`), after which the
+    /// worker closes its connections (their `on_close` and
+    /// [`ServerConfig::on_error`](crate::ServerConfig::on_error) hear why)
+    /// and starts its loop again; or its poll failing, after which it stops
+    /// and gets no more connections. Zero unless the engine has a bug or the
+    /// operating system fails it.
+    pub fn worker_failures(&self) -> u64 {
+        self.shared.failures.load(Ordering::Relaxed)
+    }
+
+    /// Makes worker `worker`'s loop panic outside any user code, as a bug of
+    /// the engine's would: for tests of what a failed worker costs. Not
+    /// part of the API.
+    #[doc(hidden)]
+    pub fn fail_worker_for_test(&self, worker: usize) {
+        if let Some(inbox) = self
+            .shared
+            .workers
+            .get()
+            .and_then(|w| w.inboxes.get(worker))
+        {
+            let _ = inbox.push(Command::Panic);
+        }
     }
 }
 
@@ -123,6 +163,7 @@ impl PollServer {
                 workers: OnceLock::new(),
                 next_id: AtomicU64::new(0),
                 addr: listener.local_addr()?,
+                failures: AtomicU64::new(0),
             }),
             listener,
             config,
@@ -268,17 +309,21 @@ impl PollServer {
                 };
                 // Small frames must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                let worker = (0..workers.load.len())
-                    .min_by_key(|&i| workers.load[i].load(Ordering::Relaxed))
-                    .unwrap_or(0);
-                shared.live.fetch_add(1, Ordering::AcqRel);
-                workers.load[worker].fetch_add(1, Ordering::AcqRel);
-                workers.inboxes[worker].push(Command::Accept(stream, peer));
+                if hand_over(&shared, workers, stream, peer).is_err() {
+                    // Every worker has stopped: nothing can serve anyone.
+                    stop.shutdown();
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
+                    return Err(io::Error::other(
+                        "every poll worker has stopped (see PollHandle::worker_failures)",
+                    ));
+                }
             }
             // Whatever stopped the loop, the workers stop too.
             stop.shutdown();
             for inbox in &workers.inboxes {
-                inbox.push(Command::Stop);
+                let _ = inbox.push(Command::Stop);
             }
             for thread in threads {
                 let _ = thread.join();
@@ -287,6 +332,34 @@ impl PollServer {
         };
         Ok(Box::new(run))
     }
+}
+
+/// Hands a new connection to the least-loaded worker that still runs;
+/// `Err` when none does.
+fn hand_over(
+    shared: &Arc<ServerShared>,
+    workers: &Workers,
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+) -> Result<(), ()> {
+    let mut open: Vec<usize> = (0..workers.inboxes.len())
+        .filter(|&i| workers.inboxes[i].is_open())
+        .collect();
+    open.sort_by_key(|&i| workers.load[i].load(Ordering::Relaxed));
+    let mut socket = (stream, peer);
+    for worker in open {
+        let handover = Handover::new(socket.0, socket.1, shared, worker);
+        match workers.inboxes[worker].push(Command::Accept(handover)) {
+            Ok(()) => return Ok(()),
+            // It stopped just now: counted out again, on to the next.
+            Err(Command::Accept(handover)) => match handover.release() {
+                Some(back) => socket = back,
+                None => return Err(()),
+            },
+            Err(_) => return Err(()),
+        }
+    }
+    Err(())
 }
 
 /// A poll server running on its own thread (see [`PollServer::spawn`]).

@@ -7,7 +7,7 @@ use super::sender::Sender;
 use super::{Conn, Handler};
 use crate::frame::{CloseCode, Role};
 use crate::handshake::http::{parse_request, Request};
-use crate::protocol::{Connection, State, WebSocketConfig};
+use crate::protocol::{Connection, MessageRef, State, WebSocketConfig};
 use crate::server::upgrade::{answer, head_error_response};
 use crate::server::ServerConfig;
 use crate::transport::HeadError;
@@ -404,19 +404,22 @@ impl<St> Slot<St> {
                 let n = *read.as_ref().unwrap_or(&0);
                 let handler = env.handler;
                 let Open {
-                    conn, state, end, ..
+                    conn,
+                    state,
+                    end,
+                    panicked,
+                    subprotocol,
+                    ..
                 } = &mut **open;
                 let filled = conn.payload_filled_with(n, |message, out| {
-                    if let Some(state) = state.as_mut() {
-                        let mut conn = Conn {
-                            out,
-                            stream: &mut *stream,
-                            sender,
-                            peer: *peer,
-                            subprotocol: None,
-                        };
-                        handler.on_message(state, &mut conn, message);
-                    }
+                    let conn = Conn {
+                        out,
+                        stream: &mut *stream,
+                        sender,
+                        peer: *peer,
+                        subprotocol: subprotocol.as_deref(),
+                    };
+                    call_on_message(handler, state, panicked, end, conn, message);
                 });
                 if let Err(e) = filled {
                     end.get_or_insert(e);
@@ -658,29 +661,18 @@ fn process<H: Handler>(
         subprotocol,
         ..
     } = open;
-    let Some(state) = state.as_mut() else {
-        return;
-    };
     let mut at = 0;
     while !*panicked && at < data.len() && matches!(conn.state(), State::Open | State::CloseSent) {
         let received = conn.receive_with(&mut data[at..], |message, out| {
             if message.is_data() {
-                let mut conn = Conn {
+                let conn = Conn {
                     out,
                     stream: &mut *stream,
                     sender,
                     peer,
                     subprotocol: subprotocol.as_deref(),
                 };
-                // A panicking handler costs its connection, not the
-                // worker and every other connection on it.
-                let called = catch_unwind(AssertUnwindSafe(|| {
-                    handler.on_message(state, &mut conn, message)
-                }));
-                if called.is_err() {
-                    *panicked = true;
-                    end.get_or_insert_with(|| Error::Io(io::Error::other("the handler panicked")));
-                }
+                call_on_message(handler, state, panicked, end, conn, message);
             }
         });
         match received {
@@ -692,5 +684,30 @@ fn process<H: Handler>(
                 break;
             }
         }
+    }
+}
+
+/// The one call of a handler's `on_message`, for every path a message
+/// takes (borrowed from the read buffer, or read straight into its own
+/// buffer when large): the same [`Conn`] data and the same `catch_unwind`.
+/// A panicking handler costs its connection, not the worker and every
+/// other connection on it.
+fn call_on_message<H: Handler>(
+    handler: &H,
+    state: &mut Option<H::State>,
+    panicked: &mut bool,
+    end: &mut Option<Error>,
+    mut conn: Conn<'_>,
+    message: MessageRef<'_>,
+) {
+    let Some(state) = state.as_mut().filter(|_| !*panicked) else {
+        return;
+    };
+    let called = catch_unwind(AssertUnwindSafe(|| {
+        handler.on_message(state, &mut conn, message)
+    }));
+    if called.is_err() {
+        *panicked = true;
+        end.get_or_insert_with(|| Error::Io(io::Error::other("the handler panicked")));
     }
 }

@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ const EVENTS: usize = 1024;
 /// What other threads hand a worker.
 pub(super) enum Command {
     /// A new TCP connection for this worker.
-    Accept(std::net::TcpStream, SocketAddr),
+    Accept(Handover),
     /// A message for one connection (`id` guards against a reused slot).
     Send {
         slot: usize,
@@ -43,37 +44,114 @@ pub(super) enum Command {
     },
     /// The server is shutting down: close 1001 to everyone, then stop.
     Stop,
+    /// Panics in the worker's loop, outside any user code: how the tests
+    /// prove that a failed worker is noticed and replaced.
+    Panic,
+}
+
+/// A connection on its way to a worker: it counts against the server's
+/// connections from accept on, and is counted out again if it is dropped
+/// before a worker takes it (its worker failed or stopped first).
+pub(super) struct Handover {
+    stream: Option<std::net::TcpStream>,
+    peer: SocketAddr,
+    server: Arc<ServerShared>,
+    worker: usize,
+}
+
+impl Handover {
+    /// Counts the connection in, for `worker`.
+    pub(super) fn new(
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        server: &Arc<ServerShared>,
+        worker: usize,
+    ) -> Handover {
+        server.connection_started(worker);
+        Handover {
+            stream: Some(stream),
+            peer,
+            server: Arc::clone(server),
+            worker,
+        }
+    }
+
+    /// The socket, for the worker that takes it over (and its count).
+    fn take(mut self) -> Option<(std::net::TcpStream, SocketAddr)> {
+        Some((self.stream.take()?, self.peer))
+    }
+
+    /// The socket back, counted out again (its worker did not take it).
+    pub(super) fn release(mut self) -> Option<(std::net::TcpStream, SocketAddr)> {
+        let socket = (self.stream.take()?, self.peer);
+        self.server.connection_ended(self.worker);
+        Some(socket)
+    }
+}
+
+impl Drop for Handover {
+    fn drop(&mut self) {
+        if self.stream.is_some() {
+            self.server.connection_ended(self.worker);
+        }
+    }
 }
 
 /// A worker's inbox: commands and the waker that makes its poll return.
+/// Closed (`None`) once the worker has stopped: nothing more gets in.
 pub(super) struct Inbox {
-    commands: Mutex<Vec<Command>>,
+    commands: Mutex<Option<Vec<Command>>>,
     waker: Waker,
 }
 
 impl Inbox {
     pub(super) fn new(poll: &Poll) -> std::io::Result<Inbox> {
         Ok(Inbox {
-            commands: Mutex::new(Vec::new()),
+            commands: Mutex::new(Some(Vec::new())),
             waker: Waker::new(poll.registry(), WAKE)?,
         })
     }
 
     /// Queues a command; wakes the worker only if the inbox was empty (one
-    /// system call per batch, not per message).
-    pub(super) fn push(&self, command: Command) {
+    /// system call per batch, not per message). Gives the command back if
+    /// the worker has stopped.
+    pub(super) fn push(&self, command: Command) -> Result<(), Command> {
         let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(commands) = commands.as_mut() else {
+            return Err(command);
+        };
         let wake = commands.is_empty();
         commands.push(command);
-        drop(commands);
         if wake {
             let _ = self.waker.wake();
         }
+        Ok(())
+    }
+
+    /// Whether the worker still takes commands.
+    pub(super) fn is_open(&self) -> bool {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
     }
 
     fn take(&self, into: &mut Vec<Command>) {
         let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::swap(&mut *commands, into);
+        if let Some(commands) = commands.as_mut() {
+            std::mem::swap(commands, into);
+        }
+    }
+
+    /// The worker stops: what is still queued is dropped (a connection
+    /// handed over is counted out), and nothing more gets in.
+    fn close(&self) {
+        let left = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(left);
     }
 }
 
@@ -94,19 +172,35 @@ struct Slots<St> {
     live: usize,
 }
 
+/// Why a worker's loop returned.
+enum Exit {
+    /// The server stopped and every connection is gone.
+    Stopped,
+    /// The poll itself failed: the worker cannot go on.
+    PollFailed(std::io::Error),
+}
+
+/// What a worker's loop keeps across a restart after a panic: the
+/// connections (to close them properly) and whether the server is stopping.
+struct Kept<St> {
+    slots: Slots<St>,
+    stop_by: Option<Instant>,
+}
+
 impl<H: Handler> Worker<H> {
     /// Runs until the server stops and every connection is gone (or the
     /// shutdown timeout cuts the rest off).
-    pub(super) fn run(self) {
-        let Worker {
-            mut poll,
-            inbox,
-            handler,
-            config,
-            server,
-            index,
-            max_pending,
-        } = self;
+    ///
+    /// A panic in the loop (user code runs under its own `catch_unwind`, so
+    /// this is a bug of the engine's) costs the worker's connections, not
+    /// the server: each is closed and its handler's `on_close` and the
+    /// server's `on_error` hear why, the failure is counted
+    /// ([`PollHandle::worker_failures`](super::PollHandle::worker_failures)),
+    /// and the loop starts again on the same thread, poll and inbox, so new
+    /// connections keep being served. A worker whose poll fails stops for
+    /// good: its inbox closes, so no connection is handed to it any more.
+    pub(super) fn run(mut self) {
+        let (handler, config) = (Arc::clone(&self.handler), Arc::clone(&self.config));
         let ws_config = config.websocket_config();
         let mut rbuf = vec![0u8; READ_BUF];
         let mut env = Env {
@@ -114,20 +208,94 @@ impl<H: Handler> Worker<H> {
             config: &config,
             ws_config: &ws_config,
             rbuf: &mut rbuf,
+            max_pending: self.max_pending,
+        };
+        let mut kept = Kept {
+            slots: Slots {
+                slots: Vec::new(),
+                free: Vec::new(),
+                live: 0,
+            },
+            stop_by: None,
+        };
+        let exit = loop {
+            match catch_unwind(AssertUnwindSafe(|| self.turns(&mut env, &mut kept))) {
+                Ok(exit) => break exit,
+                Err(panic) => {
+                    self.server.worker_failed();
+                    let why = format!(
+                        "poll worker {} failed ({}): the connection was lost",
+                        self.index,
+                        panic_message(&*panic)
+                    );
+                    self.close_all(&mut env, &mut kept.slots, &why);
+                }
+            }
+        };
+        if let Exit::PollFailed(e) = exit {
+            self.server.worker_failed();
+            let why = format!("poll worker {} stopped: its poll failed: {e}", self.index);
+            self.close_all(&mut env, &mut kept.slots, &why);
+        }
+        // Connections handed over meanwhile are counted out.
+        self.inbox.close();
+    }
+
+    /// Ends every connection the worker has, with `why` as their error; if
+    /// even that panics, their sockets are dropped and counted out.
+    fn close_all(&self, env: &mut Env<'_, H>, slots: &mut Slots<H::State>, why: &str) {
+        let closed = catch_unwind(AssertUnwindSafe(|| {
+            for at in 0..slots.slots.len() {
+                if let Some(slot) = slots.get(at) {
+                    slot.abort(env, Error::Io(std::io::Error::other(why)));
+                    slots.remove(&self.poll, at, &self.server, self.index);
+                }
+            }
+        }));
+        if closed.is_err() {
+            for at in 0..slots.slots.len() {
+                slots.remove(&self.poll, at, &self.server, self.index);
+            }
+        }
+    }
+
+    /// The event loop: until the server has stopped and every connection is
+    /// gone, or the poll fails.
+    fn turns(&mut self, env: &mut Env<'_, H>, kept: &mut Kept<H::State>) -> Exit {
+        let Worker {
+            poll,
+            inbox,
+            config,
+            server,
+            index,
             max_pending,
-        };
-        let mut slots: Slots<H::State> = Slots {
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-        };
+            ..
+        } = self;
+        let (index, max_pending) = (*index, *max_pending);
+        let Kept { slots, stop_by } = kept;
+        // After a restart the connections are gone (the stop, if any, is
+        // not): so are their timers.
         let mut timers: BinaryHeap<Reverse<(Instant, usize, u64)>> = BinaryHeap::new();
         let mut events = Events::with_capacity(EVENTS);
         let mut commands = Vec::new();
         let mut again: Vec<usize> = Vec::new();
         let mut touched: Vec<usize> = Vec::new();
-        let mut stop_by: Option<Instant> = None;
         loop {
+            if let Some(stop) = *stop_by {
+                if slots.live == 0 {
+                    return Exit::Stopped;
+                }
+                if Instant::now() >= stop {
+                    // Shutdown timeout: cut the stragglers off.
+                    for at in 0..slots.slots.len() {
+                        if let Some(slot) = slots.get(at) {
+                            slot.abort(env, Error::ConnectionClosed);
+                            slots.remove(poll, at, server, index);
+                        }
+                    }
+                    return Exit::Stopped;
+                }
+            }
             let now = Instant::now();
             let mut timeout = timers
                 .peek()
@@ -135,14 +303,14 @@ impl<H: Handler> Worker<H> {
             if !again.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
-            if let Some(stop) = stop_by {
+            if let Some(stop) = *stop_by {
                 // Wake up in time to cut stragglers off.
                 let left = stop.saturating_duration_since(now);
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
             if let Err(e) = poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    break;
+                    return Exit::PollFailed(e);
                 }
             }
             // The poll may have slept long: deadlines set from here on (a
@@ -152,7 +320,7 @@ impl<H: Handler> Worker<H> {
             // Connections whose turn ran out last time go first.
             for at in std::mem::take(&mut again) {
                 if let Some(slot) = slots.get(at) {
-                    if slot.on_ready(&mut env) == Turn::Again {
+                    if slot.on_ready(env) == Turn::Again {
                         again.push(at);
                     }
                     touched.push(at);
@@ -164,15 +332,18 @@ impl<H: Handler> Worker<H> {
                     inbox.take(&mut commands);
                     for command in commands.drain(..) {
                         match command {
-                            Command::Accept(stream, peer) => {
+                            Command::Accept(handover) => {
+                                let Some((stream, peer)) = handover.take() else {
+                                    continue;
+                                };
                                 let sender_shared = Arc::new(SenderShared::default());
                                 let id = server.next_id.fetch_add(1, Ordering::Relaxed);
                                 if let Some(at) = slots.insert(
-                                    &poll,
+                                    poll,
                                     stream,
                                     peer,
                                     |at| Sender {
-                                        inbox: Arc::clone(&inbox),
+                                        inbox: Arc::clone(inbox),
                                         slot: at,
                                         id,
                                         shared: sender_shared,
@@ -183,7 +354,7 @@ impl<H: Handler> Worker<H> {
                                     touched.push(at);
                                     if stop_by.is_some() {
                                         if let Some(slot) = slots.get(at) {
-                                            slot.go_away(&mut env);
+                                            slot.go_away(env);
                                         }
                                     }
                                 } else {
@@ -211,11 +382,12 @@ impl<H: Handler> Worker<H> {
                                 stop_by.get_or_insert(now + config.shutdown_timeout);
                                 for at in 0..slots.slots.len() {
                                     if let Some(slot) = slots.get(at) {
-                                        slot.go_away(&mut env);
+                                        slot.go_away(env);
                                         touched.push(at);
                                     }
                                 }
                             }
+                            Command::Panic => panic!("a poll worker failure, asked for by a test"),
                         }
                     }
                     continue;
@@ -223,7 +395,7 @@ impl<H: Handler> Worker<H> {
                 let at = token.0;
                 if let Some(slot) = slots.get(at) {
                     slot.read_closed |= event.is_read_closed() || event.is_error();
-                    if slot.on_ready(&mut env) == Turn::Again {
+                    if slot.on_ready(env) == Turn::Again {
                         again.push(at);
                     }
                     touched.push(at);
@@ -239,7 +411,7 @@ impl<H: Handler> Worker<H> {
                 if let Some(slot) = slots.get_id(index_, id) {
                     if slot.scheduled == Some(at) {
                         slot.scheduled = None;
-                        slot.on_timer(&mut env, now);
+                        slot.on_timer(env, now);
                         touched.push(index_);
                     }
                 }
@@ -250,13 +422,12 @@ impl<H: Handler> Worker<H> {
             touched.dedup();
             for at in touched.drain(..) {
                 let Some(slot) = slots.get(at) else { continue };
-                slot.flush(&mut env);
+                slot.flush(env);
                 if slot.is_done() {
-                    slots.remove(&poll, at);
-                    server.connection_ended(index);
+                    slots.remove(poll, at, server, index);
                     continue;
                 }
-                let want = slot.deadline(&config);
+                let want = slot.deadline(config);
                 if let Some(want) = want {
                     if slot.scheduled.is_none_or(|s| want < s) {
                         slot.scheduled = Some(want);
@@ -264,24 +435,17 @@ impl<H: Handler> Worker<H> {
                     }
                 }
             }
-            if let Some(stop) = stop_by {
-                if slots.live == 0 {
-                    break;
-                }
-                if Instant::now() >= stop {
-                    // Shutdown timeout: cut the stragglers off.
-                    for at in 0..slots.slots.len() {
-                        if let Some(slot) = slots.get(at) {
-                            slot.abort(&mut env, Error::ConnectionClosed);
-                            slots.remove(&poll, at);
-                            server.connection_ended(index);
-                        }
-                    }
-                    break;
-                }
-            }
         }
     }
+}
+
+/// What a panic said, for the error that reports it.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic")
 }
 
 impl<St> Slots<St> {
@@ -330,12 +494,15 @@ impl<St> Slots<St> {
         Some(at)
     }
 
-    fn remove(&mut self, poll: &Poll, at: usize) {
+    /// Frees a slot: the socket closes, its senders stop, and the server
+    /// counts the connection out.
+    fn remove(&mut self, poll: &Poll, at: usize, server: &ServerShared, worker: usize) {
         if let Some(mut slot) = self.slots.get_mut(at).and_then(Option::take) {
             let _ = poll.registry().deregister(&mut slot.stream);
             slot.sender.shared.closed.store(true, Ordering::Release);
             self.free.push(at);
             self.live -= 1;
+            server.connection_ended(worker);
         }
     }
 }

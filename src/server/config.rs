@@ -179,7 +179,10 @@ impl ServerConfig {
 
     /// Answers requests that are not WebSocket upgrades (no `Upgrade:
     /// websocket` header) with `handler`: a page, a health check, a trigger.
-    /// Without one they get `426 Upgrade Required`.
+    /// Without one they get `426 Upgrade Required`. A panic in `handler`
+    /// (likewise in [`check_upgrade`](ServerConfig::check_upgrade) and the
+    /// origin and subprotocol callbacks) answers `500` and costs only that
+    /// request, on either engine.
     pub fn http_handler(
         mut self,
         handler: impl Fn(&Request) -> HttpResponse + Send + Sync + 'static,

@@ -10,6 +10,7 @@ use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
 use crate::{Error, Result};
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,18 @@ use std::time::Instant;
 /// goes to the HTTP handler, then `check_upgrade` may refuse the upgrade,
 /// then the handshake is accepted or refused. `Err` holds the HTTP response
 /// to send before closing.
+///
+/// Every user callback on the way (the HTTP handler, `check_upgrade`, the
+/// origin and subprotocol choices in [`AcceptOptions`](crate::handshake::server::AcceptOptions))
+/// runs under `catch_unwind`: a panic in one costs only its request, which
+/// is answered `500 Internal Server Error`, never the thread (on the poll
+/// engine, a worker and every connection on it).
 pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
+    catch_unwind(AssertUnwindSafe(|| decide(request, config)))
+        .unwrap_or_else(|_| Err(Rejection::new(500).to_bytes()))
+}
+
+fn decide(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
     if let Some(http) = &config.http {
         if !request.headers.has_token("upgrade", "websocket") {
             return Err(http(request).to_bytes());
