@@ -2,11 +2,11 @@
 
 use super::extension::{ExtensionDecoder, ExtensionEncoder};
 use super::{
-    Incoming, Message, MessageRef, Outgoing, Piece, Received, ReceivedRef, SizeLimits, Streaming,
-    Timers, WebSocketConfig,
+    Inbound, Message, MessageRef, Outgoing, Piece, Received, ReceivedRef, SizeLimits, Streaming,
+    WebSocketConfig,
 };
+use crate::error::{Error, Result};
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
-use crate::{Error, ProtocolError, Result};
 use std::time::Instant;
 
 /// Where a connection is in its life (RFC 6455 §4, §7).
@@ -23,17 +23,14 @@ pub enum State {
     Failed,
 }
 
-/// A whole WebSocket connection without I/O: an [`Incoming`] decoder plus an
-/// [`Outgoing`] encoder, with the automatic replies (pong, close echo, close
-/// on error) wired between them by [`Outgoing::react`], and optionally the
-/// connection's [`Timers`].
+/// A whole WebSocket connection without I/O: an [`Inbound`] half (the
+/// [`Incoming`](super::Incoming) decoder, the connection's timers if it has
+/// them, and the one reaction path: pong, close echo, close on error) and an
+/// [`Outgoing`] encoder it reacts on.
 #[derive(Debug)]
 pub struct Connection {
-    incoming: Incoming,
+    inbound: Inbound,
     outgoing: Outgoing,
-    timers: Option<Timers>,
-    /// Bytes arrived since the timers last heard of it.
-    received_since_tick: bool,
 }
 
 impl Connection {
@@ -41,10 +38,8 @@ impl Connection {
     /// without timers.
     pub fn new(role: Role, config: SizeLimits) -> Connection {
         Connection {
-            incoming: Incoming::new(role, &config),
+            inbound: Inbound::new(role, &config),
             outgoing: Outgoing::new(role),
-            timers: None,
-            received_since_tick: false,
         }
     }
 
@@ -74,8 +69,8 @@ impl Connection {
     /// ```
     pub fn with_timers(role: Role, config: &WebSocketConfig, now: Instant) -> Connection {
         Connection {
-            timers: Some(Timers::new(config, now)),
-            ..Connection::new(role, config.protocol.clone())
+            inbound: Inbound::with_timers(role, config, now),
+            outgoing: Outgoing::new(role),
         }
     }
 
@@ -118,14 +113,14 @@ impl Connection {
         decoder: Box<dyn ExtensionDecoder>,
         encoder: Box<dyn ExtensionEncoder>,
     ) {
-        self.incoming.add_extension(decoder);
+        self.inbound.add_extension(decoder);
         self.outgoing.add_extension(encoder);
     }
 
     /// When [`handle_timeout`](Connection::handle_timeout) is next due;
     /// `None` without timers or when nothing is timed.
     pub fn deadline(&self) -> Option<Instant> {
-        self.timers.as_ref()?.deadline(&self.outgoing)
+        self.inbound.deadline(&self.outgoing)
     }
 
     /// Tells the connection that time has passed: sends a keepalive ping when
@@ -133,22 +128,7 @@ impl Connection {
     /// [`Error::Timeout`] (after queueing the close frame the timer calls
     /// for) when a pong, the peer's close or any sign of life is overdue.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<()> {
-        let Some(timers) = self.timers.as_mut() else {
-            return Ok(());
-        };
-        if std::mem::take(&mut self.received_since_tick) {
-            timers.on_bytes_received(now);
-        }
-        timers.check_close_wait(&self.outgoing, now)?;
-        timers.handle_timeout(&mut self.outgoing, now)
-    }
-
-    fn react(&mut self, received: std::result::Result<&MessageRef<'_>, &ProtocolError>) {
-        self.received_since_tick = true;
-        if let (Ok(MessageRef::Pong(_)), Some(timers)) = (received, self.timers.as_mut()) {
-            timers.on_pong();
-        }
-        self.outgoing.react(received);
+        self.inbound.handle_timeout(&mut self.outgoing, now)
     }
 
     /// The role.
@@ -166,22 +146,7 @@ impl Connection {
     /// queues the close reply; a protocol error queues a close frame with
     /// the error's code and is returned as [`Error::Protocol`].
     pub fn receive(&mut self, data: &[u8]) -> Result<Received> {
-        if self.outgoing.failed() {
-            return Err(Error::AlreadyClosed);
-        }
-        self.received_since_tick |= !data.is_empty();
-        match self.incoming.receive(data) {
-            Ok(received) => {
-                if let Some(message) = &received.message {
-                    self.react(Ok(&MessageRef::from(message)));
-                }
-                Ok(received)
-            }
-            Err(e) => {
-                self.react(Err(&e));
-                Err(Error::Protocol(e))
-            }
-        }
+        self.inbound.receive(&mut self.outgoing, data)
     }
 
     /// Like [`receive`](Connection::receive), without allocating: a whole
@@ -207,24 +172,7 @@ impl Connection {
     /// assert_eq!(received.message, Some(MessageRef::Text("Hello")));
     /// ```
     pub fn receive_in_place<'a>(&'a mut self, data: &'a mut [u8]) -> Result<ReceivedRef<'a>> {
-        if self.outgoing.failed() {
-            return Err(Error::AlreadyClosed);
-        }
-        self.received_since_tick |= !data.is_empty();
-        let received = match self.incoming.receive_in_place(data) {
-            Ok(received) => received,
-            Err(e) => {
-                self.outgoing.react(Err(&e));
-                return Err(Error::Protocol(e));
-            }
-        };
-        if let Some(message) = &received.message {
-            if let (MessageRef::Pong(_), Some(timers)) = (message, self.timers.as_mut()) {
-                timers.on_pong();
-            }
-            self.outgoing.react(Ok(message));
-        }
-        Ok(received)
+        self.inbound.receive_in_place(&mut self.outgoing, data)
     }
 
     /// Like [`receive_in_place`](Connection::receive_in_place), handing the
@@ -252,36 +200,7 @@ impl Connection {
         data: &mut [u8],
         reply: impl FnOnce(MessageRef<'_>, &mut Outgoing) -> R,
     ) -> Result<(usize, Option<R>)> {
-        if self.outgoing.failed() {
-            return Err(Error::AlreadyClosed);
-        }
-        self.received_since_tick |= !data.is_empty();
-        let found =
-            self.incoming
-                .receive_located(data)
-                .and_then(|(consumed, located)| match located {
-                    Some(at) => Ok((consumed, Some(self.incoming.view(data, at, 0)?))),
-                    None => Ok((consumed, None)),
-                });
-        let (consumed, message) = match found {
-            Ok(found) => found,
-            Err(e) => {
-                self.outgoing.react(Err(&e));
-                return Err(Error::Protocol(e));
-            }
-        };
-        let Some(message) = message else {
-            return Ok((consumed, None));
-        };
-        if let (MessageRef::Pong(_), Some(timers)) = (&message, self.timers.as_mut()) {
-            timers.on_pong();
-        }
-        self.outgoing.react(Ok(&message));
-        let replied = reply(message, &mut self.outgoing);
-        // The message was lent to `reply` only: an idle connection keeps
-        // no copy of its last (fragmented) message.
-        self.incoming.release_held();
-        Ok((consumed, Some(replied)))
+        self.inbound.receive_with(&mut self.outgoing, data, reply)
     }
 
     /// Space to read the rest of a large data frame's payload into straight
@@ -290,10 +209,7 @@ impl Connection {
     /// call [`payload_filled_with`](Connection::payload_filled_with), also
     /// when nothing could be read.
     pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
-        if self.outgoing.failed() {
-            return None;
-        }
-        self.incoming.payload_space(min)
+        self.inbound.payload_space(&self.outgoing, min)
     }
 
     /// Takes in `n` bytes written into the slice
@@ -305,24 +221,8 @@ impl Connection {
         n: usize,
         reply: impl FnOnce(MessageRef<'_>, &mut Outgoing) -> R,
     ) -> Result<Option<R>> {
-        self.received_since_tick |= n > 0;
-        match self.incoming.payload_filled(n) {
-            Ok(Received {
-                message: Some(message),
-                ..
-            }) => {
-                // Only data messages are read directly: no reaction is due,
-                // but a reply may be.
-                let message = MessageRef::from(&message);
-                self.outgoing.react(Ok(&message));
-                Ok(Some(reply(message, &mut self.outgoing)))
-            }
-            Ok(_) => Ok(None),
-            Err(e) => {
-                self.outgoing.react(Err(&e));
-                Err(Error::Protocol(e))
-            }
-        }
+        self.inbound
+            .payload_filled_with(&mut self.outgoing, n, reply)
     }
 
     /// Like [`receive_in_place`](Connection::receive_in_place), delivering
@@ -364,34 +264,8 @@ impl Connection {
         data: &'a mut [u8],
         streaming: Streaming,
     ) -> Result<(usize, Option<Piece<'a>>)> {
-        if self.outgoing.failed() {
-            return Err(Error::AlreadyClosed);
-        }
-        self.received_since_tick |= !data.is_empty();
-        let (consumed, at) = match self.incoming.receive_piece(data, streaming) {
-            Ok(found) => found,
-            Err(e) => {
-                self.outgoing.react(Err(&e));
-                return Err(Error::Protocol(e));
-            }
-        };
-        let Some(at) = at else {
-            return Ok((consumed, None));
-        };
-        let piece = match self.incoming.view_piece(data, at, 0) {
-            Ok(piece) => piece,
-            Err(e) => {
-                self.outgoing.react(Err(&e));
-                return Err(Error::Protocol(e));
-            }
-        };
-        if let Piece::Message(message) = &piece {
-            if let (MessageRef::Pong(_), Some(timers)) = (message, self.timers.as_mut()) {
-                timers.on_pong();
-            }
-            self.outgoing.react(Ok(message));
-        }
-        Ok((consumed, Some(piece)))
+        self.inbound
+            .receive_piece(&mut self.outgoing, data, streaming)
     }
 
     /// Feeds `data` and iterates over every message it completes. After an
@@ -446,14 +320,31 @@ impl Connection {
         self.outgoing.is_closed() && self.outgoing.pending().is_empty()
     }
 
+    /// The end of the peer's stream (TCP FIN): what it means (see
+    /// [`Inbound::receive_eof`]): [`Error::ConnectionClosed`] after a close
+    /// frame, an [`Error::Io`] of kind `UnexpectedEof` before one.
+    pub fn receive_eof(&self) -> Error {
+        self.inbound.receive_eof(&self.outgoing)
+    }
+
+    /// A server going away: queues close 1001 (see [`Inbound::go_away`]).
+    pub fn go_away(&mut self) {
+        Inbound::go_away(&mut self.outgoing);
+    }
+
     /// The halves, for drivers that split reading and writing.
-    pub fn into_parts(self) -> (Incoming, Outgoing) {
-        (self.incoming, self.outgoing)
+    pub fn into_parts(self) -> (Inbound, Outgoing) {
+        (self.inbound, self.outgoing)
+    }
+
+    /// The receiving half's decoder.
+    pub fn incoming(&self) -> &super::Incoming {
+        self.inbound.incoming()
     }
 
     /// The receiving half.
-    pub fn incoming(&self) -> &Incoming {
-        &self.incoming
+    pub fn inbound(&self) -> &Inbound {
+        &self.inbound
     }
 
     /// The sending half.

@@ -30,7 +30,9 @@ mod decoder;
 #[cfg(feature = "deflate")]
 pub mod deflate;
 pub mod extension;
+mod inbound;
 mod incoming;
+pub mod linger;
 mod message;
 mod outgoing;
 mod prepared;
@@ -38,6 +40,8 @@ mod timers;
 
 pub use config::{Keepalive, SizeLimits, WebSocketConfig};
 pub use connection::{Connection, Feed, State};
+pub(crate) use inbound::Reactions;
+pub use inbound::{Inbound, GOING_AWAY};
 pub use incoming::{Incoming, Located, Piece, PieceAt, Received, ReceivedRef, Streaming};
 pub use message::{Message, MessageRef};
 pub use outgoing::{Framed, Outgoing, DIRECT_WRITE};

@@ -8,7 +8,7 @@ use super::write::{flush_outgoing, write_direct, MAX_QUEUED};
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::handshake::Negotiated;
 use crate::protocol::{
-    Framed, Message, MessageRef, Outgoing, Piece, PreparedMessage, State, Streaming,
+    Connection, Framed, Message, MessageRef, Outgoing, Piece, PreparedMessage, State, Streaming,
     WebSocketConfig, DIRECT_WRITE,
 };
 use crate::transport::Transport;
@@ -17,7 +17,7 @@ use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A WebSocket connection over a blocking stream: read messages, write
 /// messages, close. Pings are answered, close frames echoed and protocol
@@ -161,20 +161,15 @@ impl<S: Read + Write> WebSocket<S> {
         role: Role,
         config: WebSocketConfig,
     ) -> WebSocket<S> {
-        WebSocket {
-            stream,
-            outgoing: Outgoing::new(role),
-            recv: RecvSide::new(role, &config, leftover),
-            config,
-            subprotocol: None,
-        }
+        let connection = Connection::with_timers(role, &config, Instant::now());
+        WebSocket::from_connection(stream, connection, leftover, config)
     }
 
     /// A connection as the opening handshake left it: `leftover` bytes read
     /// past the handshake, and what it `negotiated` (the subprotocol, and
     /// permessage-deflate if it was agreed: with the `deflate` feature, its
-    /// halves are installed here, with `config.deflate`'s level and minimum
-    /// size).
+    /// halves are installed, with `config.deflate`'s level and minimum
+    /// size, by [`Connection::after_handshake`], the one place that does).
     pub fn after_handshake(
         stream: S,
         leftover: Vec<u8>,
@@ -182,15 +177,30 @@ impl<S: Read + Write> WebSocket<S> {
         negotiated: Negotiated,
         config: WebSocketConfig,
     ) -> WebSocket<S> {
-        let mut ws = WebSocket::from_partially_read(stream, leftover, role, config);
-        if let Some((decoder, encoder)) =
-            crate::protocol::extension::from_negotiated(role, &negotiated, &ws.config)
-        {
-            ws.recv.incoming.add_extension(decoder);
-            ws.outgoing.add_extension(encoder);
-        }
+        let connection = Connection::after_handshake(role, &config, &negotiated, Instant::now());
+        let mut ws = WebSocket::from_connection(stream, connection, leftover, config);
         ws.subprotocol = negotiated.subprotocol;
         ws
+    }
+
+    /// The blocking driver around a sans-I/O `connection` (its pending
+    /// output, a 101 say, goes out with the first flush), with `leftover`
+    /// bytes already read from `stream`.
+    pub(crate) fn from_connection(
+        stream: S,
+        connection: Connection,
+        leftover: Vec<u8>,
+        config: WebSocketConfig,
+    ) -> WebSocket<S> {
+        let role = connection.role();
+        let (inbound, outgoing) = connection.into_parts();
+        WebSocket {
+            stream,
+            outgoing,
+            recv: RecvSide::new(inbound, role, config.close_timeout, leftover),
+            config,
+            subprotocol: None,
+        }
     }
 
     /// The subprotocol the handshake selected, if any.

@@ -1,15 +1,16 @@
 //! The receiving side of the blocking driver, shared by the owned
 //! [`WebSocket`](super::WebSocket) and the split [`Reader`](super::Reader):
-//! the read loop, the reactions (through [`Outgoing::react`]) and the timers
-//! (through the core's [`Timers`]), driven by the stream's read timeout.
+//! the read loop (I/O) around the core's [`Inbound`] half, which decodes,
+//! reacts, keeps the timers and says what the end of stream means; the
+//! stream's read timeout is the clock.
 
 use super::read_buf::ReadBuf;
-use crate::frame::{CloseCode, OpCode, Role};
+use crate::error::{Error, Result, Timeout};
+use crate::frame::{OpCode, ProtocolError, Role};
+use crate::protocol::linger::Linger;
 use crate::protocol::{
-    Incoming, Located, Message, MessageRef, Outgoing, Piece, PieceAt, Received, Streaming, Timers,
-    WebSocketConfig,
+    Inbound, Located, Message, MessageRef, Outgoing, Piece, PieceAt, Reactions, Received, Streaming,
 };
-use crate::{Error, ProtocolError, Result, Timeout};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,12 +22,9 @@ use std::time::{Duration, Instant};
 /// Below it, reading into the read buffer can take in following frames too.
 const DIRECT_READ: usize = 16 * 1024;
 /// While a shutting-down server waits for close replies on read-shut
-/// sockets (whose reads return at once), how long it sleeps between reads.
+/// sockets (whose reads return at once), how long it sleeps between reads
+/// (it stops waiting by the core's [`Linger`] rule).
 const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
-/// ... and after how much silence from the peer it stops waiting: a live
-/// peer answers within a round trip, and shutdown must not wait a whole
-/// close timeout on each one that does not.
-const SHUTDOWN_QUIET: Duration = Duration::from_millis(300);
 
 /// Access to the sending side, which a [`WebSocket`](super::WebSocket) owns
 /// and a [`Reader`](super::Reader) shares with its [`Writer`](super::Writer)s.
@@ -88,10 +86,10 @@ pub(super) enum Step {
 /// The receiving side's state.
 #[derive(Debug)]
 pub(super) struct RecvSide {
-    pub(super) incoming: Incoming,
+    inbound: Inbound,
     pub(super) rbuf: ReadBuf,
     role: Role,
-    timers: Timers,
+    close_timeout: Duration,
     /// The stream's read timeout when it is only the driver's clock (set
     /// by the server and by clients without a read timeout): a timeout with
     /// nothing due is then not an error. One that comes much sooner than
@@ -100,8 +98,8 @@ pub(super) struct RecvSide {
     pub(super) tick: Option<Duration>,
     eof: bool,
     pub(super) going_away: Option<Arc<AtomicBool>>,
-    /// Since when a shutting-down connection has heard nothing from its peer.
-    quiet_since: Option<Instant>,
+    /// A shutting-down connection waiting for its peer's answer to 1001.
+    linger: Option<Linger>,
     /// `ConnectionClosed` was returned: the connection is over.
     ended: bool,
     /// A message reader was dropped mid-message: skip the rest first.
@@ -111,13 +109,13 @@ pub(super) struct RecvSide {
     held: Option<Message>,
 }
 
-/// Fails the connection after a protocol error: the close frame with its
-/// code goes out at once.
-fn fail<K: SendSide>(side: &mut K, e: ProtocolError) -> Error {
-    side.state(|out| out.react(Err(&e)));
+/// Fails the connection after a protocol error (the core's reaction): the
+/// close frame with its code goes out at once.
+fn fail<K: SendSide>(reactions: &mut Reactions, side: &mut K, e: ProtocolError) -> Error {
+    let error = side.state(|out| reactions.fail(out, e));
     // Best effort: the peer may already be gone.
     let _ = side.flush_all();
-    Error::Protocol(e)
+    error
 }
 
 /// An error that only says the caller's own read timeout or non-blocking
@@ -129,36 +127,39 @@ fn is_callers_wait(e: &io::Error) -> bool {
     )
 }
 
-/// What receiving a message sets off: the core's reaction path (pong,
-/// close echo) and the keepalive's pong bookkeeping; replies go out at once
-/// when nobody batches them, and a close reply always does.
-fn on_message<K: SendSide>(
-    timers: &mut Timers,
+/// Replies to what was received (the core's reaction path: pong, close
+/// echo) go out at once when nobody batches them, and a close reply always
+/// does.
+fn react<K: SendSide>(
+    reactions: &mut Reactions,
     side: &mut K,
     message: &MessageRef<'_>,
 ) -> Result<()> {
-    if let MessageRef::Pong(_) = message {
-        timers.on_pong();
-    }
-    let urgent = !side.batches_replies() || matches!(message, MessageRef::Close(_));
-    side.state(|out| out.react(Ok(message)));
-    if urgent {
+    side.state(|out| reactions.react(out, Ok(message)));
+    if !side.batches_replies() || matches!(message, MessageRef::Close(_)) {
         side.flush()?;
     }
     Ok(())
 }
 
 impl RecvSide {
-    pub(super) fn new(role: Role, config: &WebSocketConfig, leftover: Vec<u8>) -> RecvSide {
+    /// The receiving side over the core's `inbound` half, with the bytes
+    /// read past the handshake.
+    pub(super) fn new(
+        inbound: Inbound,
+        role: Role,
+        close_timeout: Duration,
+        leftover: Vec<u8>,
+    ) -> RecvSide {
         RecvSide {
-            incoming: Incoming::new(role, &config.protocol),
+            inbound,
             rbuf: ReadBuf::new(leftover),
             role,
-            timers: Timers::new(config, Instant::now()),
+            close_timeout,
             tick: None,
             eof: false,
             going_away: None,
-            quiet_since: None,
+            linger: None,
             ended: false,
             discarding: false,
             held: None,
@@ -185,17 +186,12 @@ impl RecvSide {
                 Ok(MessageRef::from(&*held))
             }
             Got::Located(located, base) => {
-                let RecvSide {
-                    incoming,
-                    rbuf,
-                    timers,
-                    ..
-                } = self;
-                let message = match incoming.view(rbuf.all(), located, base) {
+                let (incoming, reactions) = self.inbound.parts_mut();
+                let message = match incoming.view(self.rbuf.all(), located, base) {
                     Ok(m) => m,
-                    Err(e) => return Err(fail(side, e)),
+                    Err(e) => return Err(fail(reactions, side, e)),
                 };
-                on_message(timers, side, &message)?;
+                react(reactions, side, &message)?;
                 Ok(message)
             }
             // Not produced in this mode.
@@ -221,18 +217,13 @@ impl RecvSide {
             Got::Located(located, base) => (PieceAt::Message(located), base),
             Got::Piece(at) => (at, 0),
         };
-        let RecvSide {
-            incoming,
-            rbuf,
-            timers,
-            ..
-        } = self;
-        let piece = match incoming.view_piece(rbuf.all(), at, base) {
+        let (incoming, reactions) = self.inbound.parts_mut();
+        let piece = match incoming.view_piece(self.rbuf.all(), at, base) {
             Ok(piece) => piece,
-            Err(e) => return Err(fail(side, e)),
+            Err(e) => return Err(fail(reactions, side, e)),
         };
         if let Piece::Message(message) = &piece {
-            on_message(timers, side, message)?;
+            react(reactions, side, message)?;
         }
         Ok(piece)
     }
@@ -255,7 +246,7 @@ impl RecvSide {
 
     /// The bytes of the last [`Step::Data`].
     pub(super) fn piece(&self) -> &[u8] {
-        self.incoming.current_piece()
+        self.inbound.incoming().current_piece()
     }
 
     /// A message reader was dropped before the end of its message: the
@@ -277,15 +268,10 @@ impl RecvSide {
                 Ok(Got::Piece(PieceAt::End)) => self.discarding = false,
                 Ok(Got::Located(located, base)) => {
                     // A control frame in the middle: still answered.
-                    let RecvSide {
-                        incoming,
-                        rbuf,
-                        timers,
-                        ..
-                    } = self;
-                    match incoming.view(rbuf.all(), located, base) {
-                        Ok(message) => on_message(timers, side, &message)?,
-                        Err(e) => return Err(fail(side, e)),
+                    let (incoming, reactions) = self.inbound.parts_mut();
+                    match incoming.view(self.rbuf.all(), located, base) {
+                        Ok(message) => react(reactions, side, &message)?,
+                        Err(e) => return Err(fail(reactions, side, e)),
                     }
                 }
                 Ok(_) => {}
@@ -317,7 +303,7 @@ impl RecvSide {
                 // Even with nothing to read, the end of a streamed message
                 // whose last piece was handed out may be due.
                 let (base, data) = self.rbuf.data_mut();
-                match self.incoming.receive_piece(data, streaming) {
+                match self.inbound.incoming_mut().receive_piece(data, streaming) {
                     Ok((consumed, found)) => {
                         self.rbuf.consume(consumed);
                         match found {
@@ -330,12 +316,12 @@ impl RecvSide {
                             // it as one piece (one echoed frame, one write).
                             Some(PieceAt::Data)
                                 if self.rbuf.is_empty()
-                                    && self.incoming.keep_piece(DIRECT_READ) => {}
+                                    && self.inbound.incoming_mut().keep_piece(DIRECT_READ) => {}
                             Some(at) => return Ok(Got::Piece(at)),
                             None => {}
                         }
                     }
-                    Err(e) => return Err(fail(side, e)),
+                    Err(e) => return Err(self.fail(side, e)),
                 }
                 if !self.rbuf.is_empty() {
                     continue;
@@ -343,17 +329,17 @@ impl RecvSide {
             } else if !self.rbuf.is_empty() {
                 if let Mode::InPlace = mode {
                     let (base, data) = self.rbuf.data_mut();
-                    match self.incoming.receive_located(data) {
+                    match self.inbound.incoming_mut().receive_located(data) {
                         Ok((consumed, located)) => {
                             self.rbuf.consume(consumed);
                             if let Some(located) = located {
                                 return Ok(Got::Located(located, base));
                             }
                         }
-                        Err(e) => return Err(fail(side, e)),
+                        Err(e) => return Err(self.fail(side, e)),
                     }
                 } else {
-                    match self.incoming.receive(self.rbuf.data()) {
+                    match self.inbound.incoming_mut().receive(self.rbuf.data()) {
                         Ok(Received { consumed, message }) => {
                             self.rbuf.consume(consumed);
                             if let Some(message) = message {
@@ -361,7 +347,7 @@ impl RecvSide {
                                 return Ok(Got::Owned(message));
                             }
                         }
-                        Err(e) => return Err(fail(side, e)),
+                        Err(e) => return Err(self.fail(side, e)),
                     }
                 }
                 continue;
@@ -380,11 +366,11 @@ impl RecvSide {
             if close_sent {
                 // Checked here as well as on read timeouts: a peer that keeps
                 // sending but never answers our close must not hold us.
-                let timers = &mut self.timers;
-                side.state(|out| timers.check_close_wait(out, Instant::now()))?;
+                let inbound = &mut self.inbound;
+                side.state(|out| inbound.check_close_wait(out, Instant::now()))?;
             }
             let read_started = self.tick.map(|_| Instant::now());
-            let (got, direct) = match self.incoming.payload_space(DIRECT_READ) {
+            let (got, direct) = match self.inbound.incoming_mut().payload_space(DIRECT_READ) {
                 Some(space) => (side.read_into(space), true),
                 None => (side.read(&mut self.rbuf), false),
             };
@@ -401,14 +387,15 @@ impl RecvSide {
                     None => std::thread::sleep(SHUTDOWN_POLL),
                 },
                 Ok(n) => {
-                    if self.quiet_since.is_some() {
-                        self.quiet_since = Some(Instant::now());
-                    }
-                    if self.timers.watches_silence() {
-                        self.timers.on_bytes_received(Instant::now());
+                    if self.linger.is_some() || self.inbound.watches_silence() {
+                        let now = Instant::now();
+                        if let Some(linger) = self.linger.as_mut() {
+                            linger.on_input(now);
+                        }
+                        self.inbound.received_at(now);
                     }
                     if direct {
-                        match self.incoming.payload_filled(n) {
+                        match self.inbound.incoming_mut().payload_filled(n) {
                             Ok(Received {
                                 message: Some(message),
                                 ..
@@ -417,11 +404,11 @@ impl RecvSide {
                                 return Ok(Got::Owned(message));
                             }
                             Ok(_) => {
-                                if let Some(at) = self.incoming.filled_piece() {
+                                if let Some(at) = self.inbound.incoming_mut().filled_piece() {
                                     return Ok(Got::Piece(at));
                                 }
                             }
-                            Err(e) => return Err(fail(side, e)),
+                            Err(e) => return Err(self.fail(side, e)),
                         }
                     }
                 }
@@ -440,39 +427,38 @@ impl RecvSide {
     }
 
     fn on_message<K: SendSide>(&mut self, side: &mut K, message: &MessageRef<'_>) -> Result<()> {
-        on_message(&mut self.timers, side, message)
+        react(self.inbound.parts_mut().1, side, message)
     }
 
-    /// End of stream: the end of the connection (`Some`), or, when the
-    /// server is shutting down, the cue to send 1001 and wait for the
-    /// peer's reply (`None`).
+    fn fail<K: SendSide>(&mut self, side: &mut K, e: ProtocolError) -> Error {
+        fail(self.inbound.parts_mut().1, side, e)
+    }
+
+    /// End of stream: the end of the connection (`Some`, as the core's
+    /// [`Inbound::receive_eof`] says), or, when the server is shutting down,
+    /// the cue to send 1001 and wait for the peer's reply until it goes
+    /// quiet (the core's [`Linger`] rule), `None`.
     fn on_eof<K: SendSide>(&mut self, side: &mut K) -> Option<Error> {
-        let (closed, close_received) = side.state(|out| (out.is_closed(), out.close_received()));
-        if closed || close_received {
-            return Some(Error::ConnectionClosed);
-        }
-        if self
+        let inbound = &self.inbound;
+        let end = side.state(|out| inbound.receive_eof(out));
+        let going_away = self
             .going_away
             .as_ref()
-            .is_some_and(|f| f.load(Ordering::Acquire))
-        {
-            // The server is shutting down and stopped our reads: say so,
-            // then complete the close handshake like any other.
-            side.state(|out| out.close_with(CloseCode::GOING_AWAY, "server shutting down"));
-            let _ = side.flush_all();
-            let now = Instant::now();
-            let quiet = *self.quiet_since.get_or_insert(now);
-            if now.duration_since(quiet) >= SHUTDOWN_QUIET {
-                // Gone quiet without answering: the close is as done as it
-                // will be.
-                return Some(Error::ConnectionClosed);
-            }
-            return None;
+            .is_some_and(|f| f.load(Ordering::Acquire));
+        if !going_away || matches!(end, Error::ConnectionClosed) {
+            return Some(end);
         }
-        Some(Error::Io(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the peer closed the connection without a close frame",
-        )))
+        // The server is shutting down and stopped our reads: say so, then
+        // complete the close handshake like any other.
+        side.state(Inbound::go_away);
+        let _ = side.flush_all();
+        let now = Instant::now();
+        let close_timeout = self.close_timeout;
+        let linger = self
+            .linger
+            .get_or_insert_with(|| Linger::new(now, close_timeout));
+        // Gone quiet without answering: the close is as done as it will be.
+        linger.is_over(now).then_some(Error::ConnectionClosed)
     }
 
     fn on_timeout<K: SendSide>(
@@ -489,9 +475,9 @@ impl RecvSide {
                 return Err(Error::Io(e));
             }
         }
-        let timers = &mut self.timers;
+        let inbound = &mut self.inbound;
         let (due, close_sent) =
-            side.state(|out| (timers.handle_timeout(out, now), out.close_sent()));
+            side.state(|out| (inbound.handle_timeout(out, now), out.close_sent()));
         match due {
             Err(e @ Error::Timeout(Timeout::Idle | Timeout::Keepalive)) => {
                 // The close frame the timer queued goes out before we give up.
@@ -501,7 +487,7 @@ impl RecvSide {
             Err(e) => return Err(e),
             Ok(()) => {}
         }
-        if self.tick.is_none() && !close_sent && !self.timers.watches_silence() {
+        if self.tick.is_none() && !close_sent && !self.inbound.watches_silence() {
             // Nothing of ours is timed: the timeout is the caller's.
             return Err(Error::Io(e));
         }
