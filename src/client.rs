@@ -16,13 +16,12 @@
 //! # Ok::<(), rfc6455::Error>(())
 //! ```
 
-use crate::frame::Role;
-use crate::handshake::client::{build_request, verify_response, RequestOptions};
-use crate::handshake::http::{parse_response, Limits, Response};
-use crate::handshake::{DeflateConfig, HandshakeError};
-use crate::protocol::{Keepalive, WebSocketConfig};
+use crate::handshake::client::{build_request, RequestOptions};
+use crate::handshake::http::{Limits, Response};
+use crate::handshake::DeflateConfig;
+use crate::protocol::{ClientHandshake, Keepalive, WebSocketConfig};
 use crate::transport::proxy::{self, Proxy};
-use crate::transport::{read_head, HeadError, Stream, Transport};
+use crate::transport::{read_head, ReadError, Stream, Transport};
 use crate::websocket::WebSocket;
 use crate::{Error, Result};
 use std::io::{self, Write};
@@ -426,37 +425,39 @@ pub fn client_handshake(
         headers: &headers[..],
         deflate: config.websocket.deflate,
     })?;
-    stream.write_all(request.bytes())?;
-    let deadline = Instant::now() + config.handshake_timeout;
-    let limits = &config.http_limits;
-    let (response, leftover) = read_head(&mut stream, deadline, limits.max_head, |buf| {
-        parse_response(buf, limits)
-    })
-    .map_err(|e| match e {
-        HeadError::Parse(e) => Error::Handshake(HandshakeError::Http(e)),
-        HeadError::Timeout => Error::Io(io::Error::new(
+    let now = Instant::now();
+    let mut handshake = ClientHandshake::new(
+        request,
+        config.http_limits.clone(),
+        config.handshake_timeout,
+        now,
+    );
+    stream.write_all(handshake.data_to_send())?;
+    let sent = handshake.data_to_send().len();
+    handshake.advance(sent);
+    let deadline = handshake.deadline();
+    let response = read_head(&mut stream, &mut handshake, deadline).map_err(|e| match e {
+        ReadError::Head(e) => e,
+        ReadError::Timeout => Error::Io(io::Error::new(
             io::ErrorKind::TimedOut,
             "no handshake response in time",
         )),
-        HeadError::Eof => Error::Io(io::Error::new(
+        ReadError::Eof => Error::Io(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the server closed the connection during the handshake",
         )),
-        HeadError::TooLarge => Error::Io(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "handshake response head too large",
-        )),
-        HeadError::Io(e) => Error::Io(e),
+        ReadError::Io(e) => Error::Io(e),
     })?;
-    let negotiated = verify_response(&response, &request)?;
     let ws_config = config.websocket.clone();
+    let opened = handshake.finish(&response, &ws_config, Instant::now())?;
     // No read timeout asked for: reads still wake up now and then (the
     // close timeout, or sooner for keepalive) so that a server that never
     // closes TCP after the close handshake cannot hold us forever; such
     // wake-ups are not errors.
     let tick = config.read_timeout.is_none().then(|| ws_config.read_tick());
     stream.set_read_timeout(config.read_timeout.or(tick))?;
-    let mut ws = WebSocket::after_handshake(stream, leftover, Role::Client, negotiated, ws_config);
+    let mut ws = WebSocket::from_connection(stream, opened.connection, opened.leftover, ws_config);
+    ws.set_subprotocol(opened.negotiated.subprotocol);
     if let Some(tick) = tick {
         ws.set_timeouts_are_ticks(tick);
     }

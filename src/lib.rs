@@ -87,6 +87,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+mod engine;
 mod error;
 pub mod frame;
 pub mod handshake;

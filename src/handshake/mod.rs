@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod extensions;
+mod head;
 pub mod http;
 pub mod server;
 
@@ -64,6 +65,7 @@ use sha1::{Digest, Sha1};
 
 pub use client::{build_request, verify_response, ClientRequest, RequestOptions};
 pub use extensions::{DeflateConfig, DeflateParams};
+pub use head::{HeadError, HeadParser, HeadReader, ReadsHead};
 pub use http::{
     parse_request, parse_response, reason_phrase, Headers, HttpError, Limits, Request, Response,
     Version,

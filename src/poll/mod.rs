@@ -82,6 +82,8 @@
 //! | `slot.rs` | one connection's phases: handshake, open, closing |
 //! | `sender.rs` | [`Sender`] and the commands it hands to a worker |
 
+mod count;
+mod inbox;
 mod sender;
 mod server;
 mod slot;

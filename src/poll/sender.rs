@@ -1,9 +1,9 @@
 //! [`Sender`]: sending to a connection from outside its callbacks, through
 //! its worker's inbox.
 
-use super::worker::{Command, Inbox};
+use super::inbox::{Command, Inbox};
 use crate::frame::CloseCode;
-use crate::Message;
+use crate::protocol::Message;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;

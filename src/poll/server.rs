@@ -7,58 +7,30 @@
 //! kernel's hash spreads connections unevenly over few workers, and the
 //! hand-over costs one wake-up per connection, not per message.)
 
-use super::worker::{Command, Handover, Inbox, Worker};
+use super::count::{Handover, Load};
+use super::inbox::{Command, Inbox};
+use super::worker::Worker;
 use super::Handler;
-use crate::server::listener::{join_accept, reject_busy, spawn_rejecter, wake_accept};
-use crate::server::ServerConfig;
+use crate::engine::accept::{accept_failed, join_accept, reject_busy, spawn_rejecter, wake_accept};
+use crate::engine::config::ServerConfig;
 use mio::Poll;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::Duration;
 
 /// Output a connection may have waiting before it stops being read and
 /// starts missing what [`Sender`](super::Sender)s send it.
 pub const DEFAULT_MAX_PENDING: usize = 1024 * 1024;
 
-/// State shared by the accept thread, the workers and the handles.
-pub(super) struct ServerShared {
+/// State shared by the accept thread and the handles.
+struct ServerShared {
     stopping: AtomicBool,
-    live: AtomicUsize,
-    /// The workers, once started.
-    workers: OnceLock<Workers>,
-    pub(super) next_id: AtomicU64,
+    load: Arc<Load>,
+    /// The workers' inboxes, once started.
+    inboxes: OnceLock<Vec<Arc<Inbox>>>,
     addr: SocketAddr,
-    /// Worker loops that panicked (and started again) or stopped.
-    failures: AtomicU64,
-}
-
-struct Workers {
-    inboxes: Vec<Arc<Inbox>>,
-    /// Connections per worker, to hand a new one to the least loaded.
-    load: Vec<AtomicUsize>,
-}
-
-impl ServerShared {
-    pub(super) fn connection_started(&self, worker: usize) {
-        self.live.fetch_add(1, Ordering::AcqRel);
-        if let Some(workers) = self.workers.get() {
-            workers.load[worker].fetch_add(1, Ordering::AcqRel);
-        }
-    }
-
-    pub(super) fn worker_failed(&self) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn connection_ended(&self, worker: usize) {
-        self.live.fetch_sub(1, Ordering::AcqRel);
-        if let Some(workers) = self.workers.get() {
-            workers.load[worker].fetch_sub(1, Ordering::AcqRel);
-        }
-    }
 }
 
 /// A bound, not yet running poll server (see the [module docs](super)).
@@ -103,7 +75,7 @@ impl PollHandle {
 
     /// Connections being served now (handshakes and closes included).
     pub fn connections(&self) -> usize {
-        self.shared.live.load(Ordering::Acquire)
+        self.shared.load.live()
     }
 
     /// Stops accepting and sends close 1001 (going away) to every
@@ -115,7 +87,7 @@ impl PollHandle {
         if self.shared.stopping.swap(true, Ordering::AcqRel) {
             return;
         }
-        for inbox in self.shared.workers.get().map_or(&[][..], |w| &w.inboxes) {
+        for inbox in self.shared.inboxes.get().map_or(&[][..], Vec::as_slice) {
             // A worker that has stopped already needs no telling.
             let _ = inbox.push(Command::Stop);
         }
@@ -131,7 +103,7 @@ impl PollHandle {
     /// and gets no more connections. Zero unless the engine has a bug or the
     /// operating system fails it.
     pub fn worker_failures(&self) -> u64 {
-        self.shared.failures.load(Ordering::Relaxed)
+        self.shared.load.failures()
     }
 
     /// Makes worker `worker`'s loop panic outside any user code, as a bug of
@@ -139,12 +111,7 @@ impl PollHandle {
     /// part of the API.
     #[doc(hidden)]
     pub fn fail_worker_for_test(&self, worker: usize) {
-        if let Some(inbox) = self
-            .shared
-            .workers
-            .get()
-            .and_then(|w| w.inboxes.get(worker))
-        {
+        if let Some(inbox) = self.shared.inboxes.get().and_then(|w| w.get(worker)) {
             let _ = inbox.push(Command::Panic);
         }
     }
@@ -159,11 +126,9 @@ impl PollServer {
         Ok(PollServer {
             shared: Arc::new(ServerShared {
                 stopping: AtomicBool::new(false),
-                live: AtomicUsize::new(0),
-                workers: OnceLock::new(),
-                next_id: AtomicU64::new(0),
+                load: Arc::new(Load::default()),
+                inboxes: OnceLock::new(),
                 addr: listener.local_addr()?,
-                failures: AtomicU64::new(0),
             }),
             listener,
             config,
@@ -262,7 +227,7 @@ impl PollServer {
                 inbox,
                 handler: Arc::clone(&handler),
                 config: Arc::clone(&config),
-                server: Arc::clone(&shared),
+                load: Arc::clone(&shared.load),
                 index,
                 max_pending: self.max_pending,
             };
@@ -272,11 +237,8 @@ impl PollServer {
                     .spawn(move || worker.run())?,
             );
         }
-        let workers = Workers {
-            load: inboxes.iter().map(|_| AtomicUsize::new(0)).collect(),
-            inboxes,
-        };
-        if shared.workers.set(workers).is_err() {
+        shared.load.set_workers(inboxes.len());
+        if shared.inboxes.set(inboxes).is_err() {
             return Err(io::Error::other("the poll server was started twice"));
         }
         let stop = PollHandle {
@@ -284,7 +246,7 @@ impl PollServer {
         };
         let listener = self.listener;
         let run = move || {
-            let Some(workers) = shared.workers.get() else {
+            let Some(inboxes) = shared.inboxes.get() else {
                 return Ok(());
             };
             let rejecter = spawn_rejecter(Arc::clone(&config));
@@ -295,12 +257,10 @@ impl PollServer {
                 .take_while(|_| !shared.stopping.load(Ordering::Acquire));
             for stream in incoming {
                 let Ok(stream) = stream else {
-                    // Out of descriptors, a reset before accept: back off
-                    // briefly instead of spinning, keep serving.
-                    thread::sleep(Duration::from_millis(5));
+                    accept_failed();
                     continue;
                 };
-                if shared.live.load(Ordering::Acquire) >= config.max_connections {
+                if shared.load.live() >= config.max_connections {
                     reject_busy(&rejecter, stream);
                     continue;
                 }
@@ -309,7 +269,7 @@ impl PollServer {
                 };
                 // Small frames must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                if hand_over(&shared, workers, stream, peer).is_err() {
+                if hand_over(&shared.load, inboxes, stream, peer).is_err() {
                     // Every worker has stopped: nothing can serve anyone.
                     stop.shutdown();
                     for thread in threads {
@@ -322,7 +282,7 @@ impl PollServer {
             }
             // Whatever stopped the loop, the workers stop too.
             stop.shutdown();
-            for inbox in &workers.inboxes {
+            for inbox in inboxes {
                 let _ = inbox.push(Command::Stop);
             }
             for thread in threads {
@@ -337,19 +297,19 @@ impl PollServer {
 /// Hands a new connection to the least-loaded worker that still runs;
 /// `Err` when none does.
 fn hand_over(
-    shared: &Arc<ServerShared>,
-    workers: &Workers,
+    load: &Arc<Load>,
+    inboxes: &[Arc<Inbox>],
     stream: std::net::TcpStream,
     peer: SocketAddr,
 ) -> Result<(), ()> {
-    let mut open: Vec<usize> = (0..workers.inboxes.len())
-        .filter(|&i| workers.inboxes[i].is_open())
+    let mut open: Vec<usize> = (0..inboxes.len())
+        .filter(|&i| inboxes[i].is_open())
         .collect();
-    open.sort_by_key(|&i| workers.load[i].load(Ordering::Relaxed));
+    open.sort_by_key(|&i| load.of(i));
     let mut socket = (stream, peer);
     for worker in open {
-        let handover = Handover::new(socket.0, socket.1, shared, worker);
-        match workers.inboxes[worker].push(Command::Accept(handover)) {
+        let handover = Handover::new(socket.0, socket.1, load, worker);
+        match inboxes[worker].push(Command::Accept(handover)) {
             Ok(()) => return Ok(()),
             // It stopped just now: counted out again, on to the next.
             Err(Command::Accept(handover)) => match handover.release() {

@@ -1,166 +1,33 @@
 //! One worker of the poll engine: a `mio::Poll` over its connections, a
-//! heap of their timers, and an inbox for what other threads hand it (new
-//! connections, messages from [`Sender`]s, shutdown).
+//! heap of their timers, and its [`Inbox`] for what other threads hand it.
 
+use super::count::Load;
+use super::inbox::{Command, Inbox, WAKE};
 use super::sender::{Sender, Shared as SenderShared};
-use super::server::ServerShared;
 use super::slot::{Env, Slot, Turn};
 use super::Handler;
-use crate::frame::CloseCode;
-use crate::server::ServerConfig;
-use crate::{Error, Message};
-use mio::{Events, Interest, Poll, Token, Waker};
+use crate::engine::config::ServerConfig;
+use crate::error::Error;
+use crate::protocol::Lifecycle;
+use mio::{Events, Interest, Poll, Token};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The waker's token; connections use their slot index.
-const WAKE: Token = Token(usize::MAX);
 /// The read buffer each worker shares among its connections.
 const READ_BUF: usize = 256 * 1024;
 /// Readiness events taken per poll.
 const EVENTS: usize = 1024;
-
-/// What other threads hand a worker.
-pub(super) enum Command {
-    /// A new TCP connection for this worker.
-    Accept(Handover),
-    /// A message for one connection (`id` guards against a reused slot).
-    Send {
-        slot: usize,
-        id: u64,
-        message: Arc<Message>,
-    },
-    /// Close one connection.
-    Close {
-        slot: usize,
-        id: u64,
-        code: CloseCode,
-        reason: String,
-    },
-    /// The server is shutting down: close 1001 to everyone, then stop.
-    Stop,
-    /// Panics in the worker's loop, outside any user code: how the tests
-    /// prove that a failed worker is noticed and replaced.
-    Panic,
-}
-
-/// A connection on its way to a worker: it counts against the server's
-/// connections from accept on, and is counted out again if it is dropped
-/// before a worker takes it (its worker failed or stopped first).
-pub(super) struct Handover {
-    stream: Option<std::net::TcpStream>,
-    peer: SocketAddr,
-    server: Arc<ServerShared>,
-    worker: usize,
-}
-
-impl Handover {
-    /// Counts the connection in, for `worker`.
-    pub(super) fn new(
-        stream: std::net::TcpStream,
-        peer: SocketAddr,
-        server: &Arc<ServerShared>,
-        worker: usize,
-    ) -> Handover {
-        server.connection_started(worker);
-        Handover {
-            stream: Some(stream),
-            peer,
-            server: Arc::clone(server),
-            worker,
-        }
-    }
-
-    /// The socket, for the worker that takes it over (and its count).
-    fn take(mut self) -> Option<(std::net::TcpStream, SocketAddr)> {
-        Some((self.stream.take()?, self.peer))
-    }
-
-    /// The socket back, counted out again (its worker did not take it).
-    pub(super) fn release(mut self) -> Option<(std::net::TcpStream, SocketAddr)> {
-        let socket = (self.stream.take()?, self.peer);
-        self.server.connection_ended(self.worker);
-        Some(socket)
-    }
-}
-
-impl Drop for Handover {
-    fn drop(&mut self) {
-        if self.stream.is_some() {
-            self.server.connection_ended(self.worker);
-        }
-    }
-}
-
-/// A worker's inbox: commands and the waker that makes its poll return.
-/// Closed (`None`) once the worker has stopped: nothing more gets in.
-pub(super) struct Inbox {
-    commands: Mutex<Option<Vec<Command>>>,
-    waker: Waker,
-}
-
-impl Inbox {
-    pub(super) fn new(poll: &Poll) -> std::io::Result<Inbox> {
-        Ok(Inbox {
-            commands: Mutex::new(Some(Vec::new())),
-            waker: Waker::new(poll.registry(), WAKE)?,
-        })
-    }
-
-    /// Queues a command; wakes the worker only if the inbox was empty (one
-    /// system call per batch, not per message). Gives the command back if
-    /// the worker has stopped.
-    pub(super) fn push(&self, command: Command) -> Result<(), Command> {
-        let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(commands) = commands.as_mut() else {
-            return Err(command);
-        };
-        let wake = commands.is_empty();
-        commands.push(command);
-        if wake {
-            let _ = self.waker.wake();
-        }
-        Ok(())
-    }
-
-    /// Whether the worker still takes commands.
-    pub(super) fn is_open(&self) -> bool {
-        self.commands
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
-    }
-
-    fn take(&self, into: &mut Vec<Command>) {
-        let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(commands) = commands.as_mut() {
-            std::mem::swap(commands, into);
-        }
-    }
-
-    /// The worker stops: what is still queued is dropped (a connection
-    /// handed over is counted out), and nothing more gets in.
-    fn close(&self) {
-        let left = self
-            .commands
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(left);
-    }
-}
 
 pub(super) struct Worker<H: Handler> {
     pub(super) poll: Poll,
     pub(super) inbox: Arc<Inbox>,
     pub(super) handler: Arc<H>,
     pub(super) config: Arc<ServerConfig>,
-    pub(super) server: Arc<ServerShared>,
+    pub(super) load: Arc<Load>,
     pub(super) index: usize,
     pub(super) max_pending: usize,
 }
@@ -222,7 +89,7 @@ impl<H: Handler> Worker<H> {
             match catch_unwind(AssertUnwindSafe(|| self.turns(&mut env, &mut kept))) {
                 Ok(exit) => break exit,
                 Err(panic) => {
-                    self.server.worker_failed();
+                    self.load.worker_failed();
                     let why = format!(
                         "poll worker {} failed ({}): the connection was lost",
                         self.index,
@@ -233,7 +100,7 @@ impl<H: Handler> Worker<H> {
             }
         };
         if let Exit::PollFailed(e) = exit {
-            self.server.worker_failed();
+            self.load.worker_failed();
             let why = format!("poll worker {} stopped: its poll failed: {e}", self.index);
             self.close_all(&mut env, &mut kept.slots, &why);
         }
@@ -248,13 +115,13 @@ impl<H: Handler> Worker<H> {
             for at in 0..slots.slots.len() {
                 if let Some(slot) = slots.get(at) {
                     slot.abort(env, Error::Io(std::io::Error::other(why)));
-                    slots.remove(&self.poll, at, &self.server, self.index);
+                    slots.remove(&self.poll, at, &self.load, self.index);
                 }
             }
         }));
         if closed.is_err() {
             for at in 0..slots.slots.len() {
-                slots.remove(&self.poll, at, &self.server, self.index);
+                slots.remove(&self.poll, at, &self.load, self.index);
             }
         }
     }
@@ -266,7 +133,7 @@ impl<H: Handler> Worker<H> {
             poll,
             inbox,
             config,
-            server,
+            load,
             index,
             max_pending,
             ..
@@ -290,7 +157,7 @@ impl<H: Handler> Worker<H> {
                     for at in 0..slots.slots.len() {
                         if let Some(slot) = slots.get(at) {
                             slot.abort(env, Error::ConnectionClosed);
-                            slots.remove(poll, at, server, index);
+                            slots.remove(poll, at, load, index);
                         }
                     }
                     return Exit::Stopped;
@@ -337,7 +204,14 @@ impl<H: Handler> Worker<H> {
                                     continue;
                                 };
                                 let sender_shared = Arc::new(SenderShared::default());
-                                let id = server.next_id.fetch_add(1, Ordering::Relaxed);
+                                let id = load.next_id();
+                                let life = Lifecycle::server(
+                                    config.http_limits.clone(),
+                                    config.handshake_timeout,
+                                    env.ws_config,
+                                    config.write_timeout,
+                                    now,
+                                );
                                 if let Some(at) = slots.insert(
                                     poll,
                                     stream,
@@ -349,7 +223,7 @@ impl<H: Handler> Worker<H> {
                                         shared: sender_shared,
                                         max_pending,
                                     },
-                                    now + config.handshake_timeout,
+                                    life,
                                 ) {
                                     touched.push(at);
                                     if stop_by.is_some() {
@@ -358,7 +232,7 @@ impl<H: Handler> Worker<H> {
                                         }
                                     }
                                 } else {
-                                    server.connection_ended(index);
+                                    load.ended(index);
                                 }
                             }
                             Command::Send { slot, id, message } => {
@@ -424,10 +298,10 @@ impl<H: Handler> Worker<H> {
                 let Some(slot) = slots.get(at) else { continue };
                 slot.flush(env);
                 if slot.is_done() {
-                    slots.remove(poll, at, server, index);
+                    slots.remove(poll, at, load, index);
                     continue;
                 }
-                let want = slot.deadline(config);
+                let want = slot.deadline();
                 if let Some(want) = want {
                     if slot.scheduled.is_none_or(|s| want < s) {
                         slot.scheduled = Some(want);
@@ -464,7 +338,7 @@ impl<St> Slots<St> {
         stream: std::net::TcpStream,
         peer: SocketAddr,
         sender: impl FnOnce(usize) -> Sender,
-        deadline: Instant,
+        life: Lifecycle,
     ) -> Option<usize> {
         let at = self.free.pop().unwrap_or(self.slots.len());
         let mut stream = mio::net::TcpStream::from_std(stream);
@@ -484,7 +358,7 @@ impl<St> Slots<St> {
             }
             return None;
         }
-        let slot = Slot::new(stream, peer, sender(at), deadline);
+        let slot = Slot::new(stream, peer, sender(at), life);
         if at == self.slots.len() {
             self.slots.push(Some(slot));
         } else {
@@ -496,13 +370,13 @@ impl<St> Slots<St> {
 
     /// Frees a slot: the socket closes, its senders stop, and the server
     /// counts the connection out.
-    fn remove(&mut self, poll: &Poll, at: usize, server: &ServerShared, worker: usize) {
+    fn remove(&mut self, poll: &Poll, at: usize, load: &Load, worker: usize) {
         if let Some(mut slot) = self.slots.get_mut(at).and_then(Option::take) {
             let _ = poll.registry().deregister(&mut slot.stream);
             slot.sender.shared.closed.store(true, Ordering::Release);
             self.free.push(at);
             self.live -= 1;
-            server.connection_ended(worker);
+            load.ended(worker);
         }
     }
 }

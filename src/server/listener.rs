@@ -1,30 +1,21 @@
 //! The accept loop: [`Server`], its [`ServerHandle`] and [`RunningServer`],
 //! the connection cap and shutdown.
 
-use super::linger::{close_gracefully, Conn};
+use super::registry::{lock, Registered, Shared_};
 use super::upgrade::serve_connection;
-use super::{ServerConfig, ServerWebSocket};
+use super::ServerWebSocket;
+use crate::engine::accept::{accept_failed, join_accept, reject_busy, spawn_rejecter, wake_accept};
+use crate::engine::config::ServerConfig;
+use crate::error::Result;
 use crate::handshake::http::Request;
-use crate::handshake::server::Rejection;
 use crate::transport::Stream;
-use crate::Result;
 use std::collections::HashMap;
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-
-/// State shared by the accept loop, the connection threads and the handles.
-pub(super) struct Shared_ {
-    pub(super) shutting_down: Arc<AtomicBool>,
-    pub(super) live: Mutex<HashMap<u64, Stream>>,
-    pub(super) drained: Condvar,
-    next_id: AtomicU64,
-    addr: SocketAddr,
-}
 
 /// A bound, not yet running server.
 ///
@@ -92,36 +83,6 @@ impl ServerHandle {
     }
 }
 
-/// Wakes an accept loop blocked in `accept()` on `addr` by connecting to it
-/// (the loop then sees its stop flag): for both engines' shutdown.
-pub(crate) fn wake_accept(addr: SocketAddr) {
-    let mut wake = addr;
-    if wake.ip().is_unspecified() {
-        wake.set_ip(match wake {
-            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
-            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
-}
-
-/// Waits for a spawned accept loop to end: for both engines' running
-/// servers, on shutdown and on drop.
-pub(crate) fn join_accept(
-    thread: &mut Option<thread::JoinHandle<io::Result<()>>>,
-) -> io::Result<()> {
-    match thread.take() {
-        Some(t) => t
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("accept loop panicked"))),
-        None => Ok(()),
-    }
-}
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Server {
     /// Binds a listening socket.
     pub fn bind(addr: impl ToSocketAddrs, config: ServerConfig) -> io::Result<Server> {
@@ -174,7 +135,7 @@ impl Server {
                 // Out of descriptors, a connection reset before accept...:
                 // back off briefly instead of spinning, keep serving.
                 Err(_) => {
-                    thread::sleep(Duration::from_millis(5));
+                    accept_failed();
                     continue;
                 }
             };
@@ -185,7 +146,7 @@ impl Server {
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
             let stream = Stream::with_stop(stream, Arc::clone(&self.shared.shutting_down));
             lock(&self.shared.live).insert(id, stream.handle());
-            let mut conn = Conn {
+            let mut conn = Registered {
                 id,
                 shared: Arc::clone(&self.shared),
                 linger: Duration::ZERO,
@@ -287,45 +248,5 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-/// Over the cap: answer 503 from one helper thread with a bounded queue, so
-/// a flood of connections cannot make the server spawn more threads.
-pub(crate) fn spawn_rejecter(config: Arc<ServerConfig>) -> Option<SyncSender<TcpStream>> {
-    let (tx, rx) = sync_channel::<TcpStream>(64);
-    // A TLS handshake needs a bigger stack than a plaintext 503.
-    let stack = if config.uses_tls() { 256 } else { 64 } * 1024;
-    thread::Builder::new()
-        .name("rfc6455-reject".into())
-        .stack_size(stack)
-        .spawn(move || {
-            for stream in rx {
-                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-                #[cfg(feature = "tls")]
-                if let Some(tls) = &config.tls {
-                    // Over TLS the 503 must be encrypted to be read; the
-                    // handshake gets one second, like the write.
-                    let deadline = Instant::now() + Duration::from_secs(1);
-                    if let Ok(mut stream) = Stream::from_tcp(stream).accept_tls(tls, deadline) {
-                        let _ = stream.write_all(&Rejection::new(503).to_bytes());
-                        let _ = stream.shutdown(Shutdown::Write);
-                        close_gracefully(&stream, Duration::from_secs(1));
-                    }
-                    continue;
-                }
-                let _ = (&stream).write_all(&Rejection::new(503).to_bytes());
-                close_gracefully(&stream, Duration::from_secs(1));
-            }
-        })
-        .ok()?;
-    Some(tx)
-}
-
-pub(crate) fn reject_busy(rejecter: &Option<SyncSender<TcpStream>>, stream: TcpStream) {
-    if let Some(tx) = rejecter {
-        match tx.try_send(stream) {
-            Ok(()) | Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {}
-        }
     }
 }

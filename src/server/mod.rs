@@ -29,17 +29,19 @@
 //!
 //! | file | concern |
 //! | --- | --- |
-//! | `config.rs` | [`ServerConfig`], [`HttpResponse`] |
 //! | `listener.rs` | the accept loop, the connection cap, [`ServerHandle::shutdown`] |
-//! | `upgrade.rs` | request head under a deadline, plain HTTP, the handshake |
-//! | `linger.rs` | closing without losing the last bytes |
+//! | `registry.rs` | the live connections, and the guard that closes each without losing its last bytes |
+//! | `upgrade.rs` | one connection's thread: the handshake through the core, the handler |
+//!
+//! [`ServerConfig`] and [`HttpResponse`] are shared with the poll engine
+//! (they live in the crate's engine-shared module, with the upgrade decision
+//! chain and the accept loop's pieces).
 
-mod config;
-mod linger;
-pub(crate) mod listener;
-pub(crate) mod upgrade;
+mod listener;
+mod registry;
+mod upgrade;
 
-pub use config::{HttpResponse, ServerConfig};
+pub use crate::engine::config::{HttpResponse, ServerConfig};
 pub use listener::{RunningServer, Server, ServerHandle};
 
 use crate::transport::Stream;

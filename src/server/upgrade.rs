@@ -1,58 +1,21 @@
-//! One connection's way in: read the request head under a deadline, answer
-//! plain HTTP or refuse, accept the upgrade, and hand a [`WebSocket`] to the
-//! handler.
+//! One connection's thread: the opening handshake through the core's
+//! [`ServerHandshake`] (read under its deadline, answered by the shared
+//! decision chain), then a [`WebSocket`] around the open connection for the
+//! handler, the one place this engine calls the user's code.
 
-use super::{ServerConfig, ServerWebSocket};
-use crate::frame::Role;
-use crate::handshake::http::{parse_request, HttpError, Request};
-use crate::handshake::server::{accept, Accepted, Rejection};
-use crate::transport::{read_head, HeadError, Stream, Transport};
+use super::ServerWebSocket;
+use crate::engine::call_user;
+use crate::engine::config::ServerConfig;
+use crate::engine::upgrade::answer;
+use crate::error::{Error, Result};
+use crate::handshake::http::Request;
+use crate::protocol::ServerHandshake;
+use crate::transport::{read_head, ReadError, Stream, Transport};
 use crate::websocket::WebSocket;
-use crate::{Error, Result};
-use std::io::Write;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::io::{self, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// What a server does with a request head, on either engine: plain HTTP
-/// goes to the HTTP handler, then `check_upgrade` may refuse the upgrade,
-/// then the handshake is accepted or refused. `Err` holds the HTTP response
-/// to send before closing.
-///
-/// Every user callback on the way (the HTTP handler, `check_upgrade`, the
-/// origin and subprotocol choices in [`AcceptOptions`](crate::handshake::server::AcceptOptions))
-/// runs under `catch_unwind`: a panic in one costs only its request, which
-/// is answered `500 Internal Server Error`, never the thread (on the poll
-/// engine, a worker and every connection on it).
-pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
-    catch_unwind(AssertUnwindSafe(|| decide(request, config)))
-        .unwrap_or_else(|_| Err(Rejection::new(500).to_bytes()))
-}
-
-fn decide(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
-    if let Some(http) = &config.http {
-        if !request.headers.has_token("upgrade", "websocket") {
-            return Err(http(request).to_bytes());
-        }
-    }
-    if let Some(check) = &config.upgrade_check {
-        if let Some(response) = check(request) {
-            return Err(response.to_bytes());
-        }
-    }
-    accept(request, &config.accept).map_err(|rejection| rejection.to_bytes())
-}
-
-/// The response to a request head that could not be read.
-pub(crate) fn head_error_response(error: &HeadError<HttpError>) -> Option<Vec<u8>> {
-    Some(match error {
-        HeadError::Parse(e) => Rejection::from_http_error(e).to_bytes(),
-        HeadError::TooLarge => Rejection::new(431).to_bytes(),
-        HeadError::Timeout => Rejection::new(408).to_bytes(),
-        HeadError::Eof | HeadError::Io(_) => return None,
-    })
-}
 
 pub(super) fn serve_connection<F>(
     mut stream: Stream,
@@ -65,7 +28,12 @@ pub(super) fn serve_connection<F>(
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(config.write_timeout);
-    let deadline = Instant::now() + config.handshake_timeout;
+    let mut handshake = ServerHandshake::new(
+        config.http_limits.clone(),
+        config.handshake_timeout,
+        Instant::now(),
+    );
+    let deadline = handshake.deadline();
     // TLS first (issue 12): its handshake counts against the same deadline.
     #[cfg(feature = "tls")]
     if let Some(tls) = &config.tls {
@@ -74,16 +42,15 @@ pub(super) fn serve_connection<F>(
             Err(_) => return,
         };
     }
-    let limits = config.http_limits.clone();
-    let head = read_head(&mut stream, deadline, limits.max_head, |buf| {
-        parse_request(buf, &limits)
-    });
-    let (request, leftover) = match head {
-        Ok(ok) => ok,
+    let request = match read_head(&mut stream, &mut handshake, deadline) {
+        Ok(request) => request,
         Err(error) => {
-            if let Some(response) = head_error_response(&error) {
-                let _ = stream.write_all(&response);
-            }
+            let response = match error {
+                ReadError::Head(e) => e.response(),
+                ReadError::Timeout => ServerHandshake::timeout_response(),
+                ReadError::Eof | ReadError::Io(_) => return,
+            };
+            let _ = stream.write_all(&response);
             return;
         }
     };
@@ -94,29 +61,30 @@ pub(super) fn serve_connection<F>(
             return;
         }
     };
-    if stream.write_all(&accepted.response).is_err() {
-        return;
-    }
     let ws_config = config.websocket_config();
+    let (connection, leftover) = handshake.accept(&accepted, &ws_config, Instant::now());
     // Always a read timeout: it is the driver's clock (keepalive, idle and
     // close timeouts), so a handler that closes and then reads never waits
     // forever for a peer that does not answer.
     let tick = ws_config.read_tick();
     let _ = stream.set_read_timeout(Some(tick));
-    let mut ws = WebSocket::after_handshake(
-        stream,
-        leftover,
-        Role::Server,
-        accepted.negotiated,
-        ws_config,
-    );
+    let mut ws = WebSocket::from_connection(stream, connection, leftover, ws_config);
+    ws.set_subprotocol(accepted.negotiated.subprotocol);
+    // The 101, before the handler runs.
+    if ws.flush().is_err() {
+        return;
+    }
     ws.set_going_away(going_away);
     ws.set_timeouts_are_ticks(tick);
     // The handler takes the request; keep a copy only for a hook that wants it.
     let copy = config.on_error.as_ref().map(|_| request.clone());
-    match (handler(ws, request), &config.on_error, copy) {
+    // A panicking handler costs its connection (closed by the registry's
+    // guard), and the hook hears of it like any other failure.
+    let ended = call_user(|| handler(ws, request))
+        .unwrap_or_else(|| Err(Error::Io(io::Error::other("the handler panicked"))));
+    match (ended, &config.on_error, copy) {
         (Err(e), Some(hook), Some(request)) if !matches!(e, Error::ConnectionClosed) => {
-            hook(&e, &request)
+            let _ = call_user(|| hook(&e, &request));
         }
         _ => {}
     }

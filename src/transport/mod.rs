@@ -21,7 +21,7 @@ pub mod tls;
 
 pub use crate::error::{ProxyError, TlsError, TlsErrorKind};
 
-pub(crate) use head::{read_head, HeadError};
+pub(crate) use head::{read_head, ReadError};
 pub(crate) use shared::Shared;
 
 use std::io::{self, IoSlice, Read, Write};

@@ -2,9 +2,10 @@
 //! §9.3.6), with basic authentication from the proxy URL, and the
 //! conventional `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` variables.
 
-use super::{read_head, HeadError};
+use super::{read_head, ReadError};
 use crate::error::ProxyError;
-use crate::handshake::http::{parse_response, Limits};
+use crate::handshake::http::{parse_response, Limits, Response};
+use crate::handshake::{HeadError, HeadParser, HeadReader};
 use crate::{Error, Result};
 use base64::Engine;
 use std::io::{self, Write};
@@ -128,19 +129,26 @@ impl Proxy {
         }
         request.push_str("\r\n");
         stream.write_all(request.as_bytes())?;
-        let max = limits.max_head.min(MAX_PROXY_HEAD);
-        let (response, leftover) = read_head(&mut stream, deadline, max, |buf| {
-            parse_response(buf, limits)
-        })
-        .map_err(|e| {
+        let limits = Limits {
+            max_head: limits.max_head.min(MAX_PROXY_HEAD),
+            ..limits.clone()
+        };
+        let parser: HeadParser<Response> = parse_response;
+        let mut head = (HeadReader::new(limits), parser);
+        let response = read_head(&mut stream, &mut head, deadline).map_err(|e| {
             refused(match e {
-                HeadError::Timeout => "no answer to CONNECT from the proxy in time".into(),
-                HeadError::Eof => "the proxy closed the connection after CONNECT".into(),
-                HeadError::TooLarge => "the proxy's answer to CONNECT is too large".into(),
-                HeadError::Io(e) => format!("reading the proxy's answer to CONNECT: {e}"),
-                HeadError::Parse(e) => format!("the proxy's answer to CONNECT is not HTTP: {e}"),
+                ReadError::Timeout => "no answer to CONNECT from the proxy in time".into(),
+                ReadError::Eof => "the proxy closed the connection after CONNECT".into(),
+                ReadError::Head(HeadError::TooLarge) => {
+                    "the proxy's answer to CONNECT is too large".into()
+                }
+                ReadError::Io(e) => format!("reading the proxy's answer to CONNECT: {e}"),
+                ReadError::Head(HeadError::Parse(e)) => {
+                    format!("the proxy's answer to CONNECT is not HTTP: {e}")
+                }
             })
         })?;
+        let leftover = head.0.take_leftover();
         if !(200..300).contains(&response.status) {
             let why = match response.status {
                 407 => "the proxy requires authentication (put user:password in the proxy URL)",

@@ -179,7 +179,7 @@ impl<S: Read + Write> WebSocket<S> {
     ) -> WebSocket<S> {
         let connection = Connection::after_handshake(role, &config, &negotiated, Instant::now());
         let mut ws = WebSocket::from_connection(stream, connection, leftover, config);
-        ws.subprotocol = negotiated.subprotocol;
+        ws.set_subprotocol(negotiated.subprotocol);
         ws
     }
 
@@ -201,6 +201,11 @@ impl<S: Read + Write> WebSocket<S> {
             config,
             subprotocol: None,
         }
+    }
+
+    /// Records the subprotocol the handshake selected.
+    pub(crate) fn set_subprotocol(&mut self, subprotocol: Option<String>) {
+        self.subprotocol = subprotocol;
     }
 
     /// The subprotocol the handshake selected, if any.

@@ -1,10 +1,10 @@
 //! [`ServerConfig`] and [`HttpResponse`]: what a server is told.
 
+use crate::error::Error;
 use crate::handshake::http::{Limits, Request};
 use crate::handshake::server::{http_response, AcceptOptions};
 use crate::handshake::DeflateConfig;
 use crate::protocol::{Keepalive, SizeLimits, WebSocketConfig};
-use crate::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
