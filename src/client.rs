@@ -16,6 +16,7 @@
 //! # Ok::<(), rfc6455::Error>(())
 //! ```
 
+use crate::error::{Error, Result};
 use crate::handshake::client::{build_request, RequestOptions};
 use crate::handshake::http::{Limits, Response};
 use crate::handshake::DeflateConfig;
@@ -23,7 +24,6 @@ use crate::protocol::{ClientHandshake, Keepalive, WebSocketConfig};
 use crate::transport::proxy::{self, Proxy};
 use crate::transport::{read_head, ReadError, Stream, Transport};
 use crate::websocket::WebSocket;
-use crate::{Error, Result};
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(feature = "tls")]

@@ -92,10 +92,10 @@ mod worker;
 pub use sender::{SendError, Sender};
 pub use server::{PollHandle, PollServer, RunningPollServer};
 
+use crate::error::Result;
 use crate::frame::CloseCode;
 use crate::handshake::http::Request;
 use crate::protocol::{Framed, MessageRef, Outgoing, DIRECT_WRITE};
-use crate::Result;
 use std::borrow::Cow;
 use std::io::{self, IoSlice, Write};
 use std::net::SocketAddr;
@@ -129,7 +129,7 @@ pub trait Handler: Send + Sync + 'static {
     /// panicked). Called once per [`on_open`](Handler::on_open). The default
     /// does nothing; [`ServerConfig::on_error`](crate::ServerConfig::on_error)
     /// also hears the errors, with the upgrade request.
-    fn on_close(&self, state: Self::State, end: &crate::Error) {
+    fn on_close(&self, state: Self::State, end: &crate::error::Error) {
         let _ = (state, end);
     }
 }

@@ -6,9 +6,9 @@
 use super::decoder::FrameState;
 use super::extension::ExtensionDecoder;
 use super::Message;
+use crate::frame::ProtocolError;
 use crate::frame::{parse_close_payload, FrameHeader, OpCode};
 use crate::utf8::Validator;
-use crate::ProtocolError;
 
 /// A data message being reassembled from one or more frames.
 #[derive(Debug)]

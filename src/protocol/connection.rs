@@ -99,9 +99,7 @@ impl Connection {
         now: Instant,
     ) -> Connection {
         let mut conn = Connection::with_timers(role, config, now);
-        if let Some((decoder, encoder)) =
-            super::extension::from_negotiated(role, negotiated, config)
-        {
+        if let Some((decoder, encoder)) = negotiated_extension(role, negotiated, config) {
             conn.add_extension(decoder, encoder);
         }
         conn
@@ -382,6 +380,24 @@ impl Iterator for Feed<'_> {
                 }
             }
         }
+        None
+    }
+}
+
+/// Both halves of the extension a handshake negotiated, if the crate
+/// implements it: installed by [`Connection::after_handshake`] only, the one
+/// install point every driver goes through. Today that is permessage-deflate
+/// (RFC 7692), with the `deflate` feature.
+fn negotiated_extension(
+    role: Role,
+    negotiated: &crate::handshake::Negotiated,
+    config: &WebSocketConfig,
+) -> Option<(Box<dyn ExtensionDecoder>, Box<dyn ExtensionEncoder>)> {
+    #[cfg(feature = "deflate")]
+    return super::deflate::from_negotiated(role, negotiated, config.deflate.as_ref());
+    #[cfg(not(feature = "deflate"))]
+    {
+        let _ = (role, negotiated, config);
         None
     }
 }

@@ -2,8 +2,8 @@
 //! (RFC 6455 §5.2). It knows frames, not messages: fragmentation, limits on
 //! messages and UTF-8 are the [assembler](super::assembler)'s.
 
+use crate::frame::ProtocolError;
 use crate::frame::{apply_mask_offset, FrameHeader, OpCode, Parsed, Role, MAX_HEADER_LEN};
-use crate::ProtocolError;
 
 /// The frame whose payload is arriving.
 #[derive(Debug, Clone, Copy)]

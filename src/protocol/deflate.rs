@@ -43,10 +43,10 @@
 //! ```
 
 use super::extension::{ExtensionDecoder, ExtensionEncoder, Sharing, RSV1};
+use crate::frame::ProtocolError;
 use crate::frame::{OpCode, Role};
 use crate::handshake::extensions::PERMESSAGE_DEFLATE;
 use crate::handshake::{DeflateConfig, DeflateParams, Negotiated};
-use crate::ProtocolError;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 use std::fmt;
 

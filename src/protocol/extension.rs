@@ -18,7 +18,7 @@
 //! - UTF-8 is validated on the decoded text.
 
 use crate::frame::OpCode;
-use crate::ProtocolError;
+use crate::frame::ProtocolError;
 use std::fmt;
 
 /// RSV1 as a bit in [`ExtensionDecoder::rsv_bits`] and [`ExtensionEncoder::encode`]'s result.
@@ -87,23 +87,4 @@ pub enum Sharing {
     /// The encoding depends on what this encoder sent before (a compressor
     /// that keeps its context): only this connection's encoder can make it.
     Own,
-}
-
-/// Both halves of the extension a handshake negotiated, if the crate
-/// implements it: the one install point, shared by every driver (the
-/// blocking [`WebSocket`](crate::WebSocket), the poll engine, and
-/// [`Connection::after_handshake`](super::Connection::after_handshake)).
-/// Today that is permessage-deflate (RFC 7692), with the `deflate` feature.
-pub(crate) fn from_negotiated(
-    role: crate::frame::Role,
-    negotiated: &crate::handshake::Negotiated,
-    config: &super::WebSocketConfig,
-) -> Option<(Box<dyn ExtensionDecoder>, Box<dyn ExtensionEncoder>)> {
-    #[cfg(feature = "deflate")]
-    return super::deflate::from_negotiated(role, negotiated, config.deflate.as_ref());
-    #[cfg(not(feature = "deflate"))]
-    {
-        let _ = (role, negotiated, config);
-        None
-    }
 }

@@ -3,11 +3,12 @@
 
 use super::extension::{ExtensionEncoder, Sharing};
 use super::{Message, MessageRef, PreparedMessage};
+use crate::error::{Error, Result, SendError};
+use crate::frame::ProtocolError;
 use crate::frame::{
     apply_mask, encode_close_payload, parse_close_payload, CloseCode, CloseFrame, EncodedHeader,
     FrameHeader, OpCode, Role,
 };
-use crate::{Error, ProtocolError, Result, SendError};
 use std::borrow::Cow;
 use std::io;
 

@@ -10,8 +10,8 @@
 //! timer for the deadline.
 
 use super::{Outgoing, WebSocketConfig};
+use crate::error::{Error, Result, Timeout};
 use crate::frame::{CloseCode, OpCode};
-use crate::{Error, Result, Timeout};
 use std::time::{Duration, Instant};
 
 /// The state of a connection's timers: keepalive, idle and close timeouts,

@@ -4,9 +4,9 @@
 
 use super::{read_head, ReadError};
 use crate::error::ProxyError;
+use crate::error::{Error, Result};
 use crate::handshake::http::{parse_response, Limits, Response};
 use crate::handshake::{HeadError, HeadParser, HeadReader};
-use crate::{Error, Result};
 use base64::Engine;
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -5,6 +5,7 @@ use super::recv::{RecvSide, SendSide};
 use super::split::{Reader, Writer};
 use super::stream::{check_data_opcode, send_fragments, MessageReader, Pulling, SOURCE_FAILED};
 use super::write::{flush_outgoing, write_direct, MAX_QUEUED};
+use crate::error::Result;
 use crate::frame::{CloseCode, CloseFrame, OpCode, Role};
 use crate::handshake::Negotiated;
 use crate::protocol::{
@@ -12,7 +13,6 @@ use crate::protocol::{
     WebSocketConfig, DIRECT_WRITE,
 };
 use crate::transport::Transport;
-use crate::Result;
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::sync::atomic::AtomicBool;

@@ -5,11 +5,11 @@ use super::read_buf::ReadBuf;
 use super::recv::{RecvSide, SendSide};
 use super::stream::{check_data_opcode, send_fragments, MessageReader, Pulling, SOURCE_FAILED};
 use super::write::{write_direct, write_shared, SharedFrame, MAX_QUEUED};
+use crate::error::Result;
 use crate::frame::{CloseCode, OpCode};
 use crate::protocol::{
     Framed, Message, MessageRef, Outgoing, Piece, PreparedMessage, Streaming, DIRECT_WRITE,
 };
-use crate::Result;
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};

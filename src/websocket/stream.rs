@@ -3,8 +3,8 @@
 //! [`io::Read`], a fragment per buffer-full (`send_stream`).
 
 use super::recv::{RecvSide, SendSide, Step};
+use crate::error::{Error, Result};
 use crate::frame::OpCode;
-use crate::{Error, Result};
 use std::io::{self, Read};
 
 /// What a [`MessageReader`] pulls from: the receiving side with the sending

@@ -2,13 +2,29 @@
 //! [`FrameDecoder`](super::decoder) turns bytes into frames, an
 //! [`Assembler`](super::assembler) turns frames into messages, and an
 //! extension (if one was negotiated) stands between them.
+//!
+//! One decoder, four ways to receive from it, one file each:
+//!
+//! | file | receive family |
+//! | --- | --- |
+//! | `mod.rs` | [`Incoming::receive`]: each message in its own allocation; the shared decoding step |
+//! | `in_place.rs` | [`Incoming::receive_in_place`] / [`receive_located`](Incoming::receive_located): a whole frame unmasked where it lies, lent out |
+//! | `direct.rs` | [`Incoming::payload_space`] / [`payload_filled`](Incoming::payload_filled): a large payload read straight into its message |
+//! | `pieces.rs` | [`Incoming::receive_piece`]: a message in pieces as they arrive ([`Streaming`]) |
+
+mod direct;
+mod in_place;
+mod pieces;
+
+pub use in_place::{Located, ReceivedRef};
+pub use pieces::{Piece, PieceAt, Streaming};
 
 use super::assembler::{Assembler, Sink};
 use super::decoder::{FrameDecoder, FrameState};
 use super::extension::ExtensionDecoder;
-use super::{Message, MessageRef, SizeLimits};
-use crate::frame::{apply_mask, FrameHeader, OpCode, Parsed, Role};
-use crate::ProtocolError;
+use super::{Message, SizeLimits};
+use crate::frame::{OpCode, ProtocolError, Role};
+use direct::DIRECT_STEP;
 
 /// The outcome of one [`Incoming::receive`] call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,34 +34,6 @@ pub struct Received {
     pub consumed: usize,
     /// A complete message or control frame, if one finished within those bytes.
     pub message: Option<Message>,
-}
-
-/// The outcome of one [`Incoming::receive_in_place`] call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReceivedRef<'a> {
-    /// How many bytes of the input were used.
-    pub consumed: usize,
-    /// A complete message or control frame, borrowed from the input or the
-    /// decoder.
-    pub message: Option<MessageRef<'a>>,
-}
-
-/// Where [`Incoming::receive_located`] found a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Located {
-    /// In the input, unmasked in place: its opcode and where its payload
-    /// starts and ends.
-    Input {
-        /// The frame's opcode (text, binary, ping or pong).
-        opcode: OpCode,
-        /// Where the payload starts in the input.
-        start: usize,
-        /// Where it ends.
-        end: usize,
-    },
-    /// Decoded into the decoder's own buffer (a fragmented message, a frame
-    /// split across inputs, a close frame), lent out until the next call.
-    Held,
 }
 
 /// Decodes a byte stream into messages: frame headers, unmasking, limits,
@@ -158,282 +146,6 @@ impl Incoming {
             self.decoder.reset();
         }
         result
-    }
-
-    /// Like [`receive`](Incoming::receive), without allocating when it can:
-    /// a whole unfragmented message or control frame at the start of `data`
-    /// is unmasked in place and returned borrowed from `data`; anything else
-    /// is decoded by `receive` and lent out from the decoder until the next
-    /// call. `data` is modified (payloads are unmasked where they lie).
-    pub fn receive_in_place<'a>(
-        &'a mut self,
-        data: &'a mut [u8],
-    ) -> Result<ReceivedRef<'a>, ProtocolError> {
-        let (consumed, located) = self.receive_located(data)?;
-        let message = match located {
-            Some(located) => Some(self.view(data, located, 0)?),
-            None => None,
-        };
-        Ok(ReceivedRef { consumed, message })
-    }
-
-    /// [`receive_in_place`](Incoming::receive_in_place) without the borrow:
-    /// says where the message is, for a driver that must let go of `data`
-    /// before it looks (see [`view`](Incoming::view)).
-    pub fn receive_located(
-        &mut self,
-        data: &mut [u8],
-    ) -> Result<(usize, Option<Located>), ProtocolError> {
-        self.held = None;
-        if let Some((opcode, start, end)) = self.whole_frame_at_start(data, Streaming::Never) {
-            return Ok((end, Some(Located::Input { opcode, start, end })));
-        }
-        let Received { consumed, message } = self.receive(data)?;
-        let located = message.is_some().then_some(Located::Held);
-        self.held = message;
-        Ok((consumed, located))
-    }
-
-    /// Lets go of the message lent out by the last call, so that a large
-    /// one does not stay in memory while the connection waits for the next.
-    pub(crate) fn release_held(&mut self) {
-        self.held = None;
-    }
-
-    /// The message [`receive_located`](Incoming::receive_located) found:
-    /// `input` is the buffer whose bytes from `base` were passed to it. A
-    /// text payload is checked as UTF-8 here (an error is final, as ever).
-    pub fn view<'a>(
-        &'a mut self,
-        input: &'a [u8],
-        located: Located,
-        base: usize,
-    ) -> Result<MessageRef<'a>, ProtocolError> {
-        let (opcode, start, end) = match located {
-            Located::Held => {
-                return Ok(self
-                    .held
-                    .as_ref()
-                    .map_or(MessageRef::Close(None), MessageRef::from))
-            }
-            Located::Input { opcode, start, end } => (opcode, base + start, base + end),
-        };
-        let payload = &input[start..end];
-        Ok(match opcode {
-            OpCode::Text => match std::str::from_utf8(payload) {
-                Ok(text) => MessageRef::Text(text),
-                Err(_) => return self.sticky(Err(ProtocolError::InvalidUtf8)),
-            },
-            OpCode::Binary => MessageRef::Binary(payload),
-            OpCode::Ping => MessageRef::Ping(payload),
-            _ => MessageRef::Pong(payload),
-        })
-    }
-
-    /// If `data` starts with a whole frame that needs no state (a final text
-    /// or binary frame outside a fragmented message and untouched by any
-    /// extension, or a ping or pong) and passes the decoder's header rules
-    /// and the message limit, unmasks its payload in place and returns its
-    /// opcode and where its payload starts and ends. Anything else (errors
-    /// included) is left to the general path, which reports it.
-    #[inline]
-    fn whole_frame_at_start(
-        &self,
-        data: &mut [u8],
-        streaming: Streaming,
-    ) -> Option<(OpCode, usize, usize)> {
-        if self.failed.is_some()
-            || self.close_received
-            || !self.decoder.between_frames()
-            || self.direct.is_some()
-        {
-            return None;
-        }
-        let Ok(Parsed::Complete(h, used)) = FrameHeader::parse(data) else {
-            return None;
-        };
-        let in_message = self.assembler.in_message();
-        let data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary);
-        let control = matches!(h.opcode, OpCode::Ping | OpCode::Pong);
-        if !h.fin
-            || !(data_frame || control)
-            || self.decoder.check(&h, in_message) != Ok(0)
-            || (data_frame && !self.assembler.fits_whole(h.payload_len))
-            || (data_frame && streaming.applies(h.payload_len))
-        {
-            return None;
-        }
-        let end = used.checked_add(usize::try_from(h.payload_len).ok()?)?;
-        let payload = data.get_mut(used..end)?;
-        if let Some(key) = h.mask {
-            apply_mask(payload, key);
-        }
-        Some((h.opcode, used, end))
-    }
-
-    /// Space to read the current data frame's payload into directly, when at
-    /// least `min` payload bytes of it are still to come; `None` otherwise
-    /// (and always for a message an extension decodes).
-    ///
-    /// For large messages this saves a copy: a driver reads from the socket
-    /// straight into the message buffer instead of into its read buffer and
-    /// from there into the message. Fill a prefix of the slice, then call
-    /// [`payload_filled`](Incoming::payload_filled) with how many bytes were
-    /// written. Nothing else may be received in between (a frame's payload
-    /// is contiguous on the wire).
-    ///
-    /// The slice never extends past the frame's declared end, and the buffer
-    /// grows at most by `max(64 KiB, bytes of the message already here)` per
-    /// call (for a streamed message, by twice what the last read delivered,
-    /// up to 256 KiB), so a peer that declares a huge length and sends
-    /// nothing costs 64 KiB (128 KiB streamed), not its claim (RFC 6455 §10.4).
-    pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
-        self.discard_unfilled();
-        if self.end_pending || self.piece_pending {
-            return None;
-        }
-        if !self.kept {
-            // A streamed message's last piece was handed out: make room.
-            self.assembler.clear_piece();
-        }
-        self.filled = None;
-        if !self.direct_ok(min) {
-            // No read to add a kept piece to: it is handed out next.
-            self.hand_out_kept();
-            return None;
-        }
-        let step = self.direct_step();
-        let (start, space) = self.assembler.grow_for_direct(step)?;
-        self.direct = Some(start);
-        Some(space)
-    }
-
-    /// Whether payload may be read straight into the message now: a data
-    /// frame of an untransformed message with at least `min` bytes (and at
-    /// least one) still to come.
-    fn direct_ok(&self, min: usize) -> bool {
-        self.failed.is_none()
-            && !self.close_received
-            && self.sink == Sink::Message
-            && self
-                .decoder
-                .frame()
-                .is_some_and(|f| !f.opcode.is_control() && f.remaining >= min.max(1) as u64)
-    }
-
-    /// How much `payload_space` offers.
-    fn direct_step(&self) -> usize {
-        let remaining = self.decoder.frame().map_or(0, |f| f.remaining);
-        let have = self.assembler.buffered();
-        // Each call zero-fills the slice it hands out (safe code cannot lend
-        // uninitialised memory), so offer what the reads are delivering, not
-        // the whole frame: twice the last read, at least 16 KiB, at most
-        // max(64 KiB, what is here already). A streamed message holds only
-        // its latest piece, so it may grow to STREAM_STEP as reads allow:
-        // fewer, larger pieces (and echoed fragments) per megabyte.
-        let cap = if self.assembler.streaming() {
-            STREAM_STEP
-        } else {
-            have.max(DIRECT_STEP)
-        };
-        let step = (2 * self.last_direct).max(DIRECT_READ_MIN).min(cap);
-        remaining.min(step as u64) as usize
-    }
-
-    /// Keeps the [`PieceAt::Data`] that [`receive_piece`](Incoming::receive_piece)
-    /// just returned instead of handing it out, when at least `min` bytes
-    /// of its frame are still to come and can be read straight in: the
-    /// next [`payload_space`](Incoming::payload_space) read is added to it,
-    /// and [`filled_piece`](Incoming::filled_piece) reports both as one
-    /// piece. Returns whether it kept it (if not, hand the piece out).
-    ///
-    /// A driver that has just used up its read buffer in the middle of a
-    /// large frame calls this before it reads again: what came with the
-    /// frame's header and the rest of the frame then make one piece, not a
-    /// small one and a large one (so one echoed or relayed frame, one write,
-    /// instead of two). The kept bytes wait for that read, which the
-    /// frame's sender has already committed to. Anything other than
-    /// `payload_space` next (or an unfilled slice) hands the kept piece out
-    /// first, as if it had not been kept.
-    pub fn keep_piece(&mut self, min: usize) -> bool {
-        let keep = self.assembler.streaming()
-            && !self.assembler.piece().is_empty()
-            && !self.end_pending
-            && !self.piece_pending
-            && self.direct.is_none()
-            && self.direct_ok(min);
-        self.kept = keep;
-        keep
-    }
-
-    /// Takes in `n` payload bytes written at the start of the slice that
-    /// [`payload_space`](Incoming::payload_space) returned: unmasks and
-    /// validates them, and returns the message if the frame completed it.
-    /// `consumed` is always 0 (no bytes of an input slice were used).
-    pub fn payload_filled(&mut self, n: usize) -> Result<Received, ProtocolError> {
-        if let Some(e) = self.failed {
-            return Err(e);
-        }
-        let Some(start) = self.direct.take() else {
-            return Ok(done(0));
-        };
-        // A kept piece and these bytes are one piece now.
-        self.kept = false;
-        let result = self.payload_filled_inner(start, n);
-        self.sticky(result)
-    }
-
-    /// The latest piece of a streamed message ([`PieceAt::Data`]).
-    pub(crate) fn current_piece(&self) -> &[u8] {
-        self.assembler.piece()
-    }
-
-    /// For a streamed message (see [`receive_piece`](Incoming::receive_piece)):
-    /// what the last [`payload_filled`](Incoming::payload_filled) completed,
-    /// a [`PieceAt::Data`] (then, if the message ended with it, a
-    /// [`PieceAt::End`] from the next `receive_piece`) or a [`PieceAt::End`].
-    pub fn filled_piece(&mut self) -> Option<PieceAt> {
-        self.filled.take()
-    }
-
-    fn payload_filled_inner(&mut self, start: usize, n: usize) -> Result<Received, ProtocolError> {
-        if self.decoder.frame().is_none() {
-            return Ok(done(0));
-        }
-        self.last_direct = self.assembler.truncate_direct(start, n);
-        let finished = self.decoder.payload(self.assembler.direct_slice(start));
-        self.assembler.take(Sink::Message, start)?;
-        let out = self.after_payload(finished)?;
-        self.filled = match out {
-            Some(Out::Piece) => Some(PieceAt::Data),
-            Some(Out::End) => Some(PieceAt::End),
-            _ => None,
-        };
-        let message = match out {
-            Some(Out::Message(message)) => Some(message),
-            _ => None,
-        };
-        Ok(Received {
-            consumed: 0,
-            message,
-        })
-    }
-
-    /// Drops the zeroed tail a [`payload_space`](Incoming::payload_space)
-    /// left that was never filled.
-    fn discard_unfilled(&mut self) {
-        if let Some(start) = self.direct.take() {
-            self.assembler.truncate_direct(start, 0);
-            self.hand_out_kept();
-        }
-    }
-
-    /// A kept piece whose read did not come (or was not asked for) is
-    /// handed out as it is, next.
-    fn hand_out_kept(&mut self) {
-        if std::mem::take(&mut self.kept) {
-            self.piece_pending = true;
-        }
     }
 
     fn receive_inner(&mut self, data: &[u8]) -> Result<Received, ProtocolError> {
@@ -553,68 +265,6 @@ impl Incoming {
             (false, false) => None,
         })
     }
-
-    /// Like [`receive_located`](Incoming::receive_located), delivering data
-    /// messages that `streaming` selects in pieces as their bytes arrive
-    /// (a [`PieceAt::Start`], [`PieceAt::Data`] pieces, a [`PieceAt::End`])
-    /// instead of whole; everything else as before. Look at what it found
-    /// with [`view_piece`](Incoming::view_piece).
-    ///
-    /// A streamed message costs no more memory than one piece, whatever its
-    /// size: [`SizeLimits::max_message_size`] does not apply to it (bound what
-    /// you keep yourself), except that what an extension (permessage-deflate)
-    /// decodes from one piece of wire bytes may not exceed it (a decompression
-    /// bomb fails with 1009); `max_frame_size` still applies, and text is
-    /// still validated as UTF-8 as it arrives (a bad byte fails with 1007).
-    /// Once a message has started streaming, go on with `receive_piece`
-    /// until its end.
-    pub fn receive_piece(
-        &mut self,
-        data: &mut [u8],
-        streaming: Streaming,
-    ) -> Result<(usize, Option<PieceAt>), ProtocolError> {
-        self.held = None;
-        if !self.end_pending && !self.piece_pending && !self.assembler.in_message() {
-            if let Some((opcode, start, end)) = self.whole_frame_at_start(data, streaming) {
-                return Ok((
-                    end,
-                    Some(PieceAt::Message(Located::Input { opcode, start, end })),
-                ));
-            }
-        }
-        if let Some(e) = self.failed {
-            return Err(e);
-        }
-        let result = self.step(data, streaming);
-        let (consumed, out) = self.sticky(result)?;
-        let at = match out {
-            Out::Nothing => None,
-            Out::Message(message) => {
-                self.held = Some(message);
-                Some(PieceAt::Message(Located::Held))
-            }
-            Out::Start(opcode) => Some(PieceAt::Start(opcode)),
-            Out::Piece => Some(PieceAt::Data),
-            Out::End => Some(PieceAt::End),
-        };
-        Ok((consumed, at))
-    }
-
-    /// What [`receive_piece`](Incoming::receive_piece) found; `input` and
-    /// `base` as for [`view`](Incoming::view).
-    pub fn view_piece<'a>(
-        &'a mut self,
-        input: &'a [u8],
-        at: PieceAt,
-        base: usize,
-    ) -> Result<Piece<'a>, ProtocolError> {
-        Ok(match at {
-            PieceAt::Message(located) => Piece::Message(self.view(input, located, base)?),
-            PieceAt::Start(opcode) => Piece::Start(opcode),
-            PieceAt::Data => Piece::Data(self.assembler.piece()),
-            PieceAt::End => Piece::End,
-        })
-    }
 }
 
 /// What [`Incoming::step`] has to hand out.
@@ -626,68 +276,6 @@ enum Out {
     End,
 }
 
-/// Which data messages are delivered in pieces as they arrive (see
-/// [`Incoming::receive_piece`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Streaming {
-    /// None: every message is delivered whole.
-    Never,
-    /// Every data message.
-    Always,
-    /// Messages larger than this many bytes: those whose first frame
-    /// declares more, and fragmented ones once they grow past it (what
-    /// arrived so far is then their first piece). Smaller ones whole, so
-    /// memory is bounded by about this much plus one piece.
-    Above(usize),
-}
-
-impl Streaming {
-    fn applies(self, len: u64) -> bool {
-        match self {
-            Streaming::Never => false,
-            Streaming::Always => true,
-            Streaming::Above(n) => len > n as u64,
-        }
-    }
-}
-
-/// Where [`Incoming::receive_piece`] found what it returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PieceAt {
-    /// A whole message or control frame, where [`Located`] says.
-    Message(Located),
-    /// A streamed data message starts (text or binary).
-    Start(OpCode),
-    /// The next bytes of the streamed message, held by the decoder.
-    Data,
-    /// The streamed message is complete.
-    End,
-}
-
-/// What [`Incoming::receive_piece`] found, borrowed (see
-/// [`Incoming::view_piece`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece<'a> {
-    /// A whole message or control frame.
-    Message(MessageRef<'a>),
-    /// A streamed data message starts: [`OpCode::Text`] or [`OpCode::Binary`].
-    Start(OpCode),
-    /// The next bytes of the streamed message (for text, valid UTF-8 so far;
-    /// a code point may be split between pieces).
-    Data(&'a [u8]),
-    /// The streamed message is complete (and, for text, valid UTF-8).
-    End,
-}
-
-/// The most [`Incoming::payload_space`] grows a message by when little of it
-/// is here yet: a declared length alone costs at most this.
-const DIRECT_STEP: usize = 64 * 1024;
-/// The least it offers.
-const DIRECT_READ_MIN: usize = 16 * 1024;
-/// The most it offers for a piece of a streamed message (reached only by
-/// doubling from what reads delivered).
-const STREAM_STEP: usize = 256 * 1024;
-
 fn done(consumed: usize) -> Received {
     Received {
         consumed,
@@ -698,7 +286,8 @@ fn done(consumed: usize) -> Received {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::apply_mask;
+    use crate::frame::{apply_mask, FrameHeader};
+    use crate::protocol::MessageRef;
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
