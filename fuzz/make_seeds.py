@@ -281,3 +281,9 @@ write(
     "404",
     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
 )
+# lifecycle: the first byte picks the chunk size (byte % 64 + 1); the rest is
+# the request, then the client's frames.
+write("lifecycle", "rfc-1-3-whole-then-hello", b"\x3f" + REQUEST + frame(TEXT, b"Hello", mask=KEY))
+write("lifecycle", "rfc-1-3-bytewise-then-close", b"\x00" + REQUEST + frame(CLOSE, b"\x03\xe8", mask=KEY))
+write("lifecycle", "post-refused", b"\x07" + REQUEST.replace(b"GET", b"POST", 1))
+write("lifecycle", "too-large", b"\x1f" + b"GET / HTTP/1.1\r\n" + b"X: " + b"a" * 600 + b"\r\n\r\n")

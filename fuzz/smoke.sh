@@ -12,7 +12,7 @@ set -euo pipefail
 seconds="${1:-20}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
-targets="${TARGETS:-frame_header protocol_server protocol_client protocol_in_place protocol_deflate websocket_driver handshake_request handshake_response}"
+targets="${TARGETS:-frame_header protocol_server protocol_client protocol_in_place protocol_deflate websocket_driver handshake_request handshake_response lifecycle}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/rfc6455-fuzz-smoke.XXXXXX")"
 
 cd "$root"

@@ -140,7 +140,7 @@ impl Connection {
     }
 
     /// Decodes bytes until one message completes or the input runs out (see
-    /// [`Incoming::receive`]). A ping queues its pong and a close frame
+    /// [`Incoming::receive`](super::Incoming::receive)). A ping queues its pong and a close frame
     /// queues the close reply; a protocol error queues a close frame with
     /// the error's code and is returned as [`Error::Protocol`].
     pub fn receive(&mut self, data: &[u8]) -> Result<Received> {
@@ -202,7 +202,7 @@ impl Connection {
     }
 
     /// Space to read the rest of a large data frame's payload into straight
-    /// from the transport, skipping a copy (see [`Incoming::payload_space`]
+    /// from the transport, skipping a copy (see [`Incoming::payload_space`](super::Incoming::payload_space)
     /// for when there is some and how it is bounded). Fill a prefix, then
     /// call [`payload_filled_with`](Connection::payload_filled_with), also
     /// when nothing could be read.
@@ -228,7 +228,7 @@ impl Connection {
     /// [`Piece::Start`], [`Piece::Data`] pieces, a [`Piece::End`], with pings
     /// answered and control frames returned in between. A streamed message
     /// costs one piece of memory, whatever its size (see
-    /// [`Incoming::receive_piece`] for the limits that still apply).
+    /// [`Incoming::receive_piece`](super::Incoming::receive_piece) for the limits that still apply).
     ///
     /// ```
     /// use rfc6455::protocol::{SizeLimits, Connection, MessageRef, Piece, Streaming};

@@ -62,6 +62,7 @@ impl Reactions {
 pub struct Inbound {
     incoming: Incoming,
     reactions: Reactions,
+    role: Role,
 }
 
 impl Inbound {
@@ -73,6 +74,7 @@ impl Inbound {
                 timers: None,
                 received_since_tick: false,
             },
+            role,
         }
     }
 
@@ -170,6 +172,15 @@ impl Inbound {
         }
     }
 
+    /// Whether the connection is over for its owner (RFC 6455 §7.1.1): the
+    /// close handshake is complete (or the connection failed) and, for a
+    /// client, the server has closed TCP too (`peer_ended`): the server
+    /// closes TCP first, right after the close handshake, and a client
+    /// waits for that.
+    pub fn is_over(&self, out: &Outgoing, peer_ended: bool) -> bool {
+        out.is_closed() && (self.role == Role::Server || peer_ended)
+    }
+
     /// A server going away: queues close 1001 (if no close was sent), the
     /// same on every engine.
     pub fn go_away(out: &mut Outgoing) {
@@ -208,6 +219,7 @@ impl Inbound {
         let Inbound {
             incoming,
             reactions,
+            ..
         } = self;
         reactions.received_since_tick |= !data.is_empty();
         let received = match incoming.receive_in_place(data) {
@@ -231,6 +243,7 @@ impl Inbound {
         let Inbound {
             incoming,
             reactions,
+            ..
         } = self;
         reactions.received_since_tick |= !data.is_empty();
         let found = incoming
@@ -295,6 +308,7 @@ impl Inbound {
         let Inbound {
             incoming,
             reactions,
+            ..
         } = self;
         reactions.received_since_tick |= !data.is_empty();
         let (consumed, at) = match incoming.receive_piece(data, streaming) {

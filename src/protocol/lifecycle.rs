@@ -35,7 +35,38 @@ pub enum Phase {
     Done,
 }
 
-/// A server connection's whole life without I/O (see the [module docs](self)).
+/// A server connection's whole life without I/O: the opening handshake read
+/// as bytes, the open [`Connection`], and the close, with every deadline
+/// behind one [`deadline`](Lifecycle::deadline) / [`handle_timeout`](Lifecycle::handle_timeout).
+/// The driver does the I/O it asks for (reads into
+/// [`handshake_mut`](Lifecycle::handshake_mut)'s space, writes
+/// [`data_to_send`](Lifecycle::data_to_send), shuts the write side when
+/// [`fin_due`](Lifecycle::fin_due), closes the socket once [`Phase::Done`]) and decides
+/// how a request is answered ([`accept`](Lifecycle::accept) or [`refuse`](Lifecycle::refuse)).
+///
+/// ```
+/// use rfc6455::handshake::{accept, AcceptOptions, Limits};
+/// use rfc6455::protocol::{Lifecycle, Phase, WebSocketConfig};
+/// use std::time::{Duration, Instant};
+///
+/// let (config, now) = (WebSocketConfig::default(), Instant::now());
+/// let mut life = Lifecycle::server(Limits::default(), Duration::from_secs(10), &config, None, now);
+/// let wire = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+/// // Bytes in: the request, once complete.
+/// let (_, request) = life.handshake_mut().unwrap().receive_data(wire).unwrap();
+/// let accepted = accept(&request.unwrap(), &AcceptOptions::new()).unwrap();
+/// life.accept(&accepted, &config, now);
+/// assert_eq!(life.phase(), Phase::Open);
+/// // Bytes out: the 101.
+/// assert!(life.data_to_send().starts_with(b"HTTP/1.1 101"));
+/// // The peer hangs up: our last bytes go, then the connection is done.
+/// life.receive_eof(now);
+/// let n = life.data_to_send().len();
+/// life.advance(n);
+/// life.fin_sent(now);
+/// assert_eq!(life.phase(), Phase::Done);
+/// ```
 #[derive(Debug)]
 pub struct Lifecycle {
     stage: Stage,

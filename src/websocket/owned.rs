@@ -192,12 +192,11 @@ impl<S: Read + Write> WebSocket<S> {
         leftover: Vec<u8>,
         config: WebSocketConfig,
     ) -> WebSocket<S> {
-        let role = connection.role();
         let (inbound, outgoing) = connection.into_parts();
         WebSocket {
             stream,
             outgoing,
-            recv: RecvSide::new(inbound, role, config.close_timeout, leftover),
+            recv: RecvSide::new(inbound, config.close_timeout, leftover),
             config,
             subprotocol: None,
         }

@@ -6,7 +6,7 @@
 
 use super::read_buf::ReadBuf;
 use crate::error::{Error, Result, Timeout};
-use crate::frame::{OpCode, ProtocolError, Role};
+use crate::frame::{OpCode, ProtocolError};
 use crate::protocol::linger::Linger;
 use crate::protocol::{
     Inbound, Located, Message, MessageRef, Outgoing, Piece, PieceAt, Reactions, Received, Streaming,
@@ -88,7 +88,6 @@ pub(super) enum Step {
 pub(super) struct RecvSide {
     inbound: Inbound,
     pub(super) rbuf: ReadBuf,
-    role: Role,
     close_timeout: Duration,
     /// The stream's read timeout when it is only the driver's clock (set
     /// by the server and by clients without a read timeout): a timeout with
@@ -145,16 +144,10 @@ fn react<K: SendSide>(
 impl RecvSide {
     /// The receiving side over the core's `inbound` half, with the bytes
     /// read past the handshake.
-    pub(super) fn new(
-        inbound: Inbound,
-        role: Role,
-        close_timeout: Duration,
-        leftover: Vec<u8>,
-    ) -> RecvSide {
+    pub(super) fn new(inbound: Inbound, close_timeout: Duration, leftover: Vec<u8>) -> RecvSide {
         RecvSide {
             inbound,
             rbuf: ReadBuf::new(leftover),
-            role,
             close_timeout,
             tick: None,
             eof: false,
@@ -355,11 +348,11 @@ impl RecvSide {
             // Input drained: everything queued while processing it goes out
             // in one write before we block.
             side.flush()?;
-            let (closed, close_sent) = side.state(|out| (out.is_closed(), out.close_sent()));
-            if closed && (self.role == Role::Server || self.eof) {
-                // RFC 6455 §7.1.1: the server closes TCP first, right after the
-                // close handshake; a client waits for that (below) first. Our
-                // close reply must be out before the caller closes TCP.
+            let (eof, inbound) = (self.eof, &self.inbound);
+            let (over, close_sent) =
+                side.state(|out| (inbound.is_over(out, eof), out.close_sent()));
+            if over {
+                // Our close reply must be out before the caller closes TCP.
                 let _ = side.flush_all();
                 return Err(Error::ConnectionClosed);
             }

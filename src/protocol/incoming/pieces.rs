@@ -14,7 +14,7 @@ impl Incoming {
     /// with [`view_piece`](Incoming::view_piece).
     ///
     /// A streamed message costs no more memory than one piece, whatever its
-    /// size: [`SizeLimits::max_message_size`] does not apply to it (bound what
+    /// size: [`SizeLimits::max_message_size`](crate::protocol::SizeLimits::max_message_size) does not apply to it (bound what
     /// you keep yourself), except that what an extension (permessage-deflate)
     /// decodes from one piece of wire bytes may not exceed it (a decompression
     /// bomb fails with 1009); `max_frame_size` still applies, and text is
