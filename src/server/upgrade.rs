@@ -5,7 +5,7 @@
 use super::{ServerConfig, ServerWebSocket};
 use crate::frame::Role;
 use crate::handshake::http::{parse_request, HttpError, Request};
-use crate::handshake::server::{accept, Accepted, Rejection};
+use crate::handshake::server::{accept, check_http, response_for, Accepted, Rejection};
 use crate::transport::{read_head, HeadError, Stream, Transport};
 use crate::websocket::WebSocket;
 use crate::{Error, Result};
@@ -15,12 +15,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// What a server does with a request head, on either engine: plain HTTP
-/// goes to the HTTP handler, then `check_upgrade` may refuse the upgrade,
-/// then the handshake is accepted or refused. `Err` holds the HTTP response
-/// to send before closing.
+/// that passes [`check_http`] goes to the HTTP handler, then
+/// `check_upgrade` may refuse the upgrade, then the handshake is accepted
+/// or refused. `Err` holds the HTTP response to send before closing: for
+/// `HEAD`, its head only ([`response_for`]).
 pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
+    decide(request, config).map_err(|response| response_for(request, response))
+}
+
+fn decide(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
     if let Some(http) = &config.http {
         if !request.headers.has_token("upgrade", "websocket") {
+            check_http(request).map_err(|rejection| rejection.to_bytes())?;
             return Err(http(request).to_bytes());
         }
     }
