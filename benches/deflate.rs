@@ -5,7 +5,10 @@
 //! layer's overhead: the tail, bounded output growth, the RSV1 bookkeeping.
 //! A third column sends and receives whole messages through `Connection`
 //! (framing, masking, UTF-8) for scale. A last group measures what a
-//! broadcast to 100 members costs with and without context takeover.
+//! broadcast to 100 members costs with and without context takeover, and a
+//! chat-like load (`deflate_chat_message`) prints its compression ratio and
+//! measures a message with the compressor kept live against one made again
+//! from the window (a connection beyond `deflate::live_contexts()`).
 //!
 //! ```text
 //! cargo bench --features deflate --bench deflate -- --warm-up-time 1 --measurement-time 3
@@ -18,7 +21,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use rfc6455::frame::{OpCode, Role};
 use rfc6455::handshake::extensions::parse;
-use rfc6455::handshake::{DeflateConfig, Negotiated};
+use rfc6455::handshake::{DeflateConfig, DeflateParams, Negotiated};
 use rfc6455::protocol::extension::{ExtensionDecoder, ExtensionEncoder};
 use rfc6455::protocol::{
     deflate, Connection, Message, Outgoing, PreparedMessage, SizeLimits, DIRECT_WRITE,
@@ -233,5 +236,132 @@ fn broadcast(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, compress, decompress, broadcast);
+/// Chat-like traffic: short JSON messages whose keys, names and words
+/// recur from message to message (what context takeover is for), now and
+/// then a longer one. Deterministic.
+fn chat(count: usize) -> Vec<Vec<u8>> {
+    const WORDS: &str = "the be to of and a in that have it for not on with he as you do at \
+        this but his by from they we say her she or an will my one all would there their what so \
+        up out if about who get which go me when make can like time no just him know take people \
+        into year your good some could them see other than then now look only come its over think \
+        also back after use two how our work first well way even new want because any these give \
+        day most us meeting build deploy review lunch coffee tomorrow today thanks ok sure yes \
+        merged broken green red test release branch ticket bug fix done later cool nice great";
+    const USERS: [&str; 8] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    let words: Vec<&str> = WORDS.split_whitespace().collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|i| {
+            let n = if next() % 25 == 0 { 40 + next() % 120 } else { 2 + next() % 14 };
+            let text: Vec<&str> = (0..n)
+                .map(|_| {
+                    // Zipf-like: low indices far more often.
+                    let r = (next() % 1000) as f64 / 1000.0;
+                    words[((r * r * r) * words.len() as f64) as usize]
+                })
+                .collect();
+            let secs = 36_000 + i * 7;
+            format!(
+                r#"{{"type":"message","room":"lobby","from":"{}","text":"{}","time":"{:02}:{:02}:{:02}"}}"#,
+                USERS[(next() % 8) as usize],
+                text.join(" "),
+                secs / 3600 % 24,
+                secs / 60 % 60,
+                secs % 60
+            )
+            .into_bytes()
+        })
+        .collect()
+}
+
+/// Our encoder half as a concrete type (for `release`), with the default
+/// negotiation of `ANSWER`.
+fn encoder() -> deflate::DeflateEncoder {
+    let answer = &parse([ANSWER]).unwrap()[0];
+    let params = DeflateParams::from_answer(answer, true).unwrap();
+    let config = DeflateConfig::default().level(LEVEL).min_size(0);
+    deflate::DeflateEncoder::new(&params, &config)
+}
+
+/// The compression ratio of a chat-like load (printed), and what a message
+/// costs with the compressor kept live against one made again from the
+/// window (what a connection beyond `deflate::live_contexts()` pays): one
+/// connection with 12-bit windows and context takeover, against flate2
+/// with one compressor kept for the whole connection (what this crate did
+/// before compressors were lent).
+fn chat_load(c: &mut Criterion) {
+    let messages = chat(4000);
+    let raw: usize = messages.iter().map(Vec::len).sum();
+    let ratio = |wire: usize| 100.0 * wire as f64 / raw as f64;
+    let mut out = Vec::new();
+    let mut kept = Compress::new_with_window_bits(Compression::new(LEVEL), false, BITS);
+    let mut before = 0;
+    for m in &messages {
+        flate2_compress(&mut kept, m, &mut out);
+        before += out.len();
+    }
+    let mut ours = |release: bool| {
+        let mut encoder = encoder();
+        let mut total = 0;
+        for m in &messages {
+            out.clear();
+            encoder.encode(OpCode::Text, m, &mut out);
+            total += out.len();
+            if release {
+                encoder.release();
+            }
+        }
+        total
+    };
+    let (live, every) = (ours(false), ours(true));
+    eprintln!(
+        "deflate chat load: {} messages, {raw} bytes, mean {} B: flate2 one compressor per \
+         connection {:.2}%, rfc6455 live {:.2}%, rfc6455 made again from the window for every \
+         message {:.2}% ({:+.2}% bytes against flate2)",
+        messages.len(),
+        raw / messages.len(),
+        ratio(before),
+        ratio(live),
+        ratio(every),
+        100.0 * (every as f64 - before as f64) / before as f64
+    );
+
+    let mut group = c.benchmark_group("deflate_chat_message");
+    group.throughput(Throughput::Elements(1));
+    // Each iteration compresses the next message of the load.
+    let cycle = |i: &mut usize| {
+        *i = (*i + 1) % messages.len();
+        &messages[*i]
+    };
+    let (mut i, mut live) = (0, encoder());
+    group.bench_function("compress_live", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(live.encode(OpCode::Text, black_box(cycle(&mut i)), &mut out));
+        })
+    });
+    let (mut i, mut released) = (0, encoder());
+    group.bench_function("compress_made_again", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(released.encode(OpCode::Text, black_box(cycle(&mut i)), &mut out));
+            released.release();
+        })
+    });
+    let mut i = 0;
+    group.bench_function("flate2_one_compressor", |b| {
+        b.iter(|| flate2_compress(&mut kept, black_box(cycle(&mut i)), &mut out))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, compress, decompress, broadcast, chat_load);
 criterion_main!(benches);

@@ -244,6 +244,57 @@ fn sent_messages_have_rsv1_and_round_trip() {
     }
 }
 
+#[test]
+fn context_takeover_on_more_connections_than_live_contexts_stays_exact() {
+    // More connection pairs than the process keeps live compressors and
+    // decompressors for: taking turns, each message finds its engines
+    // evicted by the others and makes them again from its windows. Every
+    // message must still round-trip, and a repeat must still be a
+    // back-reference into the previous message (context takeover kept).
+    let pairs = deflate::live_contexts() + 20;
+    let answer = "permessage-deflate; client_max_window_bits=12; server_max_window_bits=12";
+    let mut connections: Vec<(Connection, Connection)> = (0..pairs)
+        .map(|_| {
+            let mut server = Connection::new(Role::Server, SizeLimits::default());
+            let config = DeflateConfig::default().min_size(0);
+            let (d, e) =
+                deflate::from_negotiated(Role::Server, &negotiated(answer), Some(&config)).unwrap();
+            server.add_extension(d, e);
+            (server, client(answer, SizeLimits::default()))
+        })
+        .collect();
+    for round in 0..6 {
+        for (i, (server, client)) in connections.iter_mut().enumerate() {
+            // The same text twice per round: the second costs a few bytes.
+            let text = format!(
+                r#"{{"from":"user{i}","text":"round {} of the test"}}"#,
+                round / 2
+            );
+            for server_sends in [true, false] {
+                let (from, to) = if server_sends {
+                    (&mut *server, &mut *client)
+                } else {
+                    (&mut *client, &mut *server)
+                };
+                from.send(&Message::Text(text.clone())).unwrap();
+                let wire = from.data_to_send().to_vec();
+                from.advance(wire.len());
+                // The client's frame is masked (4 key bytes more).
+                assert_eq!(wire[0], 0x80 | 0x40 | 0x1);
+                if round % 2 == 1 {
+                    assert!(wire.len() < 20, "no back-reference: {} bytes", wire.len());
+                }
+                let got = received(to, &wire);
+                assert_eq!(
+                    got,
+                    [Ok(Message::Text(text.clone()))],
+                    "pair {i} round {round}"
+                );
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Negotiation (RFC 7692 §5, §7.1)
 

@@ -183,6 +183,35 @@ impl ServerConfig {
     /// (likewise in [`check_upgrade`](ServerConfig::check_upgrade) and the
     /// origin and subprotocol callbacks) answers `500` and costs only that
     /// request, on either engine.
+    ///
+    /// The server applies RFC 9110/9112 before calling it
+    /// ([`check_http`](crate::handshake::check_http)): an HTTP/1.1 request
+    /// without `Host`, with two, or with an invalid one gets `400`, a
+    /// version other than HTTP/1.x `505`, and the handler is not called.
+    /// Route on [`Request::path`] (and [`Request::query`]), not on the raw
+    /// target: it is the same for `GET /health` and for the absolute form
+    /// `GET http://host:port/health` that proxies send.
+    ///
+    /// `HEAD` comes here too, with `request.method == "HEAD"`
+    /// ([`Request::is_head`]): answer it as GET, and the server sends only
+    /// the head of the answer (with the `Content-Length` its body has, RFC
+    /// 9110 §9.3.2). HEAD must change nothing: a route whose GET triggers
+    /// something checks `request.is_head()` and skips the trigger.
+    ///
+    /// ```
+    /// use rfc6455::{HttpResponse, ServerConfig};
+    ///
+    /// let config = ServerConfig::default().http_handler(|request| match request.path() {
+    ///     "/health" => HttpResponse::new(200, "text/plain", "ok\n"),
+    ///     "/send" if request.is_head() => HttpResponse::new(200, "text/plain", ""),
+    ///     "/send" => {
+    ///         let text = request.query_param("msg").unwrap_or_default();
+    ///         // ... broadcast `text`: a GET, never a HEAD ...
+    ///         HttpResponse::new(200, "text/plain", format!("sent {} bytes\n", text.len()))
+    ///     }
+    ///     _ => HttpResponse::not_found(),
+    /// });
+    /// ```
     pub fn http_handler(
         mut self,
         handler: impl Fn(&Request) -> HttpResponse + Send + Sync + 'static,
@@ -201,7 +230,7 @@ impl ServerConfig {
     /// use rfc6455::{HttpResponse, ServerConfig};
     ///
     /// let config = ServerConfig::default().check_upgrade(|request| {
-    ///     (request.target != "/ws").then(HttpResponse::not_found)
+    ///     (request.path() != "/ws").then(HttpResponse::not_found)
     /// });
     /// ```
     pub fn check_upgrade(

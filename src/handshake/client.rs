@@ -9,6 +9,7 @@ use base64::Engine as _;
 
 use super::extensions::{self, AnswerError, DeflateConfig};
 use super::http::{is_token, is_valid_header, Response};
+use super::target::is_reg_name;
 use super::{accept_key, HandshakeError, Negotiated};
 
 /// Headers the handshake writes itself, which a caller may not add.
@@ -250,14 +251,6 @@ fn host_header(host: &str, port: u16, explicit_port: bool) -> Result<String, Han
     } else {
         Ok(host)
     }
-}
-
-/// RFC 3986 §3.2.2 `reg-name` (which includes IPv4 addresses), non-empty.
-fn is_reg_name(host: &str) -> bool {
-    !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b))
 }
 
 /// A resource name (RFC 6455 §3: path and query), with bytes outside ASCII

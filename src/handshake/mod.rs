@@ -33,6 +33,7 @@ pub mod extensions;
 mod head;
 pub mod http;
 pub mod server;
+mod target;
 
 use std::fmt;
 
@@ -70,7 +71,9 @@ pub use http::{
     parse_request, parse_response, reason_phrase, Headers, HttpError, Limits, Request, Response,
     Version,
 };
-pub use server::{accept, http_response, AcceptOptions, Accepted, Rejection};
+pub use server::{
+    accept, check_http, http_response, response_for, AcceptOptions, Accepted, Rejection,
+};
 
 /// The GUID RFC 6455 §1.3 appends to the client's key before hashing it.
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -125,9 +128,19 @@ pub enum HandshakeError {
     /// RFC 6455 §4.2.1: "A |Host| header field containing the server's
     /// authority." Answered `400`.
     MissingHost,
-    /// A header that must appear at most once (`Host`, RFC 7230 §5.4;
+    /// A header that must appear at most once (`Host`, RFC 9112 §3.2;
     /// `Sec-WebSocket-Key`) appeared more than once. Answered `400`.
     DuplicateHeader(&'static str),
+    /// RFC 9112 §3.2: the `Host` is not `host[:port]` ("a Host header field
+    /// with an invalid field value"). Answered `400`.
+    InvalidHostHeader,
+    /// The upgrade request declares a body: a `Content-Length` other than 0,
+    /// or any `Transfer-Encoding`. An opening handshake has none (RFC 6455
+    /// §4.1), and RFC 9110 §9.3.1 warns that content in a GET may be
+    /// refused "because of its potential as a request smuggling attack":
+    /// behind a proxy that forwards bodies, the bytes would be read as the
+    /// client's first frames. Answered `400`.
+    UpgradeWithBody,
     /// RFC 6455 §4.2.1: "An |Upgrade| header field containing the value
     /// "websocket", treated as an ASCII case-insensitive value." Missing or
     /// without that token. A server answers `426` with `Upgrade: websocket`;
@@ -210,6 +223,10 @@ impl fmt::Display for HandshakeError {
             HandshakeError::InvalidRequestTarget => f.write_str("invalid request target"),
             HandshakeError::MissingHost => f.write_str("missing Host header"),
             HandshakeError::DuplicateHeader(name) => write!(f, "more than one {name} header"),
+            HandshakeError::InvalidHostHeader => f.write_str("invalid Host header"),
+            HandshakeError::UpgradeWithBody => f.write_str(
+                "an upgrade request must not have a body (Content-Length or Transfer-Encoding)",
+            ),
             HandshakeError::NotUpgrade => f.write_str("missing \"Upgrade: websocket\""),
             HandshakeError::MissingConnectionUpgrade => {
                 f.write_str("missing \"Connection: Upgrade\"")

@@ -10,6 +10,7 @@ use base64::Engine as _;
 
 use super::extensions::{self, DeflateConfig};
 use super::http::{is_valid_header, reason_phrase, Request};
+use super::target::check_host;
 use super::{accept_key, HandshakeError, HttpError, Negotiated};
 
 /// Picks a subprotocol from the ones the client offered (in the client's
@@ -283,9 +284,12 @@ impl From<HandshakeError> for Rejection {
 /// Checks a request against RFC 6455 §4.2.1 and answers it.
 ///
 /// The checks, in order, each with its [`HandshakeError`] and status: HTTP
-/// version 1.1 or a later 1.x (`505`), method `GET` (`405`, `Allow: GET`), a
-/// resource name or absolute URI as target (`400`), exactly one `Host`
-/// (`400`), `Upgrade` listing `websocket` (`426`, `Upgrade: websocket`),
+/// version 1.1 or a later 1.x (`505`), method `GET` or `HEAD` (`405`,
+/// `Allow: GET`), a resource name or absolute URI as target (`400`), exactly
+/// one valid `Host` (`400`), no body (`400`: a `Content-Length` other than
+/// 0 or any `Transfer-Encoding`), `Upgrade` listing `websocket` (`426`,
+/// `Upgrade: websocket`), then `HEAD` is refused (`405`: until here it was
+/// treated as GET, so a `HEAD` that is not an upgrade gets GET's `426`),
 /// `Connection` listing `upgrade` (`400`), exactly one
 /// `Sec-WebSocket-Version: 13` (`426`, `Sec-WebSocket-Version: 13`), exactly
 /// one `Sec-WebSocket-Key` that is base64 of 16 bytes (`400`), then the
@@ -367,18 +371,31 @@ fn check_request(request: &Request) -> Result<&str, HandshakeError> {
     if !request.version.is_http11_or_later_1x() {
         return Err(HandshakeError::UnsupportedHttpVersion);
     }
-    if request.method != "GET" {
+    // RFC 9110 §9.3.2: HEAD is GET without content, so it is answered as
+    // GET would be (426 without Upgrade) up to the point where it would be
+    // upgraded, which only a GET can be.
+    if request.method != "GET" && !request.is_head() {
         return Err(HandshakeError::MethodNotGet);
     }
     if !is_valid_target(&request.target) {
         return Err(HandshakeError::InvalidRequestTarget);
     }
-    // 2. "A |Host| header field containing the server's authority." RFC 7230
-    //    §5.4: a request with more than one Host is answered 400.
-    one(headers.get_all("host"), "Host")?.ok_or(HandshakeError::MissingHost)?;
+    // 2. "A |Host| header field containing the server's authority." RFC 9112
+    //    §3.2: a request without one, with two, or with an invalid one is
+    //    answered 400.
+    check_host(request)?;
+    // RFC 9112 §6.3: Transfer-Encoding or Content-Length frame a body. An
+    // upgrade has none; accepting one would read it as frames, and a proxy
+    // that forwards bodies could smuggle bytes past its own checks.
+    if declares_body(request) {
+        return Err(HandshakeError::UpgradeWithBody);
+    }
     // 3. "An |Upgrade| header field containing the value "websocket"".
     if !headers.has_token("upgrade", "websocket") {
         return Err(HandshakeError::NotUpgrade);
+    }
+    if request.is_head() {
+        return Err(HandshakeError::MethodNotGet);
     }
     // 4. "A |Connection| header field that includes the token "Upgrade"".
     if !headers.has_token("connection", "upgrade") {
@@ -416,6 +433,24 @@ fn one<'a>(
         (Some(_), Some(_)) => Err(HandshakeError::DuplicateHeader(name)),
         (first, _) => Ok(first),
     }
+}
+
+/// Whether `request` declares a body: any `Transfer-Encoding`, or a
+/// `Content-Length` that is not 0 (a list of zeros, which RFC 9110 §8.6
+/// lets a recipient read as one value, is still no body; anything else, a
+/// number or not, is refused).
+fn declares_body(request: &Request) -> bool {
+    request
+        .headers
+        .get_all("transfer-encoding")
+        .next()
+        .is_some()
+        || request.headers.get_all("content-length").any(|value| {
+            !value.split(',').all(|n| {
+                let n = n.trim_matches([' ', '\t']);
+                !n.is_empty() && n.bytes().all(|b| b == b'0')
+            })
+        })
 }
 
 /// RFC 6455 §3 and §4.2.1: a resource name (origin-form, `/path?query`) or an
@@ -489,6 +524,54 @@ fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 /// ```
 pub fn http_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     write_response(status, headers.iter().copied(), body, "close")
+}
+
+/// The rules RFC 9110 and RFC 9112 set for any request a server answers,
+/// upgrade or not, checked before a plain request reaches an HTTP handler
+/// ([`accept`] checks them, and more, for upgrades): HTTP/1.x (`505`
+/// otherwise, RFC 9110 §15.6.6; HTTP/1.0 is served) and the `Host` rule of
+/// RFC 9112 §3.2 (`400`: none in an HTTP/1.1 request, more than one, or one
+/// that is not `host[:port]`).
+///
+/// ```
+/// use rfc6455::handshake::{check_http, parse_request, Limits};
+/// let parse = |head: &[u8]| parse_request(head, &Limits::default()).unwrap().unwrap().0;
+/// assert!(check_http(&parse(b"GET /health HTTP/1.1\r\nHost: example.com\r\n\r\n")).is_ok());
+/// assert_eq!(check_http(&parse(b"GET /health HTTP/1.1\r\n\r\n")).unwrap_err().status, 400);
+/// let two = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+/// assert_eq!(check_http(&parse(two)).unwrap_err().status, 400);
+/// ```
+pub fn check_http(request: &Request) -> Result<(), Rejection> {
+    if request.version.major() != 1 {
+        return Err(HandshakeError::UnsupportedHttpVersion.into());
+    }
+    check_host(request).map_err(Rejection::from)
+}
+
+/// The bytes to send for `response` (a whole response as [`http_response`],
+/// [`Rejection::to_bytes`] or [`accept`] wrote it) as the answer to
+/// `request`: for `HEAD`, only its head. RFC 9110 §9.3.2: "the server MUST
+/// NOT send content in the response"; the head keeps the `Content-Length`
+/// the content would have had, as §8.6 allows ("the decimal number of
+/// octets that would have been sent in the content of a response if the
+/// same request had used the GET method").
+///
+/// ```
+/// use rfc6455::handshake::{http_response, parse_request, response_for, Limits};
+/// let head = b"HEAD /health HTTP/1.1\r\nHost: h\r\n\r\n";
+/// let (request, _) = parse_request(head, &Limits::default()).unwrap().unwrap();
+/// let bytes = response_for(&request, http_response(200, &[], b"ok\n"));
+/// assert_eq!(bytes, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n");
+/// ```
+pub fn response_for(request: &Request, mut response: Vec<u8>) -> Vec<u8> {
+    if request.is_head() {
+        // The writers here never put CR or LF inside a header line, so the
+        // first empty line ends the head.
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            response.truncate(end + 4);
+        }
+    }
+    response
 }
 
 fn write_response<'a>(
@@ -704,6 +787,112 @@ Sec-WebSocket-Protocol: chat\r\n\r\n"
             (r.status, r.error),
             (400, Some(HandshakeError::DuplicateHeader("Host")))
         );
+    }
+
+    #[test]
+    fn invalid_host_is_400() {
+        for host in ["a b", "[::1", "h:port"] {
+            let r = rejected(&request(&[("Host", host)]));
+            assert_eq!(
+                (r.status, r.error.clone()),
+                (400, Some(HandshakeError::InvalidHostHeader)),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn upgrade_with_a_body_is_400() {
+        for (name, value) in [
+            ("Content-Length", "6"),
+            ("Content-Length", "0, 1"),
+            ("Content-Length", "-0"),
+            ("Content-Length", "x"),
+            ("Content-Length", ""),
+            ("Transfer-Encoding", "chunked"),
+            ("Transfer-Encoding", "identity"),
+        ] {
+            let r = rejected(&request(&[(name, value)]));
+            assert_eq!(
+                (r.status, r.error.clone()),
+                (400, Some(HandshakeError::UpgradeWithBody)),
+                "{name}: {value}"
+            );
+            parsed(&r);
+        }
+        let mut both = request(&[("Content-Length", "0")]);
+        both.headers.push("Transfer-Encoding", "chunked");
+        assert_eq!(rejected(&both).error, Some(HandshakeError::UpgradeWithBody));
+    }
+
+    #[test]
+    fn upgrade_with_content_length_0_is_accepted() {
+        for value in ["0", "00", "0, 0"] {
+            let req = request(&[("Content-Length", value)]);
+            assert!(accept(&req, &AcceptOptions::default()).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn head_is_answered_as_get_until_the_upgrade() {
+        // Not an upgrade: GET's 426.
+        let r = rejected(&request_with("HEAD /chat HTTP/1.1", &[("Upgrade", "")]));
+        assert_eq!(r.status, 426);
+        // The same checks as GET before that.
+        let r = rejected(&request_with("HEAD /chat HTTP/1.1", &[("Host", "")]));
+        assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn check_http_wants_http_1_and_one_host() {
+        let plain = |line: &str, headers: &[(&str, &str)]| {
+            let mut head = format!("{line}\r\n");
+            for (n, v) in headers {
+                head.push_str(&format!("{n}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            let (req, _) = parse_request(head.as_bytes(), &Limits::default())
+                .unwrap()
+                .unwrap();
+            check_http(&req).map_err(|r| (r.status, r.error.unwrap()))
+        };
+        assert_eq!(plain("GET / HTTP/1.1", &[("Host", "h")]), Ok(()));
+        assert_eq!(plain("HEAD /x HTTP/1.1", &[("Host", "h:1")]), Ok(()));
+        assert_eq!(plain("GET / HTTP/1.0", &[]), Ok(()));
+        assert_eq!(
+            plain("GET / HTTP/1.1", &[]),
+            Err((400, HandshakeError::MissingHost))
+        );
+        assert_eq!(
+            plain("GET / HTTP/1.1", &[("Host", "a"), ("Host", "a")]),
+            Err((400, HandshakeError::DuplicateHeader("Host")))
+        );
+        assert_eq!(
+            plain("GET / HTTP/1.1", &[("Host", "a/b")]),
+            Err((400, HandshakeError::InvalidHostHeader))
+        );
+        assert_eq!(
+            plain("GET / HTTP/2.0", &[("Host", "h")]),
+            Err((505, HandshakeError::UnsupportedHttpVersion))
+        );
+    }
+
+    #[test]
+    fn response_for_head_is_the_head_only() {
+        let head = request_with("HEAD / HTTP/1.1", &[]);
+        let get = request(&[]);
+        let full = http_response(200, &[("Content-Type", "text/plain")], b"hello");
+        let cut = response_for(&head, full.clone());
+        assert_eq!(
+            cut,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\
+Connection: close\r\n\r\n"
+        );
+        assert_eq!(response_for(&get, full.clone()), full);
+        let rejection = Rejection::new(426).to_bytes();
+        let cut = response_for(&head, rejection.clone());
+        assert!(rejection.starts_with(&cut) && cut.ends_with(b"\r\n\r\n"));
+        assert!(cut.len() < rejection.len());
     }
 
     #[test]

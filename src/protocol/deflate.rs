@@ -9,9 +9,15 @@
 //! - Sending (§6.1, §7.2.1): a whole message at least
 //!   [`min_size`](crate::handshake::DeflateConfig::min_size) long is
 //!   compressed with a sync flush, the tail is stripped and RSV1 is set.
-//! - Context takeover (§7.1.1): kept unless negotiated away; without it the
-//!   compressor or decompressor is dropped after each message, so an idle
-//!   connection holds none. Both are created only when first needed.
+//! - Context takeover (§7.1.1): kept unless negotiated away. Without it a
+//!   compressor or decompressor is lent from a shared pool for one message.
+//!   With it a connection keeps its engines between messages only while it
+//!   is among the [`live_contexts`] most recently active (a process-wide
+//!   budget, see `pool.rs`); otherwise it keeps just the LZ77 window (2^bits
+//!   bytes each way, `window.rs`) and makes an engine again, primed with
+//!   it, at its next message: it compresses as well, and RFC 7692's rules stay
+//!   kept (see [`DeflateEncoder`]'s `encode` for why). So an idle
+//!   connection holds no engine, only its windows.
 //! - Broadcast: without context takeover a message's compressed form
 //!   depends only on the window and level, so a
 //!   [`PreparedMessage`](super::PreparedMessage) is compressed once per
@@ -48,7 +54,14 @@ use crate::frame::{OpCode, Role};
 use crate::handshake::extensions::PERMESSAGE_DEFLATE;
 use crate::handshake::{DeflateConfig, DeflateParams, Negotiated};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use pool::Live;
 use std::fmt;
+use window::History;
+
+mod pool;
+mod window;
+
+pub use pool::{live_contexts, set_live_contexts, DEFAULT_LIVE_CONTEXTS};
 
 /// RFC 7692 §7.2.1: the bytes a sync flush ends with, removed before sending
 /// and appended again before inflating (§7.2.2).
@@ -82,12 +95,32 @@ pub fn from_negotiated(
     ))
 }
 
+/// With context takeover, what a connection keeps between messages: its
+/// claim to a live engine (which it may lose to busier connections) and
+/// the window, from which a lost engine is made again.
+struct Takeover<T: pool::Engine> {
+    live: Live<T>,
+    window: History,
+}
+
+impl<T: pool::Engine> Takeover<T> {
+    fn new(bits: u8) -> Takeover<T> {
+        Takeover {
+            live: Live::new(),
+            window: History::new(bits),
+        }
+    }
+}
+
 /// The receiving half: inflates messages whose first frame has RSV1.
 pub struct DeflateDecoder {
     /// zlib cannot inflate with an 8-bit window; 9 reads everything 8 can.
     window_bits: u8,
-    /// Drop the state after each message (the peer does not keep context).
-    reset: bool,
+    /// With context takeover (the peer keeps its context): the live
+    /// decompressor and the window. `None`: the peer resets after each
+    /// message, so a fresh decompressor is lent for each.
+    takeover: Option<Takeover<Decompress>>,
+    /// The decompressor of the message being received.
     inflate: Option<Box<Decompress>>,
     /// The peer ended the DEFLATE stream (a block with BFINAL) inside this
     /// message: the rest of it is ignored and the next one starts afresh.
@@ -100,8 +133,8 @@ impl fmt::Debug for DeflateDecoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeflateDecoder")
             .field("window_bits", &self.window_bits)
-            .field("reset", &self.reset)
-            .field("allocated", &self.inflate.is_some())
+            .field("reset", &self.takeover.is_none())
+            .field("allocated", &self.holds_engine())
             .finish()
     }
 }
@@ -109,13 +142,60 @@ impl fmt::Debug for DeflateDecoder {
 impl DeflateDecoder {
     /// A decoder for the agreed parameters.
     pub fn new(params: &DeflateParams) -> DeflateDecoder {
+        let window_bits = params.decompress_window_bits.clamp(9, 15);
         DeflateDecoder {
-            window_bits: params.decompress_window_bits.clamp(9, 15),
-            reset: params.decompress_reset,
+            window_bits,
+            takeover: (!params.decompress_reset).then(|| Takeover::new(window_bits)),
             inflate: None,
             ended: false,
             had_input: false,
         }
+    }
+
+    /// Gives the decompressor back to the shared pool now, unless a message
+    /// is being received (its state is needed for the rest). With context
+    /// takeover the window is kept, and the next message makes a
+    /// decompressor again from it. This happens anyway when other
+    /// connections need the place ([`live_contexts`]).
+    pub fn release(&mut self) {
+        if self.inflate.is_none() {
+            if let Some(t) = &mut self.takeover {
+                t.live.release();
+            }
+        }
+    }
+
+    fn holds_engine(&self) -> bool {
+        self.inflate.is_some() || self.takeover.as_ref().is_some_and(|t| t.live.holds())
+    }
+
+    /// The decompressor for the message being received: the one in use,
+    /// the live one kept since the last message, or a fresh one lent from
+    /// the pool (primed with the window under context takeover).
+    fn engine(&mut self) -> &mut Decompress {
+        let takeover = &mut self.takeover;
+        self.inflate.get_or_insert_with(|| {
+            // Lent: see `pool::take_inflate` for why its window is always
+            // 15 bits.
+            let Some(t) = takeover else {
+                return pool::take_inflate();
+            };
+            t.live.take().unwrap_or_else(|| {
+                let mut inflate = pool::take_inflate();
+                let window = t.window.as_slice();
+                if !window.is_empty() {
+                    // RFC 7692 §7.2.2: with context takeover "the server MUST
+                    // decompress each new message using the LZ77 sliding
+                    // window used to process the last compressed message".
+                    // These are its last 2^bits bytes, all the peer may refer
+                    // to (§7.1.2). A raw inflater takes a dictionary at any
+                    // time, so this cannot fail; if it did, the first
+                    // reference into it would fail the message with 1007.
+                    let _ = inflate.set_dictionary(window);
+                }
+                inflate
+            })
+        })
     }
 
     /// Inflates `input` into `out`, never past `max` bytes.
@@ -125,17 +205,11 @@ impl DeflateDecoder {
         out: &mut Vec<u8>,
         max: usize,
     ) -> Result<(), ProtocolError> {
-        let (bits, reset) = (self.window_bits, self.reset);
-        let inflate = self.inflate.get_or_insert_with(|| match reset {
-            // Lent for one message: see `pool::take_inflate` for why its
-            // window is always 15 bits.
-            true => pool::take_inflate(),
-            false => Box::new(Decompress::new_with_window_bits(false, bits)),
-        });
         loop {
             if self.ended {
                 return Ok(());
             }
+            let inflate = self.engine();
             let len = out.len();
             let room = max.saturating_sub(len);
             if room == 0 {
@@ -187,6 +261,28 @@ impl DeflateDecoder {
             }
         }
     }
+
+    /// The message ended (`ok`: well): the decompressor goes back to the
+    /// live set (context takeover, the stream going on) or to the pool.
+    fn finish_message(&mut self, ok: bool) {
+        if let Some(inflate) = self.inflate.take() {
+            match &mut self.takeover {
+                Some(t) if ok && !self.ended => t.live.put((0, 0), inflate),
+                // Reset on the way in: nothing of it reaches another
+                // connection.
+                _ => pool::give_inflate(inflate),
+            }
+        }
+        if self.ended {
+            // §7.2.2 reads the next message with the window of this one,
+            // but a stream that ended has none: start afresh, as zlib would.
+            if let Some(t) = &mut self.takeover {
+                t.window.clear();
+            }
+        }
+        self.ended = false;
+        self.had_input = false;
+    }
 }
 
 impl ExtensionDecoder for DeflateDecoder {
@@ -203,6 +299,7 @@ impl ExtensionDecoder for DeflateDecoder {
         max: usize,
     ) -> Result<(), ProtocolError> {
         self.had_input |= !input.is_empty();
+        let start = out.len();
         let result = self.inflate(input, out, max).and_then(|()| {
             // An empty payload is an empty message: appending the tail to
             // nothing would read `00 00 ff ff` as a stored block header with
@@ -215,17 +312,13 @@ impl ExtensionDecoder for DeflateDecoder {
                 Ok(())
             }
         });
+        if let (Some(t), Ok(())) = (&mut self.takeover, &result) {
+            // What the next message may refer to, should the decompressor
+            // not be live by then.
+            t.window.push(&out[start..]);
+        }
         if fin || result.is_err() {
-            if self.reset || self.ended {
-                // §7.1.1.2 / a finished stream: nothing carries over. A
-                // decompressor in a known state goes back to the pool.
-                match self.inflate.take() {
-                    Some(inflate) if self.reset && result.is_ok() => pool::give_inflate(inflate),
-                    _ => {}
-                }
-            }
-            self.ended = false;
-            self.had_input = false;
+            self.finish_message(result.is_ok());
         }
         result
     }
@@ -235,20 +328,22 @@ impl ExtensionDecoder for DeflateDecoder {
 pub struct DeflateEncoder {
     /// 8 means "never compress": zlib cannot honour a 256-byte window.
     window_bits: u8,
-    reset: bool,
     level: u32,
     min_size: usize,
-    deflate: Option<Box<Compress>>,
+    /// With context takeover: the live compressor and the window the
+    /// peer's decompressor holds. `None`: every message is compressed by a
+    /// fresh compressor lent from the pool for that message.
+    takeover: Option<Takeover<Compress>>,
 }
 
 impl fmt::Debug for DeflateEncoder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeflateEncoder")
             .field("window_bits", &self.window_bits)
-            .field("reset", &self.reset)
+            .field("reset", &self.takeover.is_none())
             .field("level", &self.level)
             .field("min_size", &self.min_size)
-            .field("allocated", &self.deflate.is_some())
+            .field("allocated", &self.holds_engine())
             .finish()
     }
 }
@@ -257,14 +352,61 @@ impl DeflateEncoder {
     /// An encoder for the agreed parameters, with the level, minimum size and
     /// window cap of `config`.
     pub fn new(params: &DeflateParams, config: &DeflateConfig) -> DeflateEncoder {
+        let window_bits = params.compress_window_bits.min(config.window_bits);
+        let reset = params.compress_reset || config.no_context_takeover;
         DeflateEncoder {
-            window_bits: params.compress_window_bits.min(config.window_bits),
-            reset: params.compress_reset || config.no_context_takeover,
+            window_bits,
             level: config.level.min(9),
             min_size: config.min_size,
-            deflate: None,
+            takeover: (!reset).then(|| Takeover::new(window_bits)),
         }
     }
+
+    /// Gives the compressor back to the shared pool now. With context
+    /// takeover the window is kept, and the next message makes a
+    /// compressor again from it (the same ratio, a few microseconds more
+    /// for that message). This happens anyway when other connections need
+    /// the place ([`live_contexts`]).
+    pub fn release(&mut self) {
+        if let Some(t) = &mut self.takeover {
+            t.live.release();
+        }
+    }
+
+    fn holds_engine(&self) -> bool {
+        self.takeover.as_ref().is_some_and(|t| t.live.holds())
+    }
+}
+
+/// Compresses a whole message into `out` (RFC 7692 §7.2.1), its tail
+/// removed. `false` if zlib failed (it cannot with valid parameters): the
+/// compressor's state is then unknown and `out` is cleared.
+fn compress_message(deflate: &mut Compress, payload: &[u8], out: &mut Vec<u8>) -> bool {
+    out.reserve(payload.len() / 2 + 64);
+    let mut input = payload;
+    loop {
+        let before = deflate.total_in();
+        // §7.2.1: compress with a sync flush ("Compress all the octets of
+        // the payload of the message using DEFLATE" and end on a block
+        // boundary).
+        let status = deflate.compress_vec(input, out, FlushCompress::Sync);
+        let used = (deflate.total_in() - before) as usize;
+        input = &input[used..];
+        if status.is_err() {
+            out.clear();
+            return false;
+        }
+        if input.is_empty() && out.len() < out.capacity() {
+            break;
+        }
+        out.reserve(out.capacity().max(64));
+    }
+    // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
+    // tail end."
+    if out.ends_with(&TAIL) {
+        out.truncate(out.len() - TAIL.len());
+    }
+    true
 }
 
 impl ExtensionEncoder for DeflateEncoder {
@@ -284,45 +426,49 @@ impl ExtensionEncoder for DeflateEncoder {
             return Some(RSV1);
         }
         let (bits, level) = (self.window_bits, self.level);
-        let deflate = self.deflate.get_or_insert_with(|| match self.reset {
-            true => pool::take(bits, level),
-            false => new_compress(bits, level),
+        let Some(t) = &mut self.takeover else {
+            // §7.1.1.1: no context takeover; nothing lives between
+            // messages, and the compressor goes back to the pool for the
+            // next message of any connection.
+            let mut deflate = pool::take(bits, level);
+            let ok = compress_message(&mut deflate, payload, out);
+            pool::give(bits, level, deflate);
+            return ok.then_some(RSV1);
+        };
+        // Context takeover (RFC 7692 §7: "the same LZ77 sliding window used
+        // by the endpoint to build frames of the previous sent message is
+        // reused to build frames of the next message") is the compressor's
+        // option, never its duty: the rules bind the decompressor (§7.2.2:
+        // the peer "MUST decompress each new message using the LZ77 sliding
+        // window used to process the last compressed message"), and a
+        // client's `server_no_context_takeover` only forbids the server to
+        // use it (§7.1.1.1). A compressor that starts a message with an
+        // empty window, or with the last 2^bits bytes it sent compressed
+        // (exactly what that window holds, §7.1.2), makes back-references
+        // the peer resolves as it would have. So a compressor released
+        // after a message and made again from the window for the next one
+        // is conformant, and compresses as well as the one it replaces.
+        let mut deflate = t.live.take().unwrap_or_else(|| {
+            let mut deflate = pool::take(bits, level);
+            let window = t.window.as_slice();
+            if !window.is_empty() {
+                // A fresh raw compressor accepts a dictionary; should it not,
+                // the message is compressed with an empty window, which the
+                // peer reads just as well (only the ratio suffers).
+                let _ = deflate.set_dictionary(window);
+            }
+            deflate
         });
-        out.reserve(payload.len() / 2 + 64);
-        let mut input = payload;
-        loop {
-            let before = deflate.total_in();
-            // §7.2.1: compress with a sync flush ("Compress all the octets of
-            // the payload of the message using DEFLATE" and end on a block
-            // boundary).
-            let status = deflate.compress_vec(input, out, FlushCompress::Sync);
-            let used = (deflate.total_in() - before) as usize;
-            input = &input[used..];
-            if status.is_err() {
-                // Cannot happen with valid parameters; the compressor state
-                // is unknown, so start afresh and send this one as it is.
-                self.deflate = None;
-                out.clear();
-                return None;
-            }
-            if input.is_empty() && out.len() < out.capacity() {
-                break;
-            }
-            out.reserve(out.capacity().max(64));
+        if !compress_message(&mut deflate, payload, out) {
+            // Sent as it is; the peer's window does not change, and the
+            // next message starts from ours.
+            pool::give(bits, level, deflate);
+            return None;
         }
-        // §7.2.1: "Remove 4 octets (that are 0x00 0x00 0xff 0xff) from the
-        // tail end."
-        if out.ends_with(&TAIL) {
-            out.truncate(out.len() - TAIL.len());
-        }
-        if self.reset {
-            // §7.1.1.1: no context takeover; nothing lives between messages,
-            // and the compressor goes back to the pool for the next message
-            // of any connection.
-            if let Some(deflate) = self.deflate.take() {
-                pool::give(bits, level, deflate);
-            }
-        }
+        // Only compressed messages enter the peer's window (an uncompressed
+        // one is not inflated, §6.1).
+        t.window.push(payload);
+        t.live.put((bits, level), deflate);
         Some(RSV1)
     }
 
@@ -330,7 +476,7 @@ impl ExtensionEncoder for DeflateEncoder {
         if self.window_bits < 9 || len < self.min_size {
             // Sent as it is; the compressor is not touched.
             Sharing::AsIs
-        } else if self.reset {
+        } else if self.takeover.is_none() {
             // §7.1.1.1 without context takeover every message starts from
             // a fresh compressor, so the output depends only on the message,
             // the window and the level: a broadcast is compressed once per
@@ -353,77 +499,6 @@ fn new_compress(bits: u8, level: u32) -> Box<Compress> {
         false,
         bits,
     ))
-}
-
-/// Compressors lent to connections without context takeover for one
-/// message at a time. zlib-rs's compressor is about 200 KiB whatever the
-/// window (a fixed 64 Ki-entry hash table and zlib's default memLevel,
-/// which flate2 does not expose); allocating and freeing one per message
-/// costs time, and with glibc's per-thread arenas the freed memory stays in
-/// each connection thread's RSS. A small shared pool keeps the number alive
-/// near the number of messages being compressed at once.
-/// Decompressors (about 40 KiB with a 15-bit window) are pooled alike for
-/// connections whose peer resets its context.
-mod pool {
-    use super::{new_compress, Compress, Decompress};
-    use std::sync::{Mutex, PoisonError};
-
-    /// At most this many idle compressors, and as many decompressors, are
-    /// kept (about 6 MiB and 1 MiB).
-    const MAX_IDLE: usize = 32;
-
-    static IDLE: Mutex<Vec<(u8, u32, Box<Compress>)>> = Mutex::new(Vec::new());
-    // Boxed because decoders hold them boxed: lending one moves a pointer.
-    #[allow(clippy::vec_box)]
-    static IDLE_INFLATE: Mutex<Vec<Box<Decompress>>> = Mutex::new(Vec::new());
-
-    /// A fresh-state decompressor. Always with a 15-bit window, whatever
-    /// was agreed: it inflates every stream a smaller window makes (a
-    /// window only bounds how far back the sender may refer), zlib-rs
-    /// allocates a 32 KiB window whatever the bits, and only at 15 bits
-    /// does flate2 reset it in place; at other sizes its reset builds a new
-    /// state, an allocation per message that measured 17 KiB more RSS per
-    /// idle connection at 10,000 (`.ci/mem10k.sh --deflate-table`). What is
-    /// given up: a peer that refers further back than the window it agreed
-    /// is not caught (RFC 7692 asks the sender to keep to it; nothing is
-    /// read outside the 32 KiB the stream itself filled).
-    pub(super) fn take_inflate() -> Box<Decompress> {
-        let taken = IDLE_INFLATE
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        taken.unwrap_or_else(|| Box::new(Decompress::new_with_window_bits(false, 15)))
-    }
-
-    /// Returns a decompressor after a message that ended well.
-    pub(super) fn give_inflate(mut inflate: Box<Decompress>) {
-        inflate.reset(false);
-        let mut idle = IDLE_INFLATE.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(inflate);
-        }
-    }
-
-    /// A fresh-state compressor for `bits` and `level`.
-    pub(super) fn take(bits: u8, level: u32) -> Box<Compress> {
-        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-        match idle.iter().position(|&(b, l, _)| b == bits && l == level) {
-            Some(i) => idle.swap_remove(i).2,
-            None => {
-                drop(idle);
-                new_compress(bits, level)
-            }
-        }
-    }
-
-    /// Returns a compressor after a message (its state is reset here).
-    pub(super) fn give(bits: u8, level: u32, mut deflate: Box<Compress>) {
-        deflate.reset();
-        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push((bits, level, deflate));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -453,11 +528,12 @@ mod tests {
             dec.decode(a, false, &mut out, usize::MAX).unwrap();
             dec.decode(b, true, &mut out, usize::MAX).unwrap();
             assert_eq!(&out, m);
-            // Lazy: an empty message needs no compressor.
-            if !m.is_empty() {
-                assert_eq!(enc.deflate.is_none(), reset);
+            // Without context takeover nothing is held between messages.
+            // (With it, whether the engines stay live depends on what else
+            // in the process uses the live set: not asserted here.)
+            if reset {
+                assert!(!enc.holds_engine() && !dec.holds_engine());
             }
-            assert_eq!(dec.inflate.is_none(), reset);
         }
     }
 
@@ -559,7 +635,7 @@ mod tests {
             let mut out = Vec::new();
             dec.decode(&wire, true, &mut out, usize::MAX).unwrap();
             assert_eq!(out, text);
-            assert!(dec.inflate.is_none());
+            assert!(!dec.holds_engine());
         }
     }
 
@@ -585,7 +661,7 @@ mod tests {
             enc.encode(OpCode::Text, &[b'a'; 1000], &mut Vec::new()),
             None
         );
-        assert!(enc.deflate.is_none());
+        assert!(!enc.holds_engine());
     }
 
     #[test]
@@ -627,5 +703,211 @@ mod tests {
             .decode(&[0xff, 0xff, 0xff, 0xff], true, &mut Vec::new(), 1 << 20)
             .unwrap_err();
         assert_eq!(err, ProtocolError::InvalidCompressedData);
+    }
+
+    /// A peer as zlib users write one: one raw stream per direction, kept
+    /// for the whole connection (context takeover), sync flush per message.
+    struct PlainPeer {
+        compress: Compress,
+        decompress: Decompress,
+    }
+
+    impl PlainPeer {
+        fn new(bits: u8) -> PlainPeer {
+            PlainPeer {
+                compress: Compress::new_with_window_bits(Compression::new(6), false, bits),
+                decompress: Decompress::new_with_window_bits(false, bits),
+            }
+        }
+
+        fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            assert!(compress_message(&mut self.compress, payload, &mut out));
+            out
+        }
+
+        fn inflate(&mut self, wire: &[u8]) -> Vec<u8> {
+            let mut input = wire.to_vec();
+            input.extend_from_slice(&TAIL);
+            let mut out = Vec::with_capacity(1 << 20);
+            self.decompress
+                .decompress_vec(&input, &mut out, FlushDecompress::Sync)
+                .unwrap();
+            out
+        }
+    }
+
+    fn takeover_params(bits: u8) -> DeflateParams {
+        let answer = format!(
+            "permessage-deflate; server_max_window_bits={bits}; client_max_window_bits={bits}"
+        );
+        let list = crate::handshake::extensions::parse([answer.as_str()]).unwrap();
+        DeflateParams::from_answer(&list[0], true).unwrap()
+    }
+
+    /// A small deterministic generator (no dev-dependency needed).
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 33
+        }
+    }
+
+    /// Chat-like messages: the same few words and keys again and again, so
+    /// each refers back into earlier ones.
+    fn chat_message(rng: &mut Lcg) -> Vec<u8> {
+        let words = [
+            "hello",
+            "room",
+            "anyone",
+            "see you",
+            "the build",
+            "ok",
+            "thanks",
+        ];
+        let mut text = String::new();
+        for _ in 0..1 + rng.next() % 6 {
+            text.push_str(words[(rng.next() % words.len() as u64) as usize]);
+            text.push(' ');
+        }
+        let big = rng.next() % 20 == 0;
+        if big {
+            // Now and then a long one, longer than the window.
+            for i in 0..(rng.next() % 3000) {
+                text.push_str(&format!("{} ", i * 7 % 1000));
+            }
+        }
+        format!(
+            r#"{{"type":"message","from":"user{}","text":"{text}"}}"#,
+            rng.next() % 9
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_released_compressor_is_made_again_from_the_window_and_a_plain_peer_reads_it() {
+        // RFC 7692 §7.2.2: the peer keeps its window; ours is primed with
+        // the same bytes, so references into earlier messages resolve.
+        for bits in [9, 12, 15] {
+            let cfg = DeflateConfig::default().window_bits(bits).min_size(0);
+            let mut enc = DeflateEncoder::new(&takeover_params(bits), &cfg);
+            let mut peer = PlainPeer::new(bits);
+            let mut rng = Lcg(u64::from(bits));
+            let (mut released, mut kept) = (0usize, 0usize);
+            for i in 0..400 {
+                let msg = chat_message(&mut rng);
+                let mut wire = Vec::new();
+                assert_eq!(enc.encode(OpCode::Text, &msg, &mut wire), Some(RSV1));
+                assert_eq!(peer.inflate(&wire), msg, "bits {bits} message {i}");
+                if rng.next() % 2 == 0 {
+                    enc.release();
+                    released += wire.len();
+                } else {
+                    kept += wire.len();
+                }
+            }
+            assert!(released > 0 && kept > 0);
+        }
+    }
+
+    #[test]
+    fn a_released_decompressor_reads_references_into_earlier_messages() {
+        for bits in [9, 12, 15] {
+            let mut dec = DeflateDecoder::new(&takeover_params(bits));
+            let mut peer = PlainPeer::new(bits);
+            let mut rng = Lcg(100 + u64::from(bits));
+            for i in 0..400 {
+                let msg = chat_message(&mut rng);
+                let wire = peer.compress(&msg);
+                let mut out = Vec::new();
+                // In up to three fragments, releasing between messages only.
+                let cut1 = (rng.next() as usize) % (wire.len() + 1);
+                let cut2 = cut1 + (rng.next() as usize) % (wire.len() - cut1 + 1);
+                dec.decode(&wire[..cut1], false, &mut out, usize::MAX)
+                    .unwrap();
+                dec.release(); // mid-message: does nothing
+                dec.decode(&wire[cut1..cut2], false, &mut out, usize::MAX)
+                    .unwrap();
+                dec.decode(&wire[cut2..], true, &mut out, usize::MAX)
+                    .unwrap();
+                assert_eq!(out, msg, "bits {bits} message {i}");
+                if rng.next() % 2 == 0 {
+                    dec.release();
+                    assert!(!dec.holds_engine());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_released_pair_compresses_as_well_as_a_live_one() {
+        // The ratio with an engine made again from the window for every
+        // message is within 1% of a live engine's.
+        let cfg = DeflateConfig::default().min_size(0);
+        let (mut live, mut released) = (0usize, 0usize);
+        let mut a = DeflateEncoder::new(&takeover_params(12), &cfg);
+        let mut b = DeflateEncoder::new(&takeover_params(12), &cfg);
+        let mut rng = Lcg(7);
+        let mut raw = 0;
+        for _ in 0..500 {
+            let msg = chat_message(&mut rng);
+            raw += msg.len();
+            let (mut wa, mut wb) = (Vec::new(), Vec::new());
+            a.encode(OpCode::Text, &msg, &mut wa);
+            b.encode(OpCode::Text, &msg, &mut wb);
+            b.release();
+            live += wa.len();
+            released += wb.len();
+        }
+        assert!(live < raw / 3, "{live} of {raw}");
+        assert!(
+            released * 100 <= live * 101,
+            "released {released}, live {live}"
+        );
+    }
+
+    #[test]
+    fn messages_sent_uncompressed_stay_out_of_the_window() {
+        // A message under min_size goes as it is and is not inflated by the
+        // peer, so it must not be in the window a released compressor is
+        // primed with.
+        let cfg = DeflateConfig::default().min_size(8);
+        let mut enc = DeflateEncoder::new(&takeover_params(12), &cfg);
+        let mut peer = PlainPeer::new(12);
+        for msg in [
+            &b"first message here"[..],
+            b"tiny",
+            b"first message tiny here",
+        ] {
+            let mut wire = Vec::new();
+            match enc.encode(OpCode::Text, msg, &mut wire) {
+                Some(_) => assert_eq!(peer.inflate(&wire), msg),
+                None => assert!(msg.len() < 8),
+            }
+            enc.release();
+        }
+    }
+
+    #[test]
+    fn a_stream_ended_by_the_peer_starts_the_next_message_afresh() {
+        let mut dec = DeflateDecoder::new(&takeover_params(12));
+        // A whole stream (BFINAL) for "hello", then a fresh one.
+        let mut finished = Compress::new_with_window_bits(Compression::new(6), false, 12);
+        let mut wire = Vec::with_capacity(64);
+        finished
+            .compress_vec(b"hello", &mut wire, FlushCompress::Finish)
+            .unwrap();
+        let mut out = Vec::new();
+        dec.decode(&wire, true, &mut out, 1 << 20).unwrap();
+        assert_eq!(out, b"hello");
+        let mut peer = PlainPeer::new(12);
+        let wire = peer.compress(b"world world");
+        let mut out = Vec::new();
+        dec.decode(&wire, true, &mut out, 1 << 20).unwrap();
+        assert_eq!(out, b"world world");
     }
 }

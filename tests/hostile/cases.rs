@@ -212,6 +212,195 @@ fn handshake_slowloris_gets_408_in_bounded_time() {
 }
 
 // ---------------------------------------------------------------------------
+// HTTP beside WebSocket (RFC 9110, RFC 9112): an upgrade with a body, the
+// Host rule, HEAD, absolute-form targets. Every ServerConfig HTTP handler
+// gets these, because the library decides them before it calls one.
+
+#[test]
+fn handshake_upgrade_with_content_length_body_is_400() {
+    let server = start(ServerConfig::default());
+    let request = upgrade_request("Content-Length: 6\r\n") + "hello!";
+    let reply = ask(server.local_addr(), request.as_bytes());
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    assert!(String::from_utf8_lossy(&reply.body).contains("body"));
+    wait_connections(&server, 0, SOON);
+}
+
+#[test]
+fn handshake_upgrade_with_chunked_body_is_400() {
+    let server = start(ServerConfig::default());
+    let request = upgrade_request("Transfer-Encoding: chunked\r\n") + "6\r\nhello!\r\n0\r\n\r\n";
+    let reply = ask(server.local_addr(), request.as_bytes());
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    wait_connections(&server, 0, SOON);
+}
+
+#[test]
+fn handshake_upgrade_with_content_length_0_is_served() {
+    let server = start(ServerConfig::default());
+    let mut s = raw(server.local_addr());
+    s.write_all(upgrade_request("Content-Length: 0\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(read_reply(&mut s).status, 101);
+    s.write_all(&frame(FIN | TEXT, b"still frames")).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().payload, b"still frames");
+}
+
+#[test]
+fn handshake_without_host_or_with_two_is_400() {
+    let server = start(ServerConfig::default());
+    let without = upgrade_request("").replace("Host: 127.0.0.1\r\n", "");
+    let reply = ask(server.local_addr(), without.as_bytes());
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    let two = upgrade_request("Host: 127.0.0.2\r\n");
+    let reply = ask(server.local_addr(), two.as_bytes());
+    assert_eq!(reply.status, 400, "{}", reply.head);
+}
+
+/// An HTTP handler that answers 200 with "METHOD path" and counts its calls.
+fn http_echo_config(calls: &Arc<AtomicUsize>) -> ServerConfig {
+    let calls = Arc::clone(calls);
+    ServerConfig::default().http_handler(move |request| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let body = format!("{} {}", request.method, request.path());
+        rfc6455::HttpResponse::new(200, "text/plain", body)
+    })
+}
+
+#[test]
+fn http_get_without_host_is_400_before_the_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = start(http_echo_config(&calls));
+    let reply = ask(server.local_addr(), b"GET /health HTTP/1.1\r\n\r\n");
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // HTTP/1.0 need not name a host (RFC 9112 §3.2 asks it of HTTP/1.1).
+    let reply = ask(server.local_addr(), b"GET /health HTTP/1.0\r\n\r\n");
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"GET /health"[..]));
+}
+
+#[test]
+fn http_get_with_two_hosts_is_400_before_the_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = start(http_echo_config(&calls));
+    for request in [
+        &b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: 127.0.0.1\r\n\r\n"[..],
+        b"GET /health HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: not a host\r\n\r\n",
+    ] {
+        let reply = ask(server.local_addr(), request);
+        assert_eq!(reply.status, 400, "{}", reply.head);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn http_2_request_line_is_505_before_the_handler() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = start(http_echo_config(&calls));
+    let reply = ask(server.local_addr(), b"GET / HTTP/2.0\r\nHost: h\r\n\r\n");
+    assert_eq!(reply.status, 505, "{}", reply.head);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn http_head_gets_the_headers_of_get_without_the_body() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = start(http_echo_config(&calls));
+    let get = ask(server.local_addr(), b"GET /health HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((get.status, get.body.as_slice()), (200, &b"GET /health"[..]));
+    let head = ask(server.local_addr(), b"HEAD /health HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(head.status, 200, "{}", head.head);
+    // RFC 9110 §9.3.2: no content. §8.6: the Content-Length GET would get
+    // (the handler saw "HEAD /health", 12 bytes).
+    assert_eq!(head.body, b"", "HEAD answered with a body");
+    assert_eq!(head.header("content-length"), Some("12"));
+    assert_eq!(head.header("content-type"), Some("text/plain"));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn http_head_reaches_the_handler_as_head_so_it_can_change_nothing() {
+    // A handler whose GET triggers something (the chat's /receive) learns
+    // that a request is HEAD from `is_head()` and leaves the trigger alone.
+    let triggered = Arc::new(AtomicUsize::new(0));
+    let fired = Arc::clone(&triggered);
+    let config = ServerConfig::default().http_handler(move |request| {
+        if request.path() == "/receive" && !request.is_head() {
+            fired.fetch_add(1, Ordering::SeqCst);
+        }
+        rfc6455::HttpResponse::new(200, "text/plain", "sent\n")
+    });
+    let server = start(config);
+    let head = ask(
+        server.local_addr(),
+        b"HEAD /receive?msg=X HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(triggered.load(Ordering::SeqCst), 0);
+    let get = ask(
+        server.local_addr(),
+        b"GET /receive?msg=X HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!((get.status, get.body.as_slice()), (200, &b"sent\n"[..]));
+    assert_eq!(triggered.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn http_head_without_handler_is_426_without_body() {
+    let server = start(ServerConfig::default());
+    let get = ask(server.local_addr(), b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let head = ask(server.local_addr(), b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!((get.status, head.status), (426, 426), "{}", head.head);
+    assert_eq!(head.header("upgrade"), Some("websocket"));
+    assert_eq!(head.header("content-length").map(str::to_owned), Some(get.body.len().to_string()));
+    assert_eq!(head.body, b"");
+}
+
+#[test]
+fn handshake_head_with_upgrade_is_405_without_body() {
+    let server = start(ServerConfig::default());
+    let request = upgrade_request("").replacen("GET", "HEAD", 1);
+    let reply = ask(server.local_addr(), request.as_bytes());
+    assert_eq!(reply.status, 405, "{}", reply.head);
+    assert_eq!(reply.header("allow"), Some("GET"));
+    assert_eq!(reply.body, b"");
+}
+
+#[test]
+fn http_absolute_form_target_routes_on_the_path() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let server = start(http_echo_config(&calls));
+    let request = format!(
+        "GET http://{}/health?verbose=1 HTTP/1.1\r\nHost: {0}\r\n\r\n",
+        server.local_addr()
+    );
+    let reply = ask(server.local_addr(), request.as_bytes());
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"GET /health"[..]));
+}
+
+#[test]
+fn handshake_absolute_form_target_is_upgraded() {
+    // check_upgrade compares the path, so an absolute-form target (RFC 9112
+    // §3.2.2: a server MUST accept it) reaches the same endpoint.
+    let config = ServerConfig::default()
+        .check_upgrade(|request| (request.path() != "/chat").then(rfc6455::HttpResponse::not_found));
+    let server = start(config);
+    let absolute = upgrade_request("").replacen(
+        "GET /chat",
+        &format!("GET ws://{}/chat?room=1", server.local_addr()),
+        1,
+    );
+    let mut s = raw(server.local_addr());
+    s.write_all(absolute.as_bytes()).unwrap();
+    assert_eq!(read_reply(&mut s).status, 101);
+    s.write_all(&frame(FIN | TEXT, b"hi")).unwrap();
+    assert_eq!(read_frame(&mut s).unwrap().payload, b"hi");
+    let elsewhere = upgrade_request("").replacen("GET /chat", "GET http://h/other", 1);
+    assert_eq!(ask(server.local_addr(), elsewhere.as_bytes()).status, 404);
+}
+
+// ---------------------------------------------------------------------------
 // Frame abuse: a close frame with the right code, then TCP closed.
 
 #[test]
