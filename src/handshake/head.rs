@@ -95,7 +95,8 @@ impl HeadReader {
         }
         if self.filled == self.buf.len() {
             let cap = self.limits.max_head.saturating_add(1);
-            let grown = (self.buf.len() * 2).clamp(FIRST, cap.max(1));
+            // (Not `clamp`: a cap below the first size is a smaller buffer.)
+            let grown = (self.buf.len() * 2).max(FIRST).min(cap);
             // Zero-filled: safe code lends no uninitialised memory.
             self.buf.resize(grown, 0);
         }
@@ -251,6 +252,18 @@ mod tests {
         let result = head.receive_data(&sent, parse_request);
         assert_eq!(result.unwrap_err(), HeadError::TooLarge);
         assert!(head.buffered() <= 4097);
+    }
+
+    #[test]
+    fn a_head_cap_below_the_first_buffer_size_bounds_the_buffer() {
+        // Found by the lifecycle fuzz target: `clamp(1 KiB, cap)` panicked
+        // for a cap under 1 KiB.
+        let limits = Limits::default().max_head(100);
+        let mut head = HeadReader::new(limits);
+        assert_eq!(head.space().len(), 101);
+        let result = head.receive_data(&[b'a'; 300], parse_request);
+        assert!(result.is_err());
+        assert!(head.buffered() <= 101);
     }
 
     #[test]
