@@ -77,10 +77,12 @@ pub struct Lifecycle {
 }
 
 #[derive(Debug)]
+/// Each phase's state is boxed: a poll engine keeps a lifecycle inline per
+/// connection, so its size is what every idle connection pays.
 enum Stage {
-    Handshake(ServerHandshake),
+    Handshake(Box<ServerHandshake>),
     Open(Box<Connection>),
-    Closing(Closing),
+    Closing(Box<Closing>),
     Done,
 }
 
@@ -110,7 +112,11 @@ impl Lifecycle {
         now: Instant,
     ) -> Lifecycle {
         Lifecycle {
-            stage: Stage::Handshake(ServerHandshake::new(limits, handshake_timeout, now)),
+            stage: Stage::Handshake(Box::new(ServerHandshake::new(
+                limits,
+                handshake_timeout,
+                now,
+            ))),
             close_timeout: config.close_timeout,
             write_timeout,
             write_blocked: None,
@@ -180,7 +186,7 @@ impl Lifecycle {
         let Stage::Handshake(handshake) = std::mem::replace(&mut self.stage, Stage::Done) else {
             return Vec::new();
         };
-        let (conn, leftover) = handshake.accept(accepted, config, now);
+        let (conn, leftover) = (*handshake).accept(accepted, config, now);
         self.stage = Stage::Open(Box::new(conn));
         leftover
     }
@@ -280,12 +286,10 @@ impl Lifecycle {
     /// The driver read (and dropped) input while closing: the peer is not
     /// quiet yet.
     pub fn drained(&mut self, now: Instant) {
-        if let Stage::Closing(Closing {
-            linger: Some(linger),
-            ..
-        }) = &mut self.stage
-        {
-            linger.on_input(now);
+        if let Stage::Closing(closing) = &mut self.stage {
+            if let Some(linger) = closing.linger.as_mut() {
+                linger.on_input(now);
+            }
         }
     }
 
@@ -394,13 +398,13 @@ impl Lifecycle {
 
     fn closing(&mut self, out: Vec<u8>, peer_done: bool, now: Instant) {
         self.write_blocked = None;
-        self.stage = Stage::Closing(Closing {
+        self.stage = Stage::Closing(Box::new(Closing {
             out,
             written: 0,
             until: now + self.close_timeout,
             peer_done,
             linger: None,
-        });
+        }));
     }
 }
 

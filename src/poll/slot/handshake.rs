@@ -80,13 +80,13 @@ impl<St> Slot<St> {
             self.life.close_transport(now);
             return Turn::Idle;
         };
-        self.user = Some(User {
+        self.user = Some(Box::new(User {
             state: Some(state),
             end: None,
             panicked: false,
             subprotocol,
             request: env.config.on_error.as_ref().map(|_| request),
-        });
+        }));
         // The client's first frames may have come with its request.
         if !leftover.is_empty() {
             self.process(env.handler, &mut leftover);

@@ -44,8 +44,9 @@ pub(super) struct Slot<St> {
     pub(super) peer: SocketAddr,
     pub(super) sender: Sender,
     life: Lifecycle,
-    /// The handler's side, from `on_open` on.
-    user: Option<User<St>>,
+    /// The handler's side, from `on_open` on (boxed: an idle connection's
+    /// slot is inline in the worker's table, and small).
+    user: Option<Box<User<St>>>,
     /// The deadline a timer is set for in the worker's heap.
     pub(super) scheduled: Option<Instant>,
     /// The poller said the peer closed its side (or the socket failed):
