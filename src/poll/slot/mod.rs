@@ -21,7 +21,7 @@ use crate::engine::config::ServerConfig;
 use crate::error::Error;
 use crate::frame::CloseCode;
 use crate::handshake::http::Request;
-use crate::protocol::{Lifecycle, Message, Phase, WebSocketConfig};
+use crate::protocol::{Connection, Lifecycle, Message, Phase, WebSocketConfig};
 use mio::net::TcpStream;
 use std::io;
 use std::net::SocketAddr;
@@ -211,11 +211,19 @@ impl<St> Slot<St> {
     /// handler (once) and its senders; one that has just begun closing gets
     /// its last bytes out.
     fn settle<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>, before: Phase) {
-        let now = Instant::now();
-        if self.user.as_ref().is_some_and(|u| u.panicked) {
-            self.life.close_transport(now);
+        let panicked = self.user.as_ref().is_some_and(|u| u.panicked);
+        let done = self
+            .life
+            .connection()
+            .is_some_and(Connection::should_close_transport);
+        // The clock only when something moves on (not per event).
+        if panicked || done {
+            let now = Instant::now();
+            if panicked {
+                self.life.close_transport(now);
+            }
+            self.life.settle(now);
         }
-        self.life.settle(now);
         let phase = self.life.phase();
         if phase != Phase::Open {
             self.leave(env);
