@@ -8,6 +8,7 @@
 //! nothing is offered or accepted: the connection works exactly as if no
 //! compression had been asked for.
 
+use super::http::is_tchar;
 use super::ExtensionParams;
 
 /// The extension token of RFC 7692 §7.
@@ -337,11 +338,6 @@ impl Cursor<'_> {
         (!value.is_empty() && value.iter().copied().all(is_tchar))
             .then(|| String::from_utf8_lossy(&value).into_owned())
     }
-}
-
-/// RFC 7230 §3.2.6 `tchar`.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// The four parameters of RFC 7692 §7.1, read from one element.

@@ -32,6 +32,7 @@ pub mod client;
 pub mod extensions;
 mod head;
 pub mod http;
+mod response;
 pub mod server;
 mod target;
 
