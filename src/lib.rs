@@ -83,17 +83,20 @@
 //! (`cargo run --release --bin wsecho -- --listen 127.0.0.1:9001`), embed the
 //! codec, or fuzz the parsers (`fuzz/`). How it is built:
 //! `docs/design.md` in the repository.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod client;
 mod error;
+pub mod escape;
 pub mod frame;
 pub mod handshake;
 pub mod hub;
 #[cfg(feature = "mio")]
 pub mod poll;
 pub mod protocol;
+pub mod reconnect;
 pub mod server;
 pub mod transport;
 pub mod utf8;
@@ -108,7 +111,7 @@ pub use server::{
 pub use websocket::{MessageReader, Reader, Sender, WebSocket, Writer};
 
 // Configuration and errors.
-pub use error::{Error, ProtocolError, Result, SendError, Timeout};
+pub use error::{Error, ProtocolError, Refusal, Result, SendError, Timeout};
 pub use protocol::{Keepalive, SizeLimits, WebSocketConfig};
 
 // Building blocks.
