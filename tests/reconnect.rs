@@ -154,24 +154,31 @@ impl Drop for Wsecho {
     }
 }
 
-/// Starts `wsecho --listen ADDR` and returns it with its address.
+/// Starts `wsecho --listen ADDR` and returns it with its address (trying
+/// again for a while if the port is briefly taken, as `echo_server`).
 fn wsecho(addr: &str) -> (Wsecho, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wsecho"))
-        .args(["--listen", addr, "--quiet"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("wsecho: listening on ws://")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-    (Wsecho(child), url.trim_end_matches('/').to_owned())
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsecho"))
+            .args(["--listen", addr, "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let child = Wsecho(child);
+        if let Some(url) = first.trim().strip_prefix("wsecho: listening on ws://") {
+            return (child, url.trim_end_matches('/').to_owned());
+        }
+        if !first.contains("Address already in use") || Instant::now() > deadline {
+            panic!("unexpected first line {first:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -228,11 +235,20 @@ fn reconnects_after_the_server_is_killed_and_restarted_on_the_same_port() {
     assert_eq!(received[&2], strings(&["subscribe 2", "while down"]));
 }
 
+/// An echo server on `addr`. A port freed a moment ago may meanwhile be
+/// some other test's client's ephemeral port, briefly: binding is retried
+/// for a while before the test gives up.
 fn echo_server(addr: &str) -> RunningServer {
-    Server::bind(addr, common::test_config())
-        .unwrap()
-        .spawn(|ws, _request| common::echo(ws))
-        .unwrap()
+    let deadline = Instant::now() + WAIT;
+    let server = loop {
+        match Server::bind(addr, common::test_config()) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            bound => break bound.unwrap(),
+        }
+    };
+    server.spawn(|ws, _request| common::echo(ws)).unwrap()
 }
 
 #[test]

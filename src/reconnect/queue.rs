@@ -144,6 +144,21 @@ impl Handle {
         self.shared.lock().queue.len()
     }
 
+    /// Waits until a connection is open and sends go straight to it (what
+    /// was queued has gone out), at most `timeout`. `false` on timeout, or
+    /// once the client is stopped or finished.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let state = self.shared.lock();
+        let (state, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(state, timeout, |s| {
+                !s.direct && s.stop.is_none() && !s.finished
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        state.direct && state.stop.is_none()
+    }
+
     /// Whether the client was stopped ([`close`](Handle::close)) or has
     /// finished: sends are refused from now on.
     pub fn is_stopped(&self) -> bool {
