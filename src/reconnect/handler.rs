@@ -62,7 +62,7 @@ pub enum Disconnect<'a> {
 pub enum Next {
     /// Connect again after this wait.
     Retry(Duration),
-    /// Give up: [`ReconnectingClient::run`] returns.
+    /// Give up: [`ReconnectingClient::run`](super::ReconnectingClient::run) returns.
     Stop,
 }
 
@@ -101,7 +101,7 @@ impl Ended {
     }
 }
 
-/// How [`ReconnectingClient::run`] ended.
+/// How [`ReconnectingClient::run`](super::ReconnectingClient::run) ended.
 #[derive(Debug)]
 pub enum End {
     /// [`Handle::close`] stopped it. `clean`: the close handshake of the
@@ -119,7 +119,7 @@ pub enum End {
     Failed(Error),
 }
 
-/// What [`ReconnectingClient::run`] returns.
+/// What [`ReconnectingClient::run`](super::ReconnectingClient::run) returns.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Outcome {
