@@ -948,3 +948,15 @@ fn wsecho_log_line_escapes_the_peer_close_reason() {
     signal(&server, "TERM");
     assert!(wait_exit(&mut server).success());
 }
+
+#[test]
+fn wsclient_with_no_input_still_connects_and_closes_cleanly() {
+    let (server, closes) = close_recording_server();
+    let url = format!("ws://{}/", server.local_addr());
+    // Input ends before the connection is up: it is awaited, then closed.
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &["--linger", "0", &url]);
+    assert_eq!(code, Some(0), "{err}");
+    let code = closes.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(code, Some(CloseCode::NORMAL));
+    server.shutdown().unwrap();
+}

@@ -142,7 +142,11 @@ impl ReconnectingClient {
             if self.shared.stopping() {
                 break End::Stopped { clean: false };
             }
-            let (ws, response) = match connect_with(&self.url, &self.config) {
+            // A socket that cannot be split (no second handle) is a failed
+            // attempt like any other I/O error.
+            let connected = connect_with(&self.url, &self.config)
+                .and_then(|(ws, response)| Ok((ws.split()?, response)));
+            let ((reader, writer), response) = match connected {
                 Ok(connected) => connected,
                 Err(error) => {
                     handler.on_error(&error);
@@ -159,18 +163,8 @@ impl ReconnectingClient {
                 }
             };
             connections += 1;
-            let ended = match ws.split() {
-                Ok((reader, writer)) => {
-                    let session = Session::new(&writer, &response, &handle, connections);
-                    self.converse(handler, reader, &session)
-                }
-                Err(error) => Ended {
-                    connection: connections,
-                    close: None,
-                    error: Some(error),
-                    up_for: Duration::ZERO,
-                },
-            };
+            let session = Session::new(&writer, &response, &handle, connections);
+            let ended = self.converse(handler, reader, &session);
             if let Some(error) = &ended.error {
                 handler.on_error(error);
             }

@@ -64,34 +64,34 @@ impl Handle {
     /// bound). A message that the open connection refuses because it just
     /// ended is queued too. See [`Unsent`] for what is refused.
     pub fn send(&self, message: Message) -> std::result::Result<Sent, Unsent> {
-        let mut state = self.shared.lock();
-        if state.stop.is_some() || state.finished {
-            return Err(Unsent::Stopped(message));
-        }
         if matches!(message, Message::Close(_)) {
             return Err(Unsent::Invalid(message));
         }
-        if let (true, Some(writer)) = (state.direct, state.current.clone()) {
+        loop {
+            let state = self.shared.lock();
+            if state.stop.is_some() || state.finished {
+                return Err(Unsent::Stopped(message));
+            }
+            let (true, Some(writer)) = (state.direct, state.current.clone()) else {
+                return self.shared.enqueue(state, message);
+            };
             let generation = state.generation;
             drop(state);
             match writer.send_ref(MessageRef::from(&message)) {
                 Ok(()) => return Ok(Sent::Written),
                 Err(Error::InvalidSend(_)) => return Err(Unsent::Invalid(message)),
-                // The connection is ending: the message was not written
-                // (an error means the frame did not go out whole), so it
-                // waits for the next one like any other.
+                // The connection is ending: the message was not written (an
+                // error means the frame did not go out whole). Sends stop
+                // going to it, and the message goes where the next one does:
+                // a newer connection if one is up already, else the queue.
                 Err(_) => {
-                    state = self.shared.lock();
+                    let mut state = self.shared.lock();
                     if state.generation == generation {
                         state.direct = false;
-                    }
-                    if state.stop.is_some() || state.finished {
-                        return Err(Unsent::Stopped(message));
                     }
                 }
             }
         }
-        self.shared.enqueue(state, message)
     }
 
     /// Stops the client: sends close `code` with `reason` on the open

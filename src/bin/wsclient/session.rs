@@ -53,6 +53,8 @@ pub struct Session<'a> {
     send_file: Option<PathBuf>,
     input_failed: bool,
     said_closing: bool,
+    /// A connection has opened (`Event::Connected`).
+    connected_once: bool,
 }
 
 impl<'a> Session<'a> {
@@ -74,6 +76,7 @@ impl<'a> Session<'a> {
             send_file: options.send_file.clone(),
             input_failed: false,
             said_closing: false,
+            connected_once: false,
         }
     }
 
@@ -102,6 +105,13 @@ impl<'a> Session<'a> {
         match input {
             Input::Send(message) => self.send(message),
             Input::Close(code, reason) => {
+                // In order, as the lines before it: once they went out on a
+                // connection (before one exists there is nothing to close).
+                while !self.handle.wait_connected(Duration::from_millis(100)) {
+                    if self.signalled.load(Ordering::Acquire) != 0 || self.handle.is_stopped() {
+                        break;
+                    }
+                }
                 if let Err(e) = self.handle.close(code, &reason) {
                     eprintln!("wsclient: /close {code}: {e}");
                 }
@@ -156,6 +166,7 @@ impl<'a> Session<'a> {
     }
 
     fn connected(&mut self, writer: &Writer<Stream>) {
+        self.connected_once = true;
         if let Some(path) = self.send_file.take() {
             send_file_over(writer, &path);
         }
@@ -166,7 +177,14 @@ impl<'a> Session<'a> {
     /// gets our close may drop what it has not sent yet), then close 1000
     /// and wait (bounded) for the reply.
     fn end_of_input(mut self) -> ExitCode {
-        while !self.handle.wait_flushed(Duration::ZERO) {
+        // Without --reconnect the one connection is awaited (input that
+        // ends at once still connects and closes, as `wsclient URL
+        // </dev/null` always did); with it, only what is queued is.
+        loop {
+            let connected = self.connected_once || self.options.reconnect;
+            if connected && self.handle.wait_flushed(Duration::ZERO) {
+                break;
+            }
             match self.inbox.recv_timeout(Duration::from_millis(100)) {
                 Ok(Event::Finished(outcome)) => return self.finished(outcome),
                 Ok(Event::Interrupted(signal)) => return self.interrupted(signal),
