@@ -183,6 +183,9 @@ else
     # one ("fuzzingserver listening on ws://127.0.0.1:PORT") on stderr.
     log "kosoku -m fuzzingserver 127.0.0.1:${AUTOBAHN_PORT:-0} ${CASE_ARGS[*]} -o $OUT (timeout ${TIMEOUT}s)"
     KLOG="$LOGDIR/$MODE-kosoku.log"
+    # Created before kosoku starts: the port is read from it below, and a
+    # sed on a file the background job has not opened yet ends the script.
+    : >"$KLOG"
     setsid -w timeout -k 10 "$TIMEOUT" "$KOSOKU" -m fuzzingserver "127.0.0.1:${AUTOBAHN_PORT:-0}" \
         "${CASE_ARGS[@]}" -o "$OUT" </dev/null >"$KLOG" 2>&1 &
     KOSOKU_PID=$!

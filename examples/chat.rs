@@ -471,9 +471,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Behind a proxy, the client's own address is in X-Forwarded-For.
-fn client_of(request: &Request) -> &str {
-    request.headers.get("x-forwarded-for").unwrap_or("direct")
+/// Behind a proxy, the client's own address is in X-Forwarded-For: text the
+/// peer chose, so escaped for the log (a bidi override or a newline could
+/// otherwise forge what the log says).
+fn client_of(request: &Request) -> rfc6455::escape::Escaped<'_> {
+    rfc6455::escape::for_display(request.headers.get("x-forwarded-for").unwrap_or("direct"))
 }
 
 /// The same chat on the poll engine: each connection joins the hub through

@@ -1,136 +1,82 @@
-//! A callback-style client that reconnects, the way `websocket-client`'s
-//! `WebSocketApp(on_open=…, on_message=…, on_close=…, on_error=…)` and
-//! `run_forever(reconnect=…)` work in Python, on std threads.
+//! A client that survives server restarts, on the library's
+//! `reconnect::ReconnectingClient` (callbacks in the shape of Python
+//! `websocket-client`'s `WebSocketApp` and `run_forever(reconnect=…)`).
 //!
 //! ```text
 //! cargo run --release --bin wsecho &            # something to talk to
 //! cargo run --release --example reconnecting_client -- ws://127.0.0.1:9001/ --sessions 3
 //! ```
 //!
-//! Each session sends a few messages from `on_open` and `on_message`, then
-//! closes; the runner reconnects with exponential backoff and jitter until
-//! `--sessions` sessions have run (or forever without it). Stop the server
-//! and start it again to watch the backoff.
+//! Every connection resubscribes in `on_open`; a thread of its own sends a
+//! tick every second through the client's `Handle`, which queues ticks while
+//! the server is away and sends them, in order, once it is back. Stop the
+//! server (Ctrl-C, or `kill -9`) and start it again to watch the backoff.
+//!
+//! With `--sessions N`, each connection is closed after three ticks with
+//! 1001 through the session's writer (which, unlike `Handle::close`, does not
+//! stop the client: the server's answer reads as "going away" and the client
+//! comes back), and the Nth stops the client, which prints what was never
+//! sent.
 
-use rfc6455::{connect, CloseCode, CloseFrame, Error, Message, Stream, Writer};
+use rfc6455::protocol::MessageRef;
+use rfc6455::reconnect::{Disconnect, Ended, Handler, Next, ReconnectingClient, Session};
+use rfc6455::{ClientConfig, CloseCode, Error, Message};
 use std::time::Duration;
 
-/// What an application implements; every method has a default.
-trait Callbacks {
-    /// The handshake succeeded; `out` sends on this connection.
-    fn on_open(&mut self, _out: &Writer<Stream>) {}
-    /// A text or binary message arrived.
-    fn on_message(&mut self, _out: &Writer<Stream>, _message: Message) {}
-    /// The connection ended; `frame` is the peer's close frame, if any.
-    fn on_close(&mut self, _frame: Option<CloseFrame>) {}
-    /// Connecting failed or the connection broke.
-    fn on_error(&mut self, _error: &Error) {}
+/// The demo application: subscribes on every connection, prints what
+/// arrives, ends after `sessions` connections.
+struct Ticker {
+    sessions: Option<u64>,
+    /// Tick echoes received, on all connections.
+    ticks: u64,
 }
 
-/// How to retry: `initial` doubling up to `max`, each wait scaled by a
-/// random factor in [0.5, 1).
-struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    fn next_wait(&mut self) -> Duration {
-        let wait = self
-            .initial
-            .saturating_mul(1 << self.attempt.min(16))
-            .min(self.max);
-        self.attempt += 1;
-        let mut r = [0u8; 2];
-        let random = getrandom::fill(&mut r).map_or(0, |()| u16::from_le_bytes(r));
-        wait.mul_f64(0.5 + f64::from(random) / f64::from(u16::MAX) / 2.0)
-    }
-}
-
-/// Runs sessions against `url` until `sessions` of them have opened (or
-/// forever), calling `app` for everything that happens.
-fn run_forever(url: &str, app: &mut impl Callbacks, mut backoff: Backoff, sessions: Option<u32>) {
-    let mut opened = 0;
-    while sessions.is_none_or(|n| opened < n) {
-        let ws = match connect(url) {
-            Ok((ws, _response)) => ws,
-            Err(e) => {
-                app.on_error(&e);
-                std::thread::sleep(backoff.next_wait());
-                continue;
-            }
-        };
-        backoff.attempt = 0;
-        opened += 1;
-        let (mut reader, writer) = match ws.split() {
-            Ok(halves) => halves,
-            Err(e) => {
-                app.on_error(&e);
-                continue;
-            }
-        };
-        app.on_open(&writer);
-        let mut close = None;
-        loop {
-            match reader.read() {
-                Ok(message @ (Message::Text(_) | Message::Binary(_))) => {
-                    app.on_message(&writer, message)
-                }
-                Ok(Message::Close(frame)) => close = frame,
-                Ok(_) => {} // pings are answered by the library
-                Err(Error::ConnectionClosed) => break,
-                Err(e) => {
-                    app.on_error(&e);
-                    break;
-                }
-            }
-        }
-        app.on_close(close);
-        if sessions.is_none_or(|n| opened < n) {
-            std::thread::sleep(backoff.next_wait());
-        }
-    }
-}
-
-/// The demo application: says hello, counts echoes, closes after three.
-struct Greeter {
-    session: u32,
-    received: u32,
-}
-
-impl Callbacks for Greeter {
-    fn on_open(&mut self, out: &Writer<Stream>) {
-        self.session += 1;
-        self.received = 0;
-        println!("[session {}] open", self.session);
-        let _ = out.send(Message::Text(format!(
-            "hello from session {}",
-            self.session
+impl Handler for Ticker {
+    fn on_open(&mut self, session: &Session<'_>) {
+        let n = session.connection();
+        println!("[connection {n}] open");
+        // Goes out before the ticks queued while disconnected.
+        let _ = session.send(Message::Text(format!(
+            r#"{{"subscribe": "ticks", "connection": {n}}}"#
         )));
     }
 
-    fn on_message(&mut self, out: &Writer<Stream>, message: Message) {
-        self.received += 1;
-        if let Message::Text(text) = &message {
-            println!("[session {}] message: {text}", self.session);
+    fn on_message(&mut self, session: &Session<'_>, message: MessageRef<'_>) {
+        let MessageRef::Text(text) = message else {
+            return;
+        };
+        println!("[connection {}] {text}", session.connection());
+        if !text.starts_with("tick") {
+            return;
         }
-        if self.received < 3 {
-            let _ = out.send(Message::Text(format!("message {}", self.received)));
-        } else {
-            let _ = out.close(CloseCode::NORMAL, "done");
-        }
-    }
-
-    fn on_close(&mut self, frame: Option<CloseFrame>) {
-        match frame {
-            Some(f) => println!("[session {}] closed: {f}", self.session),
-            None => println!("[session {}] closed without a close frame", self.session),
+        self.ticks += 1;
+        match self.sessions {
+            Some(last) if self.ticks % 3 == 0 && session.connection() >= last => {
+                session.handle().stop()
+            }
+            Some(_) if self.ticks % 3 == 0 => {
+                let _ = session.writer().close(CloseCode::GOING_AWAY, "demo");
+            }
+            _ => {}
         }
     }
 
     fn on_error(&mut self, error: &Error) {
-        eprintln!("[session {}] error: {error}", self.session);
+        eprintln!("error: {error}");
+    }
+
+    fn on_close(&mut self, ended: &Ended) {
+        match &ended.close {
+            Some(frame) => println!("[connection {}] closed: {frame}", ended.connection),
+            None => println!("[connection {}] dropped", ended.connection),
+        }
+    }
+
+    fn retry(&mut self, _why: Disconnect<'_>, attempt: u32, planned: Next) -> Next {
+        if let Next::Retry(wait) = planned {
+            println!("retrying in {:.1}s (attempt {attempt})", wait.as_secs_f64());
+        }
+        planned
     }
 }
 
@@ -150,14 +96,33 @@ fn main() {
             other => url = other.to_owned(),
         }
     }
-    let backoff = Backoff {
-        initial: Duration::from_millis(250),
-        max: Duration::from_secs(30),
-        attempt: 0,
+    let config = ClientConfig::default().connect_timeout(Duration::from_secs(5));
+    let client = match ReconnectingClient::new(&url, config) {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
     };
-    let mut app = Greeter {
-        session: 0,
-        received: 0,
-    };
-    run_forever(&url, &mut app, backoff, sessions);
+    let handle = client.handle();
+    std::thread::spawn(move || {
+        for n in 1.. {
+            // Refused only once the client stopped, or when the queue is
+            // full after a long outage: the tick is dropped and said so.
+            if let Err(e) = handle.send(Message::Text(format!("tick {n}"))) {
+                if handle.is_stopped() {
+                    return;
+                }
+                eprintln!("tick {n} not sent: {e}");
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    let outcome = client.run(&mut Ticker { sessions, ticks: 0 });
+    println!(
+        "ended: {:?}; {} connection(s); {} tick(s) never sent",
+        outcome.end,
+        outcome.connections,
+        outcome.unsent.len()
+    );
 }

@@ -16,7 +16,7 @@
 //! # Ok::<(), rfc6455::Error>(())
 //! ```
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::handshake::client::{build_request, RequestOptions};
 use crate::handshake::http::{Limits, Response};
 use crate::handshake::DeflateConfig;
@@ -24,7 +24,7 @@ use crate::protocol::{ClientHandshake, Keepalive, WebSocketConfig};
 use crate::transport::proxy::{self, Proxy};
 use crate::transport::{read_head, ReadError, Stream, Transport};
 use crate::websocket::WebSocket;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 #[cfg(feature = "tls")]
 use std::sync::Arc;
@@ -123,9 +123,15 @@ impl WsUrl {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// Time allowed to establish TCP (per resolved address). Default 10 s.
+    /// Time allowed for the whole connect: TCP (every address the name
+    /// resolves to, tried in turn, in total), the proxy's tunnel, TLS and
+    /// the opening handshake, until [`connect_with`] returns. Default 10 s.
+    /// Name resolution itself is not bounded: the system resolver offers no
+    /// timeout.
     pub connect_timeout: Duration,
-    /// Time allowed for the server's handshake response. Default 10 s.
+    /// Time allowed from TCP being up (or the proxy's tunnel) to the
+    /// server's handshake response, TLS included, within the
+    /// [`connect_timeout`](ClientConfig::connect_timeout). Default 10 s.
     pub handshake_timeout: Duration,
     /// Read timeout on the connection after the handshake: `read` fails
     /// with `TimedOut` after this much silence (unless keepalive is on).
@@ -314,22 +320,24 @@ impl ClientConfig {
 }
 
 /// Opens the connection to the server: TCP, through the proxy if any, then
-/// TLS for `wss://`. Returns the stream and the handshake deadline, which
-/// starts once TCP (or the tunnel) is up: TLS and the opening handshake
-/// share one `handshake_timeout`, as on the server.
-fn open_stream(url: &WsUrl, config: &ClientConfig) -> Result<(Stream, Instant)> {
+/// TLS for `wss://`, all before `until` (the connect timeout's end).
+/// Returns the stream and the handshake deadline, which starts once TCP (or
+/// the tunnel) is up: TLS and the opening handshake share one
+/// `handshake_timeout`, as on the server, and it never ends after `until`.
+fn open_stream(url: &WsUrl, config: &ClientConfig, until: Instant) -> Result<(Stream, Instant)> {
+    let handshake_deadline = || (Instant::now() + config.handshake_timeout).min(until);
     let tcp = match config.proxy_for(url)? {
         Some(proxy) => proxy.tunnel(
             &url.host,
             url.port,
-            config.connect_timeout,
-            Instant::now() + config.handshake_timeout,
+            time_left(until)?,
+            handshake_deadline(),
             &config.http_limits,
         )?,
-        None => open_tcp(url, config.connect_timeout)?,
+        None => open_tcp(url, until)?,
     };
     let stream = Stream::from_tcp(tcp);
-    let deadline = Instant::now() + config.handshake_timeout;
+    let deadline = handshake_deadline();
     if !url.tls {
         return Ok((stream, deadline));
     }
@@ -363,16 +371,17 @@ pub fn connect(url: &str) -> Result<(ClientWebSocket, Response)> {
 
 /// Connects to a `ws://` or `wss://` URL, through a proxy if the config
 /// names one.
+///
+/// The whole connect is bounded by [`ClientConfig::connect_timeout`]; a
+/// status other than 101 is [`Error::Refused`], with the server's headers
+/// and the start of its body.
 pub fn connect_with(url: &str, config: &ClientConfig) -> Result<(ClientWebSocket, Response)> {
     let url = WsUrl::parse(url)?;
-    let (stream, deadline) = open_stream(&url, config)?;
-    let result = if stream.is_tls() {
-        // What the TLS handshake left of the handshake timeout.
-        let left = deadline.saturating_duration_since(Instant::now());
-        client_handshake(stream, &url, &config.clone().handshake_timeout(left))
-    } else {
-        client_handshake(stream, &url, config)
-    };
+    let until = Instant::now() + config.connect_timeout;
+    let (stream, deadline) = open_stream(&url, config, until)?;
+    // What TCP and TLS left of the handshake timeout.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let result = client_handshake(stream, &url, &config.clone().handshake_timeout(left));
     // A server that refuses our client certificate says so (TLS 1.3) only
     // after our side of the TLS handshake is done: name it as a TLS error.
     #[cfg(feature = "tls")]
@@ -380,10 +389,26 @@ pub fn connect_with(url: &str, config: &ClientConfig) -> Result<(ClientWebSocket
     result
 }
 
-fn open_tcp(url: &WsUrl, timeout: Duration) -> Result<TcpStream> {
+/// What is left until `until`, or the connect timeout's error.
+fn time_left(until: Instant) -> Result<Duration> {
+    match until.saturating_duration_since(Instant::now()) {
+        Duration::ZERO => Err(Error::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no connection within the connect timeout",
+        ))),
+        left => Ok(left),
+    }
+}
+
+/// Tries each address of the host in turn, all within `until`.
+fn open_tcp(url: &WsUrl, until: Instant) -> Result<TcpStream> {
     let mut last = None;
     for addr in (url.host.as_str(), url.port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
+        let left = match time_left(until) {
+            Ok(left) => left,
+            Err(e) => return Err(last.map_or(e, Error::Io)),
+        };
+        match TcpStream::connect_timeout(&addr, left) {
             Ok(stream) => return Ok(stream),
             Err(e) => last = Some(e),
         }
@@ -448,6 +473,11 @@ pub fn client_handshake(
         )),
         ReadError::Io(e) => Error::Io(e),
     })?;
+    if response.status != 101 {
+        // A refusal: its body says why (a server's "use wss://", say).
+        let body = refusal_body(&mut stream, &response, handshake.take_leftover(), deadline);
+        return Err(Error::Refused(Box::new(Refusal::new(response, body))));
+    }
     let ws_config = config.websocket.clone();
     let opened = handshake.finish(&response, &ws_config, Instant::now())?;
     // No read timeout asked for: reads still wake up now and then (the
@@ -462,4 +492,45 @@ pub fn client_handshake(
         ws.set_timeouts_are_ticks(tick);
     }
     Ok((ws, response))
+}
+
+/// The start of the body of a response that refused the upgrade (RFC 6455
+/// §4.1: it is an ordinary HTTP response), which usually says why: at most
+/// [`Refusal::MAX_BODY`] bytes, read for at most a second more and never
+/// past the handshake deadline (the body normally comes with the head).
+/// Framing per RFC 9112 §6.3: `Content-Length`, or until the server closes;
+/// 1xx, 204 and 304 have none, and a chunked body is not decoded (none kept).
+fn refusal_body(
+    stream: &mut Stream,
+    response: &Response,
+    mut body: Vec<u8>,
+    deadline: Instant,
+) -> Vec<u8> {
+    let headers = &response.headers;
+    let chunked = headers
+        .get_all("transfer-encoding")
+        .any(|v| v.to_ascii_lowercase().contains("chunked"));
+    if chunked || matches!(response.status, 100..=199 | 204 | 304) {
+        return Vec::new();
+    }
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let want = declared.unwrap_or(Refusal::MAX_BODY).min(Refusal::MAX_BODY);
+    let deadline = deadline.min(Instant::now() + Duration::from_secs(1));
+    let mut chunk = [0u8; 1024];
+    while body.len() < want {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => body.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    body.truncate(want);
+    body
 }

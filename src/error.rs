@@ -1,10 +1,12 @@
 //! Errors, nested by cause: the peer broke the protocol ([`ProtocolError`]),
-//! the opening handshake failed ([`HandshakeError`]), the transport failed
+//! the opening handshake failed ([`HandshakeError`]), the server refused the
+//! upgrade with an HTTP status ([`Refusal`]), the transport failed
 //! (`Io`), a timer ran out ([`Timeout`]), or the caller asked for something
 //! impossible ([`SendError`]).
 
+use crate::escape;
 pub use crate::frame::ProtocolError;
-use crate::handshake::HandshakeError;
+use crate::handshake::{HandshakeError, Response};
 use std::{fmt, io};
 
 /// Every error this crate returns.
@@ -18,6 +20,11 @@ pub enum Error {
     Protocol(ProtocolError),
     /// The opening handshake failed.
     Handshake(HandshakeError),
+    /// The server answered the opening handshake with an HTTP status other
+    /// than 101 (RFC 6455 §4.1): a refusal (403, 404, 429, 503…), with its
+    /// headers (`Retry-After`) and the start of the body, which often says
+    /// why. See [`Refusal`].
+    Refused(Box<Refusal>),
     /// The close handshake finished (or the peer closed TCP after one); there
     /// is nothing more to read. Not a failure.
     ConnectionClosed,
@@ -51,6 +58,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Protocol(e) => write!(f, "protocol error: {e} (close code {})", e.close_code()),
             Error::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Error::Refused(r) => write!(f, "{r}"),
             Error::ConnectionClosed => f.write_str("connection closed"),
             Error::AlreadyClosed => f.write_str("connection already closed"),
             Error::InvalidSend(why) => write!(f, "cannot send: {why}"),
@@ -251,3 +259,92 @@ impl fmt::Display for ProxyError {
 }
 
 impl std::error::Error for ProxyError {}
+
+/// The server's answer to an opening handshake it did not accept: an HTTP
+/// status other than 101 (RFC 6455 §4.1: "If the status code received from
+/// the server is not 101, the client handles the response per HTTP
+/// procedures").
+///
+/// Its [`Display`](fmt::Display) names the status and quotes a plain-text
+/// body (escaped, at most 200 characters), which is where servers say what
+/// to do instead:
+///
+/// ```
+/// use rfc6455::Refusal;
+/// use rfc6455::handshake::{parse_response, Limits};
+///
+/// let head = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\r\n";
+/// let (response, _) = parse_response(head, &Limits::default()).unwrap().unwrap();
+/// let refusal = Refusal::new(response, b"This port speaks TLS: use https:// or wss://\n".to_vec());
+/// assert_eq!(
+///     refusal.to_string(),
+///     "the server refused the WebSocket upgrade with 400 Bad Request: \
+///      This port speaks TLS: use https:// or wss://"
+/// );
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Refusal {
+    /// The status line and headers.
+    pub response: Response,
+    /// The start of the body: at most [`Refusal::MAX_BODY`] bytes, and only
+    /// what arrived within the handshake timeout.
+    pub body: Vec<u8>,
+}
+
+impl Refusal {
+    /// The most of a refusal's body the client keeps.
+    pub const MAX_BODY: usize = 4096;
+
+    /// A refusal with this response and (the start of) its body.
+    pub fn new(response: Response, body: Vec<u8>) -> Refusal {
+        Refusal { response, body }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.response.status
+    }
+
+    /// The body as text, when the server sent one meant for people: a
+    /// `text/plain` body (or one with no `Content-Type`), or JSON; not HTML
+    /// or binary. Invalid UTF-8 is replaced with U+FFFD.
+    pub fn body_text(&self) -> Option<String> {
+        let kind = self.response.headers.get("content-type").unwrap_or("");
+        let kind = kind.split(';').next().unwrap_or("").trim();
+        let readable = kind.is_empty()
+            || kind.eq_ignore_ascii_case("text/plain")
+            || kind.eq_ignore_ascii_case("application/json");
+        let text = String::from_utf8_lossy(&self.body);
+        let text = text.trim();
+        (readable && !text.is_empty()).then(|| text.to_owned())
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 200;
+        let r = &self.response;
+        write!(
+            f,
+            "the server refused the WebSocket upgrade with {}",
+            r.status
+        )?;
+        if !r.reason.is_empty() {
+            write!(f, " {}", escape::for_display(&r.reason))?;
+        }
+        if let Some(text) = self.body_text() {
+            // One line, whatever the body's layout.
+            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let cut = text
+                .char_indices()
+                .nth(SHOWN)
+                .map_or(text.len(), |(i, _)| i);
+            let more = if cut < text.len() { "…" } else { "" };
+            write!(f, ": {}{more}", escape::for_display(&text[..cut]))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusal {}

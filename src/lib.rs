@@ -1,9 +1,13 @@
 //! # rfc6455
 //!
-//! The WebSocket protocol (RFC 6455) over std threads and blocking I/O: a
-//! thread-per-connection [`Server`], a client ([`connect`]), a blocking
-//! [`WebSocket`] that splits into a [`Reader`] and [`Writer`]s for full duplex,
-//! and underneath, a sans-I/O codec you can drive from any event loop.
+//! The WebSocket protocol (RFC 6455, and RFC 7692 permessage-deflate) over
+//! std threads and blocking I/O, no async runtime: a thread-per-connection
+//! [`Server`], a poll engine for many connections (feature `mio`), a client
+//! ([`connect`]) and one that reconnects ([`reconnect`]), a blocking
+//! [`WebSocket`] that splits into a [`Reader`] and [`Writer`]s for full
+//! duplex, broadcast rooms ([`Hub`]), and underneath a sans-I/O codec you can
+//! drive from any event loop. Autobahn TestSuite: every case strict OK or
+//! INFORMATIONAL, on both engines, both roles, with and without compression.
 //!
 //! ## A server
 //!
@@ -33,6 +37,9 @@
 //! # Ok::<(), rfc6455::Error>(())
 //! ```
 //!
+//! A client that survives server restarts (backoff, resubscribing, sends
+//! queued while disconnected) is [`reconnect::ReconnectingClient`].
+//!
 //! ## Full duplex: read on one thread, send from others
 //!
 //! ```no_run
@@ -60,16 +67,44 @@
 //! assert_eq!(conn.data_to_send(), b"\x81\x05Hello"); // the bytes to write
 //! ```
 //!
-//! Lower down: [`frame`] (headers, masking, close codes), [`utf8`]
-//! (incremental validation), [`handshake`] (bounded HTTP head parser,
-//! accept/verify) and [`protocol`] (the whole state machine, with timers).
+//! ## Features
+//!
+//! The core depends on `sha1`, `base64`, `byteorder` and `getrandom` only;
+//! each capability beyond it is one feature (off by default, but `signals`),
+//! one module and one seam. On docs.rs every feature is built, and items
+//! that need one say so.
+//!
+//! | feature | adds | on |
+//! | --- | --- | --- |
+//! | `tls` | `wss://` for the client and the server, HTTP proxies' `CONNECT` over it: `transport::tls`, `ClientConfig::tls`, `ServerConfig::tls_pem` | rustls (ring), webpki-roots |
+//! | `deflate` | permessage-deflate (RFC 7692), negotiated in the handshake: [`handshake::DeflateConfig`], `protocol::deflate` | flate2 on zlib-rs |
+//! | `mio` | the poll engine: N worker threads, each an event loop over many connections: `poll` | mio |
+//! | `redis` | broadcast across server instances over Redis pub/sub: `hub::redis` | redis (sync) |
+//! | `signals` (default) | graceful shutdown on SIGINT/SIGTERM in the `wsecho` and `wsclient` binaries (the library installs no handler) | signal-hook |
+//!
+//! ## Modules
+//!
+//! | module | for |
+//! | --- | --- |
+//! | [`server`] | the thread-per-connection [`Server`]: connection cap, timeouts, graceful shutdown, plain HTTP beside WebSocket |
+//! | `poll` | the poll engine (`mio`): the same core and [`ServerConfig`], callbacks instead of blocking reads |
+//! | [`client`] | [`connect`] / [`connect_with`]: URL → TCP (or a proxy tunnel) → TLS → handshake |
+//! | [`reconnect`] | a client that reconnects with backoff, resubscribes and queues what is sent meanwhile |
+//! | [`hub`] | broadcast to many connections and rooms, on either engine, across instances with `redis` |
+//! | [`WebSocket`], [`Reader`], [`Writer`] | the blocking connection (at the crate root): messages whole, borrowed, streamed or as pieces |
+//! | [`protocol`] | the sans-I/O core: a [`protocol::Connection`] fed bytes and time; limits, timers, extensions |
+//! | [`handshake`] | the opening handshake on byte slices: a bounded HTTP head parser, accept/reject, request/verify |
+//! | [`frame`] | frame headers, masking, opcodes, close codes: pure functions |
+//! | [`utf8`] | incremental UTF-8 validation across fragments |
+//! | [`transport`] | the byte streams under a connection: TCP, TLS, proxies ([`Stream`], [`Transport`]) |
+//! | [`escape`] | peer text made safe for a log line or a terminal |
 //!
 //! ## Which configuration is for what
 //!
 //! - [`ServerConfig`]: everything a server is told (connection cap, timeouts,
 //!   keepalive, limits, plain-HTTP and upgrade hooks); flat setters.
-//! - [`ClientConfig`]: everything a client is told (connect and handshake
-//!   timeouts, headers, subprotocols, limits, keepalive); flat setters.
+//! - [`ClientConfig`]: everything a client is told (the connect timeout,
+//!   headers, subprotocols, limits, keepalive, TLS, proxy); flat setters.
 //! - [`WebSocketConfig`]: one connection's limits and timers, whichever engine
 //!   drives it (the two above build it; pass it yourself to
 //!   [`WebSocket::from_raw_socket`] or [`protocol::Connection::with_timers`]).
@@ -78,23 +113,28 @@
 //! - [`handshake::AcceptOptions`] (subprotocols, origins, extra headers of the
 //!   101) and [`handshake::Limits`] (caps on the request or response head):
 //!   the opening handshake's.
+//! - [`reconnect::Backoff`]: how soon a [`reconnect::ReconnectingClient`]
+//!   comes back.
 //!
-//! Three ways to use the crate: run the echo server
-//! (`cargo run --release --bin wsecho -- --listen 127.0.0.1:9001`), embed the
-//! codec, or fuzz the parsers (`fuzz/`). How it is built:
-//! `docs/design.md` in the repository.
+//! The binaries: `wsecho` (an echo server, either engine) and `wsclient` (an
+//! interactive client: `wsclient ws://127.0.0.1:9001/`). The repository's
+//! README is a guide; `docs/design.md` shows how the crate is built and
+//! `docs/conformance.md` the Autobahn results per engine, role and feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod client;
 mod engine;
 mod error;
+pub mod escape;
 pub mod frame;
 pub mod handshake;
 pub mod hub;
 #[cfg(feature = "mio")]
 pub mod poll;
 pub mod protocol;
+pub mod reconnect;
 pub mod server;
 pub mod transport;
 pub mod utf8;
@@ -109,7 +149,7 @@ pub use server::{
 pub use websocket::{MessageReader, Reader, Sender, WebSocket, Writer};
 
 // Configuration and errors.
-pub use error::{Error, ProtocolError, Result, SendError, Timeout};
+pub use error::{Error, ProtocolError, Refusal, Result, SendError, Timeout};
 pub use protocol::{Keepalive, SizeLimits, WebSocketConfig};
 
 // Building blocks.

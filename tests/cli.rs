@@ -7,9 +7,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// An echo server on `addr`. A port freed a moment ago may meanwhile be
+/// some other test's client's ephemeral port, briefly: binding is retried
+/// for a while before the test gives up.
 fn echo_server(addr: &str) -> RunningServer {
-    Server::bind(addr, ServerConfig::default())
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let server = loop {
+        match Server::bind(addr, ServerConfig::default()) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            bound => break bound.unwrap(),
+        }
+    };
+    server
         .spawn(|mut ws, _request| loop {
             let message = ws.read()?;
             if message.is_data() {
@@ -658,4 +669,320 @@ fn wsecho_poll_engine_refuses_flags_it_would_ignore() {
         };
         assert!(err.contains(named), "{args:?}: {err}");
     }
+}
+// --- The first day (issue 24) and safe output (issue 23 item 6) ---
+
+/// A server that sends `greeting` on every connection, then reports each
+/// data message it receives and answers pings (the library does).
+fn scripted_server(greeting: Vec<Message>) -> (RunningServer, mpsc::Receiver<Message>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(move |mut ws, _request| {
+            for message in &greeting {
+                ws.send(message.clone())?;
+            }
+            loop {
+                let message = ws.read()?;
+                if message.is_data() {
+                    let _ = tx.lock().unwrap().send(message);
+                }
+            }
+        })
+        .unwrap();
+    (server, rx)
+}
+
+/// Runs wsclient with `input` on stdin until it exits: its exit code,
+/// stdout and stderr.
+fn wsclient_with_input(args: &[&str], input: &[u8]) -> (Option<i32>, String, String) {
+    let mut child = wsclient(args);
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = stdout_lines(&mut child);
+    let err = lines_of(child.stderr.take().unwrap());
+    let status = wait_exit(&mut child);
+    let out: Vec<String> = out.iter().collect();
+    let err: Vec<String> = err.iter().collect();
+    (status.code(), out.join("\n"), err.join("\n"))
+}
+
+#[test]
+fn wsclient_sends_a_line_that_is_not_utf8_as_binary_and_says_so() {
+    let (server, received) = scripted_server(Vec::new());
+    let url = format!("ws://{}/", server.local_addr());
+    let (code, _out, err) = wsclient_with_input(&[&url], b"ok\n\xff\xfe\nafter\n");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("line 2 is not UTF-8: sent as a binary message (2 bytes)"),
+        "{err}"
+    );
+    let got: Vec<Message> = received.try_iter().collect();
+    assert_eq!(
+        got,
+        [
+            Message::text("ok"),
+            Message::Binary(vec![0xff, 0xfe]),
+            Message::text("after")
+        ]
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_binary_sends_every_line_as_a_binary_message() {
+    let (server, received) = scripted_server(Vec::new());
+    let url = format!("ws://{}/", server.local_addr());
+    let (code, _out, err) = wsclient_with_input(&["--binary", &url], b"ab\nc\n");
+    assert_eq!(code, Some(0), "{err}");
+    let got: Vec<Message> = received.try_iter().collect();
+    assert_eq!(
+        got,
+        [
+            Message::Binary(b"ab".to_vec()),
+            Message::Binary(b"c".to_vec())
+        ]
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_version_names_the_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclient"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!("wsclient {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wsecho"))
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn wsclient_count_exits_after_that_many_messages_with_input_still_open() {
+    let greeting = ["one", "two", "three"].map(Message::text).to_vec();
+    let (server, _received) = scripted_server(greeting);
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = wsclient(&["--count", "2", &url]);
+    let _stdin = child.stdin.take(); // never closed: --count alone ends it
+    let lines = stdout_lines(&mut child);
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "{status}");
+    let got: Vec<String> = lines.iter().collect();
+    assert_eq!(got, ["one", "two"]);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_count_fails_when_the_connection_ends_first() {
+    let server = Server::bind("127.0.0.1:0", ServerConfig::default())
+        .unwrap()
+        .spawn(|mut ws, _| {
+            ws.send(Message::text("only one"))?;
+            ws.close(1000, "")?;
+            loop {
+                ws.read()?;
+            }
+        })
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = wsclient(&["--count", "2", &url]);
+    let _stdin = child.stdin.take();
+    let log = lines_of(child.stderr.take().unwrap());
+    assert_eq!(wait_exit(&mut child).code(), Some(1));
+    let log: Vec<String> = log.iter().collect();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("1 of the 2 messages arrived")),
+        "{log:?}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_sends_pings_and_shows_pings_and_pongs() {
+    let greeting = vec![Message::Ping(b"are you there".to_vec())];
+    let (server, _received) = scripted_server(greeting);
+    let url = format!("ws://{}/", server.local_addr());
+    let input = b"/ping hello\n/pong unasked\n//not a command\n/nope\n";
+    let (code, out, err) = wsclient_with_input(&["--slash", "-P", &url], input);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("wsclient: ping received: are you there"),
+        "{err}"
+    );
+    assert!(err.contains("wsclient: ping sent"), "{err}");
+    // The server's library answered our ping with its payload.
+    assert!(err.contains("wsclient: pong received: hello"), "{err}");
+    assert!(err.contains("unknown command /nope"), "{err}");
+    assert_eq!(out, "", "pings are not messages");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_verbose_shows_the_handshake_response() {
+    let (server, _received) = scripted_server(Vec::new());
+    let url = format!("ws://{}/", server.local_addr());
+    let (code, _out, err) = wsclient_with_input(&["-v", &url], b"");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("wsclient: < HTTP/1.1 101 Switching Protocols"),
+        "{err}"
+    );
+    assert!(
+        err.to_lowercase()
+            .contains("wsclient: < sec-websocket-accept: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn wsclient_slash_close_ends_with_that_code() {
+    let (server, closes) = close_recording_server();
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = wsclient(&["--slash", &url]);
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "/close 4001 that is all").unwrap();
+    let code = closes.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(code, Some(CloseCode::from(4001)));
+    assert!(wait_exit(&mut child).success());
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_in_a_pipe_writes_a_multi_line_message_on_one_line() {
+    let greeting = vec![
+        Message::text("line one\nline two\r\n"),
+        Message::text("next"),
+    ];
+    let (server, _received) = scripted_server(greeting);
+    let url = format!("ws://{}/", server.local_addr());
+    let mut child = wsclient(&["--count", "2", &url]);
+    let _stdin = child.stdin.take();
+    let lines = stdout_lines(&mut child);
+    assert!(wait_exit(&mut child).success());
+    let got: Vec<String> = lines.iter().collect();
+    assert_eq!(got, [r"line one\nline two\r\n", "next"]);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_null_writes_messages_exactly_each_ended_by_nul() {
+    let greeting = vec![Message::text("a\nb"), Message::text("c")];
+    let (server, _received) = scripted_server(greeting);
+    let url = format!("ws://{}/", server.local_addr());
+    let out = Command::new(env!("CARGO_BIN_EXE_wsclient"))
+        .args(["--null", "--count", "2", &url])
+        .stdin(Stdio::piped()) // held open until it exits
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"a\nb\0c\0");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_on_a_terminal_escapes_control_and_bidi_characters() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: script(1) from util-linux is not installed");
+        return;
+    }
+    // Clear the screen, set the window title, reverse what follows.
+    let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}txt.exe";
+    let (server, _received) = scripted_server(vec![Message::text(hostile)]);
+    let command = format!(
+        "'{}' --count 1 ws://{}/",
+        env!("CARGO_BIN_EXE_wsclient"),
+        server.local_addr()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains(r"< \u{1b}[2J\u{1b}]0;owned\u{7}\u{202e}txt.exe"),
+        "{screen:?}"
+    );
+    assert!(
+        !screen.contains('\u{1b}') && !screen.contains('\u{202e}'),
+        "{screen:?}"
+    );
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsclient_shows_the_body_of_a_refusal() {
+    let config = ServerConfig::default().check_upgrade(|_| {
+        Some(rfc6455::HttpResponse::new(
+            403,
+            "text/plain",
+            "tokens expire after an hour: log in again\n",
+        ))
+    });
+    let server = Server::bind("127.0.0.1:0", config)
+        .unwrap()
+        .spawn(|_ws, _| Ok(()))
+        .unwrap();
+    let url = format!("ws://{}/", server.local_addr());
+    // Not retried: a 403 is an answer.
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &["--reconnect", &url]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "refused the WebSocket upgrade with 403 Forbidden: tokens expire after an hour"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("retrying"), "{err}");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn wsecho_listen_without_a_port_is_bad_usage_naming_the_form() {
+    for value in ["localhost", "9001", "::1", ":9001", "localhost:http"] {
+        let (code, err) = run(env!("CARGO_BIN_EXE_wsecho"), &["--listen", value]);
+        assert_eq!(code, Some(2), "{value}: {err}");
+        assert!(
+            err.contains("HOST:PORT") && err.contains("localhost:9001"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn wsecho_log_line_escapes_the_peer_close_reason() {
+    let (mut server, url, log) = wsecho_with_log(&[]);
+    let (mut ws, me) = client_of(&url);
+    ws.close(CloseCode::NORMAL, "bye\nwsecho: forged \u{202e}")
+        .unwrap();
+    assert!(matches!(ws.read(), Ok(Message::Close(_))));
+    let line = wait_for_line(&log, &format!("wsecho: {me}:"));
+    assert!(
+        line.ends_with(r"close 1000 (bye\nwsecho: forged \u{202e})"),
+        "{line}"
+    );
+    signal(&server, "TERM");
+    assert!(wait_exit(&mut server).success());
+}
+
+#[test]
+fn wsclient_with_no_input_still_connects_and_closes_cleanly() {
+    let (server, closes) = close_recording_server();
+    let url = format!("ws://{}/", server.local_addr());
+    // Input ends before the connection is up: it is awaited, then closed.
+    let (code, err) = run(env!("CARGO_BIN_EXE_wsclient"), &["--linger", "0", &url]);
+    assert_eq!(code, Some(0), "{err}");
+    let code = closes.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(code, Some(CloseCode::NORMAL));
+    server.shutdown().unwrap();
 }

@@ -70,12 +70,19 @@ struct TlsServer {
 
 impl TlsServer {
     fn start(dir: &std::path::Path, command: &mut Command) -> TlsServer {
+        TlsServer::start_with(dir, command, false)
+    }
+
+    /// `is_ca`: the certificate says it is a CA's (as `openssl req -x509`
+    /// makes by default), which rustls refuses as a server's own.
+    fn start_with(dir: &std::path::Path, command: &mut Command, is_ca: bool) -> TlsServer {
         std::fs::create_dir_all(dir).unwrap();
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        if is_ca {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        let cert = params.self_signed(&key).unwrap();
         let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
@@ -138,6 +145,51 @@ fn wsecho_tls_cert_answers_wsclient_ca_and_refuses_untrusting_client() {
     assert!(err.contains("NOT verified"), "{err}");
 
     drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn certificate_errors_are_plain_words_with_the_next_step() {
+    let dir = std::env::temp_dir().join(format!("rfc6455-tls-cli-ca-{}", std::process::id()));
+    let command = &mut Command::new(env!("CARGO_BIN_EXE_wsecho"));
+    let tls = TlsServer::start_with(&dir, command.arg("--quiet"), true);
+    let ca = tls.cert.to_str().unwrap();
+    let url = format!("wss://localhost:{}/", tls.port);
+    let (code, _, err) = wsclient(
+        &["--ca", ca, &url],
+        "x
+",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("is a CA certificate, which cannot be a server's own"),
+        "{err}"
+    );
+    assert!(err.contains("basicConstraints=critical,CA:FALSE") && err.contains("--insecure"));
+    // Never a Debug rendering of the TLS library's error.
+    assert!(
+        !err.contains("OtherError") && !err.contains("CaUsedAsEndEntity"),
+        "{err}"
+    );
+
+    let (code, _, err) = wsclient(
+        &[&url],
+        "x
+",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    // A plaintext client on the TLS port reads the server's own answer.
+    let (code, _, err) = wsclient(
+        &[&format!("ws://localhost:{}/", tls.port)],
+        "x
+",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("400 Bad Request") && err.contains("wss://"),
+        "{err}"
+    );
+    drop(tls.server);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -15,7 +15,7 @@ use rfc6455::protocol::{MessageRef, Piece, SizeLimits, Streaming};
 /// block on it, once the socket buffers are full; up to this size we take
 /// in the whole message first, as a plain echo does.
 const STREAM_ABOVE: usize = 16 << 20;
-use rfc6455::{CloseFrame, Error, Keepalive, Server, ServerConfig};
+use rfc6455::{escape, CloseFrame, Error, Keepalive, Server, ServerConfig};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,9 @@ USAGE:
     wsecho [OPTIONS]
 
 OPTIONS:
-    --listen ADDR             address to listen on [default: 127.0.0.1:9001]
+    --listen HOST:PORT        address to listen on: 127.0.0.1:9001, [::1]:9001,
+                              localhost:9001, 0.0.0.0:9001 (every interface);
+                              port 0 picks a free one [default: 127.0.0.1:9001]
     --max-connections N       concurrent connections; beyond: HTTP 503 [default: 10000]
     --max-frame BYTES         largest frame accepted, else close 1009 [default: 16777216]
     --max-message BYTES       largest message accepted whole, else close 1009 [default: 67108864]
@@ -57,6 +59,7 @@ OPTIONS:
                               build with `--features mio`) [default: threads]
     --workers N               with --engine poll: worker threads [default: cores]
     --quiet                   no per-connection log lines
+    -V, --version             print the version
     -h, --help                print this help
 
 SECS is decimal seconds from 0.001 to 86400 (one day); the flags where 0
@@ -115,7 +118,11 @@ fn parse_args() -> Result<Options, String> {
                 print!("{HELP}");
                 std::process::exit(0);
             }
-            "--listen" => listen = value()?,
+            "-V" | "--version" => {
+                println!("wsecho {} (rfc6455)", env!("CARGO_PKG_VERSION"));
+                std::process::exit(0);
+            }
+            "--listen" => listen = listen_address(&value()?)?,
             "--max-connections" => config = config.max_connections(number(&flag, &value()?)?),
             "--max-frame" => protocol = protocol.max_frame_size(number(&flag, &value()?)?),
             "--max-message" => protocol = protocol.max_message_size(number(&flag, &value()?)?),
@@ -222,15 +229,49 @@ fn with_tls(
     }
 }
 
+/// `--listen`'s value: HOST:PORT, with a name or an address as HOST (an
+/// IPv6 one in brackets) and a port number. Checked here, so that a value
+/// without a port (`localhost`) is bad usage with the form to use, not
+/// "invalid socket address" from the resolver.
+fn listen_address(value: &str) -> Result<String, String> {
+    let usage = || {
+        format!(
+            "--listen wants HOST:PORT, such as 127.0.0.1:9001, localhost:9001 or [::1]:9001; \
+             got {:?}",
+            value
+        )
+    };
+    let (host, port) = value.rsplit_once(':').ok_or_else(usage)?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.is_empty() || (host.contains(':') && !bracketed) || port.parse::<u16>().is_err() {
+        return Err(usage());
+    }
+    Ok(value.to_owned())
+}
+
+/// Why `bind` failed, and what to do about it.
+fn bind_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => " (another program listens there: pick another port)",
+        std::io::ErrorKind::PermissionDenied => {
+            " (ports below 1024 need privileges: pick a port above 1023)"
+        }
+        std::io::ErrorKind::AddrNotAvailable => " (no interface of this machine has that address)",
+        _ => "",
+    }
+}
+
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| format!("{flag}: not a valid number: {value:?}"))
 }
 
+/// `close 1000`, or with the peer's reason `close 1001 (bye)`, escaped
+/// (the reason is the peer's text: see `rfc6455::escape`).
 fn describe_close(frame: Option<CloseFrame>) -> String {
     match frame {
-        Some(f) => format!("close {}", f.code),
+        Some(f) => format!("close {f}"),
         None => "close (no code)".to_owned(),
     }
 }
@@ -280,7 +321,11 @@ fn main() -> ExitCode {
     let server = match Server::bind(&options.listen, options.config) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("wsecho: cannot listen on {}: {e}", options.listen);
+            eprintln!(
+                "wsecho: cannot listen on {}: {e}{}",
+                options.listen,
+                bind_hint(&e)
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -344,7 +389,8 @@ fn main() -> ExitCode {
             let end = match &outcome {
                 Error::ConnectionClosed => close,
                 Error::Protocol(p) => format!("failed: {p} (sent close {})", p.close_code()),
-                other => format!("{close}; {other}"),
+                // Errors may quote what the peer sent.
+                other => format!("{close}; {}", escape::for_display(&other.to_string())),
             };
             let s = if messages == 1 { "" } else { "s" };
             eprintln!(

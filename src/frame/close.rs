@@ -89,12 +89,22 @@ impl CloseFrame {
     }
 }
 
+/// `1000` or `1001 (going away)`. The reason is the peer's text, so its
+/// control and bidi characters are escaped (see [`escape`](crate::escape)):
+/// a close frame can be logged as it is.
+///
+/// ```
+/// use rfc6455::{CloseCode, CloseFrame};
+/// let frame = CloseFrame { code: CloseCode::GOING_AWAY, reason: "bye\n\u{1b}[2J".into() };
+/// assert_eq!(frame.to_string(), r"1001 (bye\n\u{1b}[2J)");
+/// ```
 impl fmt::Display for CloseFrame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.reason.is_empty() {
             write!(f, "{}", self.code)
         } else {
-            write!(f, "{} ({})", self.code, self.reason)
+            let reason = crate::escape::for_display(&self.reason);
+            write!(f, "{} ({reason})", self.code)
         }
     }
 }

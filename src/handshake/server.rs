@@ -143,7 +143,9 @@ impl AcceptOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Accepted {
-    /// What was negotiated (the subprotocol; no extension is accepted yet).
+    /// What was negotiated: the subprotocol, and the extensions accepted
+    /// (permessage-deflate, when [`AcceptOptions::deflate`] is set and the
+    /// `deflate` feature is on).
     pub negotiated: Negotiated,
     /// The complete `101 Switching Protocols` head to send.
     pub response: Vec<u8>,

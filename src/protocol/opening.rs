@@ -204,6 +204,12 @@ impl ClientHandshake {
         now >= self.deadline
     }
 
+    /// The bytes that came after a complete response head (for a refusal:
+    /// the start of its body).
+    pub fn take_leftover(&mut self) -> Vec<u8> {
+        self.head.take_leftover()
+    }
+
     /// Verifies `response` against the request (RFC 6455 §4.2.2: the
     /// status, `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, the
     /// subprotocol and extensions) and opens the connection.

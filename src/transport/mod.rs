@@ -1,6 +1,7 @@
 //! The transport seam: what the blocking driver, the server and the client
-//! need from a byte stream, so that plain TCP now and a TLS session later
-//! plug in without changing a public signature.
+//! need from a byte stream, so that plain TCP and a TLS session (feature
+//! `tls`, module `tls`) plug in behind one public signature; the client's HTTP
+//! proxy tunnel (`CONNECT`) is set up here too.
 //!
 //! [`Transport`] is the trait (read, write, timeouts, shutdown, and how to
 //! split into a reading and a writing handle); [`Stream`] is the crate's own

@@ -3,7 +3,7 @@
 use rfc6455::handshake::http::Request;
 use rfc6455::poll::{Conn, Handler, PollHandle, PollServer};
 use rfc6455::protocol::MessageRef;
-use rfc6455::{Error, ServerConfig};
+use rfc6455::{escape, Error, ServerConfig};
 use std::time::Instant;
 
 /// Echoes every text and binary message, from the read buffer it arrived
@@ -42,7 +42,8 @@ impl Handler for Echo {
         let end = match end {
             Error::ConnectionClosed => "closed".to_owned(),
             Error::Protocol(p) => format!("failed: {p} (sent close {})", p.close_code()),
-            other => other.to_string(),
+            // Errors may quote what the peer sent.
+            other => escape::for_display(&other.to_string()).to_string(),
         };
         let s = if session.messages == 1 { "" } else { "s" };
         eprintln!(
@@ -63,8 +64,8 @@ pub fn serve(
     quiet: bool,
     on_bound: impl FnOnce(&PollServer, PollHandle),
 ) -> Result<(), String> {
-    let mut server =
-        PollServer::bind(listen, config).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let mut server = PollServer::bind(listen, config)
+        .map_err(|e| format!("cannot listen on {listen}: {e}{}", super::bind_hint(&e)))?;
     if let Some(n) = workers {
         server = server.workers(n);
     }

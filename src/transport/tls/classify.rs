@@ -40,9 +40,20 @@ pub(crate) fn classify(e: io::Error, peer: &str) -> TlsError {
             TlsErrorKind::NameMismatch,
             format!("the certificate presented is not valid for the host name {peer:?}"),
         ),
-        R::InvalidCertificate(_) => (
+        R::InvalidCertificate(C::Other(other)) if other.to_string() == "CaUsedAsEndEntity" => (
             TlsErrorKind::BadCertificate,
-            format!("the certificate of {peer} was refused ({tls})"),
+            format!(
+                "the certificate of {peer} is a CA certificate, which cannot be a server's own \
+                 (`openssl req -x509` makes one unless given \
+                 `-addext basicConstraints=critical,CA:FALSE`)"
+            ),
+        ),
+        R::InvalidCertificate(c) => (
+            TlsErrorKind::BadCertificate,
+            format!(
+                "the certificate of {peer} was refused: {}",
+                words(innermost(&format!("{c:?}")))
+            ),
         ),
         R::NoCertificatesPresented => (
             TlsErrorKind::CertificateRequired,
@@ -54,18 +65,62 @@ pub(crate) fn classify(e: io::Error, peer: &str) -> TlsError {
         ),
         R::AlertReceived(alert) => (
             TlsErrorKind::AlertReceived,
-            format!("{peer} refused the handshake (alert {alert:?})"),
+            format!(
+                "{peer} refused the handshake (alert: {})",
+                words(&format!("{alert:?}"))
+            ),
         ),
         R::InvalidMessage(_) => (
             TlsErrorKind::NotTls,
-            format!("{peer} does not speak TLS (or sent a malformed message): {tls}"),
+            format!("{peer} does not speak TLS (or sent a malformed message)"),
+        ),
+        R::General(why) => (
+            TlsErrorKind::Handshake,
+            format!("handshake with {peer} failed: {why}"),
         ),
         other => (
             TlsErrorKind::Handshake,
-            format!("handshake with {peer} failed: {other}"),
+            format!(
+                "handshake with {peer} failed: {}",
+                words(innermost(&format!("{other:?}")))
+            ),
         ),
     };
     TlsError::new(kind, what, Some(Box::new(e)))
+}
+
+/// The innermost name of a Debug rendering: rustls and webpki name some
+/// failures only by their Rust names (`PeerIncompatible(NoCipherSuitesInCommon)`,
+/// `Other(OtherError(CaUsedAsEndEntity))`), and a user message takes the
+/// name, not the nesting.
+fn innermost(debug: &str) -> &str {
+    let mut rest = debug;
+    let mut name = "";
+    loop {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if end == 0 {
+            return if name.is_empty() { debug } else { name };
+        }
+        name = &rest[..end];
+        match rest[end..].strip_prefix('(') {
+            Some(inner) => rest = inner,
+            None => return name,
+        }
+    }
+}
+
+/// `CaUsedAsEndEntity` as words: `ca used as end entity`.
+fn words(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for (i, c) in name.char_indices() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// An I/O error that carries a TLS alert or error becomes [`Error::Tls`](Error::Tls).
@@ -79,5 +134,22 @@ pub(crate) fn reclassify(e: Error, peer: &str) -> Error {
             Error::Tls(classify(io, peer))
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{innermost, words};
+
+    #[test]
+    fn rust_names_in_tls_errors_become_words() {
+        let debug = "Other(OtherError(CaUsedAsEndEntity))";
+        assert_eq!(words(innermost(debug)), "ca used as end entity");
+        let debug = "PeerIncompatible(NoCipherSuitesInCommon)";
+        assert_eq!(words(innermost(debug)), "no cipher suites in common");
+        let debug = "ExpiredRevocationListContext { time: UnixTime(1) }";
+        assert_eq!(words(innermost(debug)), "expired revocation list context");
+        assert_eq!(words("HandshakeFailure"), "handshake failure");
+        assert_eq!(innermost("(odd"), "(odd");
     }
 }
