@@ -18,6 +18,12 @@ pub(super) struct Shared {
     pub(super) closed: AtomicBool,
     /// Messages this connection missed because its output was full.
     pub(super) dropped: AtomicU64,
+    /// Bytes queued on the connection and not yet written, as of the
+    /// worker's last flush: with `in_flight`, what a hub paces against.
+    pub(super) unsent: AtomicUsize,
+    /// A message that does not fit closes the connection with 1013
+    /// instead of being dropped (a hub member that must miss nothing).
+    pub(super) close_when_full: AtomicBool,
 }
 
 /// Sends to one connection of a [`PollServer`](super::PollServer) from any
@@ -121,6 +127,21 @@ impl Sender {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// Bytes handed to the connection and not yet written to its socket
+    /// (as of its worker's last turn): a sender that paces itself keeps
+    /// this below [`max_pending`](super::PollServer::max_pending).
+    pub fn unsent(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire) + self.shared.unsent.load(Ordering::Acquire)
+    }
+
+    /// From now on, a message taken by [`send`](Sender::send) that finds
+    /// the connection's output full closes the connection with 1013 (try
+    /// again later) instead of being dropped: for a client that must miss
+    /// nothing and recovers what it missed when it reconnects.
+    pub fn close_when_full(&self) {
+        self.shared.close_when_full.store(true, Ordering::Release);
+    }
 }
 
 /// A [`Sender`] joins a [`Hub`](crate::Hub) with
@@ -132,5 +153,25 @@ impl crate::hub::Sink for Sender {
             SendError::Full => crate::hub::Refused::Full,
             SendError::Closed => crate::hub::Refused::Closed,
         })
+    }
+
+    fn room(&self) -> Option<usize> {
+        // An idle connection takes any one message (as `send` does).
+        match self.unsent() {
+            0 => Some(usize::MAX),
+            unsent => Some(self.max_pending.saturating_sub(unsent)),
+        }
+    }
+
+    fn close(&self, code: CloseCode, reason: &str) {
+        Sender::close(self, code, reason);
+    }
+
+    fn close_when_full(&self) {
+        Sender::close_when_full(self);
+    }
+
+    fn dropped(&self) -> u64 {
+        Sender::dropped(self)
     }
 }

@@ -215,6 +215,15 @@ impl<St> Slot<St> {
             return;
         };
         if open.conn.data_to_send().len() > max_pending {
+            if shared.close_when_full.load(Ordering::Acquire) {
+                // It must miss nothing: closed, it catches up when it
+                // comes back (RFC 6455 §7.4.1, 1013: try again later).
+                let reason = crate::hub::SLOW_REASON;
+                open.conn
+                    .outgoing_mut()
+                    .close_with(CloseCode::TRY_AGAIN_LATER, reason);
+                return;
+            }
             // A slow reader: it misses this one (the Hub's policy).
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -251,6 +260,8 @@ impl<St> Slot<St> {
             Phase::Closing { .. } => self.run_closing(env),
             _ => {}
         }
+        let unsent = self.pending();
+        self.sender.shared.unsent.store(unsent, Ordering::Release);
         self.settle(env);
     }
 
