@@ -326,8 +326,11 @@ pub struct HistoryConfig {
     /// id is taken once (10 minutes by default).
     pub id_window: Duration,
     /// Which rooms have history (all of them unless set).
-    pub rooms: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub rooms: Option<RoomFilter>,
 }
+
+/// Says which rooms have history ([`HistoryConfig::rooms`]).
+pub type RoomFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl HistoryConfig {
     /// History of `max_len` messages per room, no age bound.

@@ -149,6 +149,12 @@ impl Sender {
 /// connection's worker, with no hub sender thread in between.
 impl crate::hub::Sink for Sender {
     fn offer(&self, message: &Arc<Message>) -> Result<(), crate::hub::Refused> {
+        if self.shared.unsent.load(Ordering::Acquire) > self.max_pending {
+            // Its worker would only drop it (or close): let the hub apply
+            // its policy and count it.
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(crate::hub::Refused::Full);
+        }
         self.send_shared(Arc::clone(message)).map_err(|e| match e {
             SendError::Full => crate::hub::Refused::Full,
             SendError::Closed => crate::hub::Refused::Closed,
