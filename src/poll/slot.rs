@@ -4,11 +4,12 @@
 //! FIN, then the peer's remaining input drained for a bounded time).
 
 use super::sender::Sender;
+use super::worker::Command;
 use super::{Conn, Handler};
 use crate::frame::{CloseCode, Role};
 use crate::handshake::http::{parse_request, Request};
 use crate::protocol::{Connection, State, WebSocketConfig};
-use crate::server::upgrade::{answer, head_error_response};
+use crate::server::upgrade::{answer, head_error_response, Deferred};
 use crate::server::ServerConfig;
 use crate::transport::HeadError;
 use crate::{Error, Message};
@@ -64,6 +65,8 @@ pub(super) enum Phase<St> {
     Handshake {
         buf: Vec<u8>,
         deadline: Instant,
+        /// The HTTP handler answers later: nothing more is read meanwhile.
+        later: Option<Deferred>,
     },
     Open(Box<Open<St>>),
     Closing {
@@ -118,6 +121,7 @@ impl<St> Slot<St> {
             phase: Phase::Handshake {
                 buf: Vec::new(),
                 deadline,
+                later: None,
             },
             scheduled: None,
             write_blocked: None,
@@ -165,9 +169,15 @@ impl<St> Slot<St> {
     /// A timer of this connection is due.
     pub(super) fn on_timer<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>, now: Instant) {
         match &mut self.phase {
-            Phase::Handshake { deadline, .. } => {
+            Phase::Handshake {
+                deadline, later, ..
+            } => {
                 if now >= *deadline {
-                    let response = head_error_response(&HeadError::Timeout);
+                    let response = match later.take() {
+                        // The handler's answer did not come in time: 504.
+                        Some(later) => Some(later.pending.take().unwrap_or(later.fallback)),
+                        None => head_error_response(&HeadError::Timeout),
+                    };
                     self.closing(env, response.unwrap_or_default(), false);
                 }
             }
@@ -205,6 +215,16 @@ impl<St> Slot<St> {
             Phase::Done => {}
         }
         self.settle(env);
+    }
+
+    /// The HTTP handler's later answer may be there.
+    pub(super) fn answered<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>) {
+        let Phase::Handshake { later, .. } = &mut self.phase else {
+            return;
+        };
+        if let Some(response) = later.as_ref().and_then(|l| l.pending.take()) {
+            self.closing(env, response, false);
+        }
     }
 
     /// A message from a [`Sender`].
@@ -276,7 +296,10 @@ impl<St> Slot<St> {
 
     fn read_head<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>) -> Turn {
         let limits = &env.config.http_limits;
-        let Phase::Handshake { buf, .. } = &mut self.phase else {
+        let Phase::Handshake {
+            buf, later: None, ..
+        } = &mut self.phase
+        else {
             return Turn::Idle;
         };
         loop {
@@ -326,7 +349,26 @@ impl<St> Slot<St> {
         mut leftover: Vec<u8>,
     ) -> Turn {
         let accepted = match answer(request, env.config) {
-            Ok(accepted) => accepted,
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(deferred)) => {
+                // The answer comes from another thread: the worker goes on,
+                // and is woken when it is there.
+                let sender = self.sender.clone();
+                let wake = Box::new(move || {
+                    let (slot, id) = (sender.slot, sender.id);
+                    sender.inbox.push(Command::Answered { slot, id });
+                });
+                if let Some(response) = deferred.pending.take_or_notify(wake) {
+                    self.closing(env, response, false);
+                } else {
+                    self.phase = Phase::Handshake {
+                        buf: Vec::new(),
+                        deadline: Instant::now() + crate::server::LATER_TIMEOUT,
+                        later: Some(deferred),
+                    };
+                }
+                return Turn::Idle;
+            }
             Err(response) => {
                 self.closing(env, response, false);
                 return Turn::Idle;

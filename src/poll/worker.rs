@@ -41,6 +41,8 @@ pub(super) enum Command {
         code: CloseCode,
         reason: String,
     },
+    /// The HTTP handler's later answer for one connection is there.
+    Answered { slot: usize, id: u64 },
     /// The server is shutting down: close 1001 to everyone, then stop.
     Stop,
 }
@@ -204,6 +206,12 @@ impl<H: Handler> Worker<H> {
                             } => {
                                 if let Some(s) = slots.get_id(slot, id) {
                                     s.close(code, &reason);
+                                    touched.push(slot);
+                                }
+                            }
+                            Command::Answered { slot, id } => {
+                                if let Some(s) = slots.get_id(slot, id) {
+                                    s.answered(&mut env);
                                     touched.push(slot);
                                 }
                             }

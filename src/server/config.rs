@@ -17,6 +17,8 @@ pub struct HttpResponse {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// Given later by a [`Responder`](super::Responder) ([`HttpResponse::later`]).
+    pub(crate) later: Option<super::later::Later>,
 }
 
 impl HttpResponse {
@@ -26,6 +28,7 @@ impl HttpResponse {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             body: body.into(),
+            later: None,
         }
     }
 

@@ -30,16 +30,19 @@
 //! | file | concern |
 //! | --- | --- |
 //! | `config.rs` | [`ServerConfig`], [`HttpResponse`] |
+//! | `later.rs` | an HTTP answer given later from another thread ([`Responder`]) |
 //! | `listener.rs` | the accept loop, the connection cap, [`ServerHandle::shutdown`] |
 //! | `upgrade.rs` | request head under a deadline, plain HTTP, the handshake |
 //! | `linger.rs` | closing without losing the last bytes |
 
 mod config;
+mod later;
 mod linger;
 pub(crate) mod listener;
 pub(crate) mod upgrade;
 
 pub use config::{HttpResponse, ServerConfig};
+pub use later::{Responder, LATER_TIMEOUT};
 pub use listener::{RunningServer, Server, ServerHandle};
 
 use crate::transport::Stream;

@@ -17,11 +17,23 @@ use std::time::Instant;
 /// What a server does with a request head, on either engine: plain HTTP
 /// goes to the HTTP handler, then `check_upgrade` may refuse the upgrade,
 /// then the handshake is accepted or refused. `Err` holds the HTTP response
-/// to send before closing.
-pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
+/// to send before closing; `Ok(Err(_))` an answer the handler gives later
+/// ([`HttpResponse::later`](super::HttpResponse::later)), and what to send
+/// if it does not come in time.
+pub(crate) fn answer(
+    request: &Request,
+    config: &ServerConfig,
+) -> Result<Result<Accepted, Deferred>, Vec<u8>> {
     if let Some(http) = &config.http {
         if !request.headers.has_token("upgrade", "websocket") {
-            return Err(http(request).to_bytes());
+            let response = http(request);
+            return match &response.later {
+                Some(later) => Ok(Err(Deferred {
+                    pending: Arc::clone(&later.0),
+                    fallback: response.to_bytes(),
+                })),
+                None => Err(response.to_bytes()),
+            };
         }
     }
     if let Some(check) = &config.upgrade_check {
@@ -29,7 +41,16 @@ pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepte
             return Err(response.to_bytes());
         }
     }
-    accept(request, &config.accept).map_err(|rejection| rejection.to_bytes())
+    accept(request, &config.accept)
+        .map(Ok)
+        .map_err(|rejection| rejection.to_bytes())
+}
+
+/// An HTTP answer that another thread gives later.
+pub(crate) struct Deferred {
+    pub(crate) pending: Arc<super::later::Pending>,
+    /// The placeholder's `504`, for an answer that does not come in time.
+    pub(crate) fallback: Vec<u8>,
 }
 
 /// The response to a request head that could not be read.
@@ -76,7 +97,13 @@ pub(super) fn serve_connection<F>(
         }
     };
     let accepted = match answer(&request, config) {
-        Ok(accepted) => accepted,
+        Ok(Ok(accepted)) => accepted,
+        // This thread serves this request alone: it may wait for the answer.
+        Ok(Err(later)) => {
+            let response = later.pending.wait(super::LATER_TIMEOUT, later.fallback);
+            let _ = stream.write_all(&response);
+            return;
+        }
         Err(response) => {
             let _ = stream.write_all(&response);
             return;
