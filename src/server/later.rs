@@ -118,6 +118,8 @@ impl Pending {
     }
 
     /// The answer if it is there; otherwise `notify` is called once it is.
+    // For an event loop (the poll engine); the threaded server waits.
+    #[cfg_attr(not(feature = "mio"), allow(dead_code))]
     pub(crate) fn take_or_notify(&self, notify: Box<dyn FnOnce() + Send>) -> Option<Vec<u8>> {
         let mut state = lock(&self.state);
         match state.response.take() {
@@ -130,6 +132,7 @@ impl Pending {
     }
 
     /// The answer if it is there.
+    #[cfg_attr(not(feature = "mio"), allow(dead_code))]
     pub(crate) fn take(&self) -> Option<Vec<u8>> {
         lock(&self.state).response.take()
     }
