@@ -269,6 +269,8 @@ struct Shared {
     appended: AtomicU64,
     entries: AtomicU64,
     resets: AtomicU64,
+    /// Numbers this process's own append ids.
+    next_append: AtomicU64,
 }
 
 enum Outgoing {
@@ -277,16 +279,24 @@ enum Outgoing {
         message: Arc<Message>,
     },
     /// Append to a room's stream, and say how it went.
-    Append {
-        room: String,
-        message: Arc<Message>,
-        id: Option<String>,
-        done: Done,
-    },
+    Append(Append),
     /// Publish to our own control channel (so that the subscriber wakes up
     /// and follows a change of rooms, or notices that it must stop), and
     /// add to our wake stream (so that the stream reader does).
     Wake,
+}
+
+/// One append on its way to Redis.
+struct Append {
+    room: String,
+    message: Arc<Message>,
+    /// The publisher's id, or one of ours (`internal`), so that an append
+    /// whose answer was lost with the link can be sent again safely.
+    id: String,
+    internal: bool,
+    /// Sent once already, on a link that failed before answering.
+    resent: bool,
+    done: Done,
 }
 
 struct StopOnDrop(Arc<Shared>);
@@ -360,6 +370,7 @@ impl RedisRelay {
             appended: AtomicU64::new(0),
             entries: AtomicU64::new(0),
             resets: AtomicU64::new(0),
+            next_append: AtomicU64::new(0),
         });
         let publisher = Arc::clone(&shared);
         spawn("rfc6455-redis-pub", move || {
@@ -486,19 +497,28 @@ impl Log for RedisRelay {
         if !s.publisher_up.load(Ordering::Relaxed) {
             return done(Outcome::Refused(Refusal::Unavailable));
         }
-        let append = Outgoing::Append {
+        let (id, internal) = match id {
+            Some(id) => (id.to_owned(), false),
+            None => {
+                let n = s.next_append.fetch_add(1, Ordering::Relaxed);
+                (format!("~{:016x}-{n}", s.instance), true)
+            }
+        };
+        let append = Outgoing::Append(Append {
             room: room.to_owned(),
             message,
-            id: id.map(str::to_owned),
+            id,
+            internal,
+            resent: false,
             done,
-        };
+        });
         match s.queue.try_send(append) {
             Ok(()) => {}
-            Err(TrySendError::Full(Outgoing::Append { done, .. })) => {
-                done(Outcome::Refused(Refusal::Busy))
+            Err(TrySendError::Full(Outgoing::Append(a))) => {
+                (a.done)(Outcome::Refused(Refusal::Busy))
             }
-            Err(TrySendError::Disconnected(Outgoing::Append { done, .. })) => {
-                done(Outcome::Refused(Refusal::Closed))
+            Err(TrySendError::Disconnected(Outgoing::Append(a))) => {
+                (a.done)(Outcome::Refused(Refusal::Closed))
             }
             Err(_) => {}
         }

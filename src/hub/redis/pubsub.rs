@@ -4,8 +4,8 @@
 
 use super::frame::{decode, encode};
 use super::link::{short_session_pause, Backoff};
-use super::{lock, streams, Outgoing, Shared, MAX_BATCH, MAX_TRACKED};
-use crate::hub::history::{Done, Outcome};
+use super::{lock, streams, Append, Outgoing, Shared, MAX_BATCH, MAX_TRACKED};
+use crate::hub::history::Outcome;
 use redis::ConnectionLike;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
@@ -20,6 +20,9 @@ pub(super) fn run_publisher(shared: &Shared, outgoing: Receiver<Outgoing>) {
     // Sequence numbers per channel, so that a subscriber of some rooms only
     // can still tell a gap from a message for a room it does not follow.
     let mut seqs: HashMap<String, u64> = HashMap::new();
+    // Appends whose link failed before answering: sent again, first, on
+    // the next link (their ids make that safe).
+    let mut resend: Vec<Append> = Vec::new();
     while !shared.stopped() {
         let connected = shared
             .connect()
@@ -28,6 +31,10 @@ pub(super) fn run_publisher(shared: &Shared, outgoing: Receiver<Outgoing>) {
             Ok(con) => con,
             Err(_) => {
                 shared.publisher_up.store(false, Ordering::Relaxed);
+                // Sent once, perhaps taken: nobody can say.
+                for append in resend.drain(..) {
+                    (append.done)(Outcome::Unknown);
+                }
                 // Whatever waits now would be stale by the time Redis is
                 // back: broadcasts stay local (counted), appends are refused.
                 for item in outgoing.try_iter() {
@@ -35,8 +42,8 @@ pub(super) fn run_publisher(shared: &Shared, outgoing: Receiver<Outgoing>) {
                         Outgoing::Publish { .. } => {
                             shared.not_published.fetch_add(1, Ordering::Relaxed);
                         }
-                        Outgoing::Append { done, .. } => {
-                            done(Outcome::Refused(crate::hub::Refusal::Unavailable))
+                        Outgoing::Append(append) => {
+                            (append.done)(Outcome::Refused(crate::hub::Refusal::Unavailable))
                         }
                         Outgoing::Wake => {}
                     }
@@ -48,7 +55,7 @@ pub(super) fn run_publisher(shared: &Shared, outgoing: Receiver<Outgoing>) {
         backoff.reset();
         shared.publisher_up.store(true, Ordering::Relaxed);
         let session = Instant::now();
-        if publish_until_error(shared, &mut con, &outgoing, &mut seqs).is_err() {
+        if publish_until_error(shared, &mut con, &outgoing, &mut seqs, &mut resend).is_err() {
             shared.publisher_up.store(false, Ordering::Relaxed);
             short_session_pause(shared, session, &mut backoff);
         }
@@ -63,22 +70,31 @@ fn publish_until_error(
     con: &mut ::redis::Connection,
     outgoing: &Receiver<Outgoing>,
     seqs: &mut HashMap<String, u64>,
+    resend: &mut Vec<Append>,
 ) -> Result<(), ()> {
     let heartbeat = shared.config.heartbeat;
     let mut last_beat: Option<Instant> = None;
     while !shared.stopped() {
         let wait = last_beat.map_or(Duration::ZERO, |t| heartbeat.saturating_sub(t.elapsed()));
-        let first = match outgoing.recv_timeout(wait) {
-            Ok(item) => Some(item),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        let first = match resend.is_empty() {
+            true => match outgoing.recv_timeout(wait) {
+                Ok(item) => Some(item),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            },
+            false => None,
         };
         let mut pipe = ::redis::pipe();
         let mut published = 0u64;
-        // The appends' answers, by their place in the pipeline.
-        let mut appends: Vec<(usize, Done)> = Vec::new();
+        // The appends, by their place in the pipeline.
+        let mut appends: Vec<(usize, Append)> = Vec::new();
         let mut wake = false;
-        for item in first.into_iter().chain(outgoing.try_iter().take(MAX_BATCH)) {
+        let again = resend.drain(..).map(Outgoing::Append);
+        let items: Vec<Outgoing> = again
+            .chain(first)
+            .chain(outgoing.try_iter().take(MAX_BATCH))
+            .collect();
+        for item in items {
             match item {
                 Outgoing::Publish { channel, message } => {
                     let seq = seqs.entry(channel.clone()).or_insert(0);
@@ -88,17 +104,12 @@ fn publish_until_error(
                         published += 1;
                     }
                 }
-                Outgoing::Append {
-                    room,
-                    message,
-                    id,
-                    done,
-                } => match streams::append_command(shared, &room, &message, id.as_deref()) {
+                Outgoing::Append(append) => match streams::append_command(shared, &append) {
                     Some(cmd) => {
-                        appends.push((pipe.len(), done));
+                        appends.push((pipe.len(), append));
                         pipe.add_command(cmd);
                     }
-                    None => done(Outcome::Refused(crate::hub::Refusal::Closed)),
+                    None => (append.done)(Outcome::Refused(crate::hub::Refusal::Closed)),
                 },
                 Outgoing::Wake => wake = true,
             }
@@ -118,16 +129,23 @@ fn publish_until_error(
         match con.req_packed_commands(&pipe.get_packed_pipeline(), 0, pipe.len()) {
             Ok(replies) => {
                 shared.published.fetch_add(published, Ordering::Relaxed);
-                for (at, done) in appends {
-                    let outcome = streams::append_outcome(shared, replies.get(at));
-                    done(outcome);
+                for (at, append) in appends {
+                    let outcome = streams::append_outcome(shared, replies.get(at), &append);
+                    (append.done)(outcome);
                 }
             }
             Err(_) => {
-                // Sent, perhaps executed: nobody can say.
                 shared.not_published.fetch_add(published, Ordering::Relaxed);
-                for (_, done) in appends {
-                    done(Outcome::Unknown);
+                for (_, mut append) in appends {
+                    if append.resent {
+                        // Sent twice, perhaps taken: nobody can say.
+                        (append.done)(Outcome::Unknown);
+                    } else {
+                        // Perhaps taken: once more on the next link, where
+                        // its id makes a second copy impossible.
+                        append.resent = true;
+                        resend.push(append);
+                    }
                 }
                 return Err(());
             }

@@ -3,7 +3,7 @@
 //! [module docs](super) for the keys and the guarantees).
 
 use super::link::{spawn, Backoff};
-use super::{lock, Shared};
+use super::{lock, Append, Shared};
 use crate::hub::history::{Entry, Epoch, Feed, HistoryConfig, Offset, Outcome, Refusal, Ticket};
 use crate::Message;
 use redis::Value;
@@ -98,6 +98,10 @@ pub(super) fn load_scripts(con: &mut redis::Connection) -> redis::RedisResult<()
     Ok(())
 }
 
+/// How long an append id of our own is kept: long enough for a resend
+/// after a reconnection.
+const INTERNAL_ID_WINDOW: Duration = Duration::from_secs(60);
+
 /// How long the wake stream of a process outlives its last wake.
 const WAKE_EXPIRY_MS: u64 = 60_000;
 
@@ -189,22 +193,20 @@ fn wake_key(shared: &Shared) -> String {
 }
 
 /// The `EVALSHA` that appends `message` to `room`, or `None` without history.
-pub(super) fn append_command(
-    shared: &Shared,
-    room: &str,
-    message: &Message,
-    id: Option<&str>,
-) -> Option<redis::Cmd> {
+pub(super) fn append_command(shared: &Shared, append: &Append) -> Option<redis::Cmd> {
     let streams = shared.streams.get()?;
-    let (kind, payload): (&str, &[u8]) = match message {
+    let (kind, payload): (&str, &[u8]) = match &*append.message {
         Message::Text(text) => ("t", text.as_bytes()),
         Message::Binary(data) => ("b", data),
         _ => return None,
     };
     let config = &streams.config;
-    let id_key = match id {
-        Some(id) => format!("{}:id:{{{room}}}:{id}", shared.prefix),
-        None => meta_key(shared, room),
+    let room = &append.room;
+    let id_key = format!("{}:id:{{{room}}}:{}", shared.prefix, append.id);
+    // Our own ids only need to outlive a resend on the next link.
+    let window = match append.internal {
+        true => config.id_window.min(INTERNAL_ID_WINDOW),
+        false => config.id_window,
     };
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(&scripts().1.sha)
@@ -217,13 +219,13 @@ pub(super) fn append_command(
         .arg(config.max_age.map_or(0, |age| age.as_millis() as u64))
         .arg(kind)
         .arg(payload)
-        .arg(config.id_window.as_millis().max(1) as u64)
-        .arg(if id.is_some() { "1" } else { "0" });
+        .arg(window.as_millis().max(1) as u64)
+        .arg("1");
     Some(cmd)
 }
 
 /// What the reply to an append says.
-pub(super) fn append_outcome(shared: &Shared, reply: Option<&Value>) -> Outcome {
+pub(super) fn append_outcome(shared: &Shared, reply: Option<&Value>, append: &Append) -> Outcome {
     let outcome = match reply {
         Some(Value::Array(items)) => match items.as_slice() {
             [Value::Int(duplicate), offset, epoch] => {
@@ -231,7 +233,9 @@ pub(super) fn append_outcome(shared: &Shared, reply: Option<&Value>) -> Outcome 
                     (Some(offset), Some(epoch)) => Some(Outcome::Accepted {
                         offset,
                         epoch: Epoch::new(&epoch),
-                        duplicate: *duplicate == 1,
+                        // Our own id seen: our first attempt landed, and
+                        // to the publisher this is one publish.
+                        duplicate: *duplicate == 1 && !append.internal,
                     }),
                     _ => None,
                 }
