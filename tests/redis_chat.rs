@@ -1307,13 +1307,24 @@ mod with_redis {
     /// with `extra` arguments); Redis keeps its data in a directory of its
     /// own, across a restart.
     fn history_chats(history: &str, b_extra: &[&str]) -> Option<(Redis, PathBuf, Chat, Chat)> {
+        history_chats_with(history, &[], b_extra)
+    }
+
+    fn history_chats_with(
+        history: &str,
+        a_extra: &[&str],
+        b_extra: &[&str],
+    ) -> Option<(Redis, PathBuf, Chat, Chat)> {
         let components = components()?;
         let port = free_port();
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{port}"));
         let _ = std::fs::remove_dir_all(&dir);
         let redis = Redis::start_persistent(components, port, &dir);
-        let a = linked_chat("a", &redis, &["--history", history]);
         let mut extra = vec!["--history", history];
+        extra.extend_from_slice(a_extra);
+        let a = linked_chat("a", &redis, &extra);
+        let mut extra = vec!["--history", history];
+        extra.extend_from_slice(a_extra);
         extra.extend_from_slice(b_extra);
         let b = linked_chat("b", &redis, &extra);
         Some((redis, dir, a, b))
@@ -1750,5 +1761,86 @@ mod with_redis {
         assert_ne!(old, new, "the same epoch after the stream was deleted");
         assert_eq!(again.seq(), 1);
         assert!(offset.seq() >= 1);
+    }
+
+    #[test]
+    fn chromium_tab_that_loses_its_instance_reconnects_and_shows_what_was_sent_while_away() {
+        if components().is_none() {
+            return;
+        }
+        let (node_dir, chromium) = match browser() {
+            Ok(found) => found,
+            Err(why) => {
+                eprintln!("SKIPPED: this test needs chromium and playwright-core: {why}");
+                return;
+            }
+        };
+        let port = free_port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let Some((_redis, _dir, a, b)) =
+            history_chats_with("1000", &["--allow-origin", &origin], &[])
+        else {
+            return;
+        };
+        let _nginx = start_nginx(
+            components().expect("found above"),
+            &deploy_config(port, a.addr, b.addr),
+            &[port],
+        );
+        let mut command = Command::new("node");
+        command
+            .arg(
+                common::repo()
+                    .join(".ci")
+                    .join("peers")
+                    .join("browser_recovery.js"),
+            )
+            .arg(format!("{origin}/?room=lobby"))
+            .env("NODE_PATH", node_dir.join("node_modules"))
+            .env("RFC6455_CHROMIUM", &chromium)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut node = Proc::spawn(&mut command, "browser");
+        let stdout = node.child.stdout.take().unwrap();
+        let (tx, said) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let hear = |what: &str| {
+            let line = said.recv_timeout(Duration::from_secs(90));
+            assert_eq!(
+                line.as_deref(),
+                Ok(what),
+                "the browser script said something else"
+            );
+        };
+        hear("browser_recovery: open");
+        assert_eq!(post(a.addr, "lobby", "before", "before").0, 200);
+        hear("browser_recovery: heard before");
+        let on_a = match (
+            counter(&health(&a).1, "clients"),
+            counter(&health(&b).1, "clients"),
+        ) {
+            (1, 0) => true,
+            (0, 1) => false,
+            other => panic!("the tab is on no single instance: {other:?}"),
+        };
+        let (mut victim, survivor) = if on_a { (a, b) } else { (b, a) };
+        victim.proc.signal("KILL");
+        victim.proc.wait_exit();
+        for i in 0..10 {
+            let (code, body) = post(
+                survivor.addr,
+                "lobby",
+                &format!("away+{i}"),
+                &format!("away{i}"),
+            );
+            assert_eq!(code, 200, "{body}");
+        }
+        hear("browser_recovery: ok");
+        assert!(node.wait_exit().success());
+        assert!(counter(&health(&survivor).1, "recovered") >= 1);
     }
 }
