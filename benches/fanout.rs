@@ -573,6 +573,13 @@ impl Setup {
         }
     }
 
+    /// Closes its clients and stops its servers, keeping the figures.
+    fn finish(&mut self) {
+        self.readers.jobs.clear();
+        self._servers.clear();
+        let _ = self.speaker.shutdown(std::net::Shutdown::Both);
+    }
+
     fn cpu_now(&self) -> u64 {
         self.cpu_pids.iter().map(|&pid| cpu_ticks(pid)).sum()
     }
@@ -666,59 +673,66 @@ fn main() {
     );
     let mut ratios = String::new();
     for &clients in &sizes {
-        eprintln!("fanout: {clients} clients: connecting");
-        let mut two = Setup::new(
+        // What to run, in pairs to compare (with and without history).
+        let mut kinds = vec![
+            "one instance",
+            "one instance, history",
             "two instances + Redis",
-            vec![our_instance(Some(&url)), our_instance(Some(&url))],
-            clients,
-            threads,
-        );
-        two.cpu_pids.push(redis.0.id());
-        let mut two_history = Setup::new(
             "two instances + Redis, history",
-            vec![history_instance(Some(&url)), history_instance(Some(&url))],
-            clients,
-            threads,
-        );
-        two_history.cpu_pids.push(redis.0.id());
-        let mut setups = vec![
-            Setup::new("one instance", vec![our_instance(None)], clients, threads),
-            Setup::new(
-                "one instance, history",
-                vec![history_instance(None)],
-                clients,
-                threads,
-            ),
-            two,
-            two_history,
         ];
-        if let Some(before) = std::env::var_os("FANOUT_BEFORE") {
-            setups.push(Setup::new(
-                "one instance, FANOUT_BEFORE",
-                vec![instance_from(Path::new(&before), None)],
-                clients,
-                threads,
-            ));
+        if std::env::var_os("FANOUT_BEFORE").is_some() {
+            kinds.push("one instance, FANOUT_BEFORE");
         }
-        if let Some(python) = &python {
-            setups.push(Setup::new(
-                "Python websockets",
-                vec![python_server(python)],
-                clients,
-                threads,
-            ));
+        if python.is_some() {
+            kinds.push("Python websockets");
         }
-        // Every client must be in its hub before the first round counts: a
-        // warm-up broadcast reaches all of them only then (with history in
-        // Redis, once the stream reader has positioned each join).
-        thread::sleep(Duration::from_millis(1500));
-        for setup in &mut setups {
-            setup.broadcast(usize::MAX / 2, 1);
-        }
-        for round in 0..rounds {
-            for setup in &mut setups {
-                setup.round(round);
+        let make = |kind: &'static str| -> Setup {
+            let servers = match kind {
+                "one instance" => vec![our_instance(None)],
+                "one instance, history" => vec![history_instance(None)],
+                "two instances + Redis" => vec![our_instance(Some(&url)), our_instance(Some(&url))],
+                "two instances + Redis, history" => {
+                    vec![history_instance(Some(&url)), history_instance(Some(&url))]
+                }
+                "one instance, FANOUT_BEFORE" => {
+                    let before = std::env::var_os("FANOUT_BEFORE").unwrap_or_default();
+                    vec![instance_from(Path::new(&before), None)]
+                }
+                _ => vec![python_server(python.as_ref().expect("python"))],
+            };
+            let mut setup = Setup::new(kind, servers, clients, threads);
+            if kind.starts_with("two instances") {
+                setup.cpu_pids.push(redis.0.id());
             }
+            setup
+        };
+        // The client sockets of one group must fit in this process's file
+        // limit (20,000 here): with many clients, the pairs run one after
+        // the other, each pair interleaved round by round.
+        let per_group = match clients * kinds.len() <= 18_000 {
+            true => kinds.len(),
+            false => 2,
+        };
+        let mut setups: Vec<Setup> = Vec::new();
+        for group in kinds.chunks(per_group) {
+            eprintln!("fanout: {clients} clients: connecting {group:?}");
+            let mut running: Vec<Setup> = group.iter().map(|&kind| make(kind)).collect();
+            // Every client must be in its hub before the first round
+            // counts: a warm-up broadcast reaches all of them only then
+            // (with history in Redis, once the reader has positioned each).
+            thread::sleep(Duration::from_millis(1500));
+            for setup in &mut running {
+                setup.broadcast(usize::MAX / 2, 1);
+            }
+            for round in 0..rounds {
+                for setup in &mut running {
+                    setup.round(round);
+                }
+            }
+            for setup in &mut running {
+                setup.finish();
+            }
+            setups.extend(running);
         }
         let base = percentile(&setups[0].fanout_us, 0.5);
         let python = setups.iter().find(|s| s.name == "Python websockets");
