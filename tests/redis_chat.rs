@@ -316,6 +316,141 @@ fn rooms_isolate_on_one_instance(extra: &[&str]) {
     assert_eq!(blue.quiet_for(Duration::from_millis(300)), None);
 }
 
+/// `request` (a whole HTTP/1.1 head) on `addr`: the status.
+fn exchange(addr: SocketAddr, request: &str) -> u16 {
+    status(&raw_exchange(
+        addr,
+        request.replace('\n', "\r\n").as_bytes(),
+    ))
+}
+
+fn receive_refuses_what_a_browser_marks_cross_site(extra: &[&str]) {
+    let chat = start_chat("chat", extra);
+    let addr = chat.addr;
+    let client = Client::connect(&format!("ws://{addr}/ws?room=r"));
+    let get = |headers: &str| {
+        exchange(
+            addr,
+            &format!("GET /receive?room=r&msg=x HTTP/1.1\nHost: {addr}\n{headers}\n"),
+        )
+    };
+    // An <img src> or a form on another site's page: refused, nothing sent.
+    assert_eq!(get("Sec-Fetch-Site: cross-site\n"), 403);
+    assert_eq!(get("Origin: http://evil.example\n"), 403);
+    let post = |headers: &str| {
+        exchange(
+            addr,
+            &format!("POST /receive?room=r&msg=posted HTTP/1.1\nHost: {addr}\nContent-Length: 0\n{headers}\n"),
+        )
+    };
+    assert_eq!(
+        post("Origin: http://evil.example\nSec-Fetch-Site: cross-site\n"),
+        403
+    );
+    assert_eq!(client.quiet_for(Duration::from_millis(200)), None);
+    // The chat's own page, and curl (no Origin, no Fetch Metadata): let in.
+    assert_eq!(
+        post(&format!(
+            "Origin: http://{addr}\nSec-Fetch-Site: same-origin\n"
+        )),
+        200
+    );
+    assert_eq!(client.next_text(), "posted");
+    assert_eq!(get(""), 200);
+    assert_eq!(client.next_text(), "x");
+    // HEAD changes nothing (RFC 9110 §9.3.2), nor does any other method.
+    assert_eq!(
+        exchange(
+            addr,
+            &format!("HEAD /receive?room=r&msg=head HTTP/1.1\nHost: {addr}\n\n")
+        ),
+        405
+    );
+    assert_eq!(
+        exchange(
+            addr,
+            &format!("PUT /receive?room=r&msg=put HTTP/1.1\nHost: {addr}\n\n")
+        ),
+        405
+    );
+    assert_eq!(client.quiet_for(Duration::from_millis(200)), None);
+}
+
+#[test]
+fn receive_refuses_what_a_browser_marks_cross_site_and_takes_post() {
+    receive_refuses_what_a_browser_marks_cross_site(&[]);
+}
+
+#[cfg(feature = "mio")]
+#[test]
+fn receive_refuses_what_a_browser_marks_cross_site_on_the_poll_engine() {
+    receive_refuses_what_a_browser_marks_cross_site(&["--engine", "poll"]);
+}
+
+/// With history in the process (no Redis): the protocol, and what a
+/// broadcast without a room does (at most once, in no history).
+fn history_on_one_instance(extra: &[&str]) {
+    let mut args = vec!["--history", "100", "--tick", "0.2"];
+    args.extend_from_slice(extra);
+    let chat = start_chat("chat", &args);
+    let client = Client::connect(&format!("ws://{}/ws?room=r", chat.addr));
+    let joined: serde_json::Value = serde_json::from_str(&client.next_text()).unwrap();
+    assert_eq!(
+        (joined["type"].as_str(), joined["room"].as_str()),
+        (Some("joined"), Some("r"))
+    );
+    let response = raw_exchange(
+        chat.addr,
+        format!(
+            "GET /receive?room=r&msg=kept&id=k1 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            chat.addr
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&response), 200, "{response}");
+    assert!(response.contains("accepted "), "{response}");
+    assert_eq!(status(&get(chat.addr, "/receive?msg=everyone")), 200);
+    let (mut kept, mut everyone, mut ticks) = (false, false, false);
+    while !(kept && everyone && ticks) {
+        let value: serde_json::Value = serde_json::from_str(&client.next_text()).unwrap();
+        match (value["type"].as_str(), value["text"].as_str()) {
+            (Some("message"), Some("kept")) => {
+                assert!(
+                    value["offset"].is_string() && value["epoch"].is_string(),
+                    "{value}"
+                );
+                kept = true;
+            }
+            (Some("broadcast"), Some("everyone")) => everyone = true,
+            (Some("broadcast"), Some(t)) if t.starts_with("tick: ") => ticks = true,
+            other => panic!("unexpected {other:?}: {value}"),
+        }
+    }
+    // The same id again: accepted, not delivered again.
+    let again = raw_exchange(
+        chat.addr,
+        format!(
+            "GET /receive?room=r&msg=kept&id=k1 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            chat.addr
+        )
+        .as_bytes(),
+    );
+    assert!(again.contains("accepted (already)"), "{again}");
+    let body = get(chat.addr, "/health");
+    assert!(body.contains("accepted: 2"), "{body}");
+}
+
+#[test]
+fn history_without_redis_speaks_the_protocol_and_a_roomless_broadcast_is_at_most_once() {
+    history_on_one_instance(&[]);
+}
+
+#[cfg(feature = "mio")]
+#[test]
+fn history_without_redis_speaks_the_protocol_on_the_poll_engine() {
+    history_on_one_instance(&["--engine", "poll"]);
+}
+
 #[cfg(not(feature = "redis"))]
 #[test]
 fn redis_flag_without_the_feature_says_how_to_build_it() {
