@@ -1883,19 +1883,62 @@ mod with_redis {
         let redis = Redis::start(components, free_port());
         let history =
             rfc6455::hub::HubConfig::default().history(Some(rfc6455::hub::HistoryConfig::new(100)));
-        let hub = TestHub::with_config(history).with_relay(relay(&redis, RedisConfig::default()));
+        let linked = relay(&redis, RedisConfig::default());
+        let hub = TestHub::with_config(history).with_relay(linked.clone());
+        // A member that stays connected across the reset, as a channel of
+        // (text, epoch).
+        struct Tap(Mutex<mpsc::Sender<String>>);
+        impl rfc6455::hub::Sink for Tap {
+            fn offer(&self, m: &Arc<Message>) -> Result<(), rfc6455::hub::Refused> {
+                if let Message::Text(t) = &**m {
+                    let _ = self.0.lock().unwrap().send(t.clone());
+                }
+                Ok(())
+            }
+        }
+        struct Tagged;
+        impl rfc6455::hub::Envelope for Tagged {
+            fn entry(&self, entry: &rfc6455::hub::Entry) -> Message {
+                let Message::Text(t) = &**entry.message() else {
+                    unreachable!()
+                };
+                Message::Text(format!("{t} {}", entry.epoch()))
+            }
+            fn joined(&self, _: &str, _: &rfc6455::hub::Joined) -> Option<Message> {
+                None
+            }
+        }
+        let hub = hub.with_envelope(Tagged);
+        let (tx, heard) = mpsc::channel();
+        let _member = hub.join_sink(Some("gone"), Tap(Mutex::new(tx)));
         let accepted = |text: &str| match hub.publish_wait("gone", Message::text(text), None, WAIT)
         {
             rfc6455::hub::Outcome::Accepted { offset, epoch, .. } => (offset, epoch),
             other => panic!("{other:?}"),
         };
-        let (offset, old) = accepted("before");
+        // Until the member is positioned (in the background), "before"
+        // may not reach it: say it until it does.
+        let old = wait_for("the member to hear", || {
+            let (_, epoch) = accepted("before");
+            let heard = heard.recv_timeout(Duration::from_millis(200)).ok()?;
+            (heard == format!("before {epoch}")).then_some(epoch)
+        })
+        .expect("never heard");
         let reply = redis.ask("DEL rfc6455:log:{gone}").unwrap();
         assert_eq!(reply, ":1\r\n");
         let (again, new) = accepted("after");
         assert_ne!(old, new, "the same epoch after the stream was deleted");
         assert_eq!(again.seq(), 1);
-        assert!(offset.seq() >= 1);
+        // The connected member gets the new epoch's messages: the reader
+        // saw the reset and read the new stream from its start.
+        let next = loop {
+            let text = heard.recv_timeout(WAIT).expect("the new epoch's message");
+            if !text.starts_with("before ") {
+                break text;
+            }
+        };
+        assert_eq!(next, format!("after {new}"));
+        assert_eq!(linked.stats().resets, 1, "{:?}", linked.stats());
     }
 
     #[test]
