@@ -17,9 +17,10 @@
 //! backlog, up to the queue's length again; past that the member is closed
 //! with 1013 and recovers when it comes back.
 
+use super::config::{Counters, SlowPolicy, SLOW_REASON};
 use super::history::{Entry, Envelope, Epoch, Joined, Offset, Recovery, Ticket};
 use super::senders::{Bounds, Mailbox, Offer, Outbound};
-use super::{Counters, Refused, SlowPolicy, SLOW_REASON};
+use super::Refused;
 use crate::frame::CloseCode;
 use crate::protocol::PreparedMessage;
 use std::collections::{BTreeSet, HashMap, VecDeque};
