@@ -6,7 +6,15 @@
 //!   real `redis-server`, the clients split between them, the speaker on the
 //!   first (so half the clients hear the broadcast through Redis);
 //! - **Python websockets**: `websockets.broadcast()` on its asyncio server,
-//!   written as its docs show (`.ci/peers/py_broadcast_server.py`).
+//!   written as its docs show (`.ci/peers/py_broadcast_server.py`);
+//! - the first two again **with history** (every message of the room kept
+//!   and given an offset: in memory, or in Redis Streams, where every
+//!   message comes back to each instance through the stream before its
+//!   members get it).
+//!
+//! Then the time a client that was away takes to recover 10,000 missed
+//! messages, one instance (history in memory) and across Redis (published
+//! through one instance, recovered through the other).
 //!
 //! ```text
 //! cargo bench --features redis --bench fanout
@@ -32,12 +40,15 @@
 //! that column is left out, saying so.
 //!
 //! Environment: `FANOUT_N` (default `1000,5000`), `FANOUT_ROUNDS` (default
-//! 20), `FANOUT_READERS` (client reader threads, default 4), `FANOUT_BEFORE`
+//! 20), `FANOUT_READERS` (client reader threads, default 4),
+//! `FANOUT_RECOVERIES` (default 5), `FANOUT_PYTHON=0` (leave Python out),
+//! `FANOUT_BEFORE`
 //! (the path of this bench's binary built from another commit: its one
 //! instance joins the run, to compare a change with what it replaced).
 //! Results: a table printed and written to `target/fanout-bench.md`.
 
 use rfc6455::hub::redis::RedisRelay;
+use rfc6455::hub::{Entry, Envelope, HistoryConfig, HubConfig, Joined, Since};
 use rfc6455::{Hub, Message, Server, ServerConfig, Stream};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -72,7 +83,12 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// broadcast to every client (and, with `FANOUT_REDIS`, to the other
 /// instances).
 fn instance() {
-    let mut hub: Hub<Stream> = Hub::new();
+    // With FANOUT_HISTORY, every room keeps history (in memory, or in Redis
+    // Streams with FANOUT_REDIS); members get messages as published, so
+    // the clients read the same frames either way.
+    let history = std::env::var_os("FANOUT_HISTORY").map(|_| HistoryConfig::new(1_000_000));
+    let mut hub: Hub<Stream> =
+        Hub::with_config(HubConfig::default().history(history)).with_envelope(Report);
     if let Ok(url) = std::env::var("FANOUT_REDIS") {
         let relay = RedisRelay::open(&url).expect("redis url");
         assert!(
@@ -84,12 +100,23 @@ fn instance() {
     let room = hub.clone();
     let server = Server::bind("127.0.0.1:0", ServerConfig::default().keepalive(None))
         .expect("bind")
-        .spawn(move |ws, _request| {
+        .spawn(move |ws, request| {
+            // `/?room=R&since=O&epoch=E`; the fan-out's clients are all in
+            // room `all`.
+            let param = |name: &str| {
+                let query = request.target.split_once('?')?.1;
+                query
+                    .split('&')
+                    .find_map(|p| p.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
+            };
+            let name = param("room").unwrap_or_else(|| "all".into());
+            let since = param("since").map(|o| Since::new(&param("epoch").unwrap_or_default(), &o));
             let (mut reader, writer) = ws.split()?;
-            let _member = room.join(writer);
+            let member = room.join(writer);
+            member.join(&name, since);
             loop {
                 if let Message::Text(text) = reader.read()? {
-                    room.broadcast(Message::Text(text));
+                    room.broadcast_to(&name, Message::Text(text));
                 }
             }
         })
@@ -99,6 +126,25 @@ fn instance() {
     let _ = io::stdin().read_to_end(&mut Vec::new());
     let _ = server.shutdown();
     drop(hub);
+}
+
+/// Messages as published; a member coming back with `since` first gets
+/// `recovery EPOCH MISSED` (a fresh join gets nothing, so that the fan-out's
+/// clients read the same frames with history and without).
+struct Report;
+
+impl Envelope for Report {
+    fn entry(&self, entry: &Entry) -> Message {
+        Message::clone(entry.message())
+    }
+
+    fn joined(&self, _: &str, joined: &Joined) -> Option<Message> {
+        let recovery = joined.recovery?;
+        Some(Message::Text(format!(
+            "recovery {} {}",
+            joined.epoch, recovery.missed
+        )))
+    }
 }
 
 /// A child server process, stopped (stdin closed, then killed) on drop.
@@ -141,6 +187,18 @@ fn start(mut command: Command) -> Proc {
 
 fn our_instance(redis: Option<&str>) -> Proc {
     instance_from(&std::env::current_exe().unwrap(), redis)
+}
+
+/// Our instance with history (in memory, or in Redis Streams).
+fn history_instance(redis: Option<&str>) -> Proc {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .env("FANOUT_ROLE", "instance")
+        .env("FANOUT_HISTORY", "1");
+    if let Some(url) = redis {
+        command.env("FANOUT_REDIS", url);
+    }
+    start(command)
 }
 
 /// An instance run by `exe`: this bench's binary, or one built from an
@@ -261,6 +319,98 @@ fn connect(addr: SocketAddr) -> TcpStream {
     }
     assert!(head.starts_with(b"HTTP/1.1 101"), "handshake refused");
     stream
+}
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+/// Missed messages a returning client recovers in one measurement.
+const MISSED: usize = 10_000;
+
+/// How long a client that missed [`MISSED`] messages takes to get them all
+/// back, from its connect to its last message: median of `FANOUT_RECOVERIES`
+/// (default 5) runs each, one instance with history in memory, and two
+/// instances with history in Redis (published through one, recovered
+/// through the other).
+fn recovery_times(url: &str) -> String {
+    let runs: usize = env_or("FANOUT_RECOVERIES", 5);
+    let memory = history_instance(None);
+    let (one, two) = (history_instance(Some(url)), history_instance(Some(url)));
+    let mut out =
+        format!("Recovering {MISSED} missed messages of {PAYLOAD} bytes (median of {runs}):\n\n");
+    for (name, speaker, back) in [
+        ("one instance, history in memory", memory.addr, memory.addr),
+        (
+            "two instances, history in Redis Streams",
+            one.addr,
+            two.addr,
+        ),
+    ] {
+        let mut times: Vec<f64> = (0..runs)
+            .map(|run| recover_once(speaker, back, &format!("recover{run}")).as_secs_f64())
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        out.push_str(&format!(
+            "- {name}: {:.1} ms ({:.0} messages/s; runs {:.1}–{:.1} ms)\n",
+            median * 1e3,
+            MISSED as f64 / median,
+            times[0] * 1e3,
+            times[times.len() - 1] * 1e3
+        ));
+    }
+    out
+}
+
+fn recover_once(speaker: SocketAddr, back: SocketAddr, room: &str) -> Duration {
+    let client = |addr: SocketAddr, query: &str| {
+        let (ws, _) =
+            rfc6455::connect(&format!("ws://{addr}/?room={room}{query}")).expect("connect");
+        ws.get_ref().set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        ws
+    };
+    let text = |ws: &mut rfc6455::ClientWebSocket| loop {
+        match ws.read().expect("read") {
+            Message::Text(t) => return t,
+            _ => continue,
+        }
+    };
+    // The epoch, from a join with none: `recovery EPOCH 0`.
+    let mut probe = client(back, "&since=0-0&epoch=none");
+    let report = text(&mut probe);
+    let epoch = report
+        .split(' ')
+        .nth(1)
+        .expect("a recovery report")
+        .to_owned();
+    drop(probe);
+    // Published while it is away, through the speaker (who hears its own,
+    // in windows, so that it never counts as slow).
+    // Positioned first (its report says so): what it sends after that is
+    // after its place in the room, and comes back to it.
+    let mut speaker = client(speaker, "&since=0-0&epoch=none");
+    text(&mut speaker);
+    for window in 0..MISSED / 100 {
+        for i in 0..100 {
+            let payload = String::from_utf8(payload(window, i)).unwrap();
+            speaker.send(Message::Text(payload)).unwrap();
+        }
+        for _ in 0..100 {
+            text(&mut speaker);
+        }
+    }
+    let start = Instant::now();
+    let mut back = client(back, &format!("&since=0-0&epoch={epoch}"));
+    let report = text(&mut back);
+    assert_eq!(
+        report,
+        format!("recovery {epoch} {MISSED}"),
+        "not all of them in history"
+    );
+    for _ in 0..MISSED {
+        text(&mut back);
+    }
+    start.elapsed()
 }
 
 /// A masked text frame carrying `payload` (clients must mask, RFC 6455 §5.3).
@@ -426,6 +576,13 @@ impl Setup {
         }
     }
 
+    /// Closes its clients and stops its servers, keeping the figures.
+    fn finish(&mut self) {
+        self.readers.jobs.clear();
+        self._servers.clear();
+        let _ = self.speaker.shutdown(std::net::Shutdown::Both);
+    }
+
     fn cpu_now(&self) -> u64 {
         self.cpu_pids.iter().map(|&pid| cpu_ticks(pid)).sum()
     }
@@ -503,9 +660,12 @@ fn main() {
     let threads: usize = env_or("FANOUT_READERS", 4);
     let redis = start_redis();
     let url = format!("redis://127.0.0.1:{}/", redis.1);
-    let python = python()
-        .map_err(|why| eprintln!("fanout: Python websockets left out: {why}"))
-        .ok();
+    let python = match std::env::var("FANOUT_PYTHON").as_deref() {
+        Ok("0") => None,
+        _ => python()
+            .map_err(|why| eprintln!("fanout: Python websockets left out: {why}"))
+            .ok(),
+    };
 
     let ticks_per_second = clock_ticks_per_second();
     let mut table = String::from(
@@ -514,45 +674,68 @@ fn main() {
          vs Python: fan-out p50 | vs Python: deliveries/s | vs Python: CPU, one, burst |\n\
          | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
+    let mut ratios = String::new();
     for &clients in &sizes {
-        eprintln!("fanout: {clients} clients: connecting");
-        let mut two = Setup::new(
+        // What to run, in pairs to compare (with and without history).
+        let mut kinds = vec![
+            "one instance",
+            "one instance, history",
             "two instances + Redis",
-            vec![our_instance(Some(&url)), our_instance(Some(&url))],
-            clients,
-            threads,
-        );
-        two.cpu_pids.push(redis.0.id());
-        let mut setups = vec![
-            Setup::new("one instance", vec![our_instance(None)], clients, threads),
-            two,
+            "two instances + Redis, history",
         ];
-        if let Some(before) = std::env::var_os("FANOUT_BEFORE") {
-            setups.push(Setup::new(
-                "one instance, FANOUT_BEFORE",
-                vec![instance_from(Path::new(&before), None)],
-                clients,
-                threads,
-            ));
+        if std::env::var_os("FANOUT_BEFORE").is_some() {
+            kinds.push("one instance, FANOUT_BEFORE");
         }
-        if let Some(python) = &python {
-            setups.push(Setup::new(
-                "Python websockets",
-                vec![python_server(python)],
-                clients,
-                threads,
-            ));
+        if python.is_some() {
+            kinds.push("Python websockets");
         }
-        // Every client must be in its hub before the first round counts: a
-        // warm-up broadcast reaches all of them only then.
-        thread::sleep(Duration::from_millis(500));
-        for setup in &mut setups {
-            setup.broadcast(usize::MAX / 2, 1);
-        }
-        for round in 0..rounds {
-            for setup in &mut setups {
-                setup.round(round);
+        let make = |kind: &'static str| -> Setup {
+            let servers = match kind {
+                "one instance" => vec![our_instance(None)],
+                "one instance, history" => vec![history_instance(None)],
+                "two instances + Redis" => vec![our_instance(Some(&url)), our_instance(Some(&url))],
+                "two instances + Redis, history" => {
+                    vec![history_instance(Some(&url)), history_instance(Some(&url))]
+                }
+                "one instance, FANOUT_BEFORE" => {
+                    let before = std::env::var_os("FANOUT_BEFORE").unwrap_or_default();
+                    vec![instance_from(Path::new(&before), None)]
+                }
+                _ => vec![python_server(python.as_ref().expect("python"))],
+            };
+            let mut setup = Setup::new(kind, servers, clients, threads);
+            if kind.starts_with("two instances") {
+                setup.cpu_pids.push(redis.0.id());
             }
+            setup
+        };
+        // The client sockets of one group must fit in this process's file
+        // limit (20,000 here): with many clients, the pairs run one after
+        // the other, each pair interleaved round by round.
+        let per_group = match clients * kinds.len() <= 18_000 {
+            true => kinds.len(),
+            false => 2,
+        };
+        let mut setups: Vec<Setup> = Vec::new();
+        for group in kinds.chunks(per_group) {
+            eprintln!("fanout: {clients} clients: connecting {group:?}");
+            let mut running: Vec<Setup> = group.iter().map(|&kind| make(kind)).collect();
+            // Every client must be in its hub before the first round
+            // counts: a warm-up broadcast reaches all of them only then
+            // (with history in Redis, once the reader has positioned each).
+            thread::sleep(Duration::from_millis(1500));
+            for setup in &mut running {
+                setup.broadcast(usize::MAX / 2, 1);
+            }
+            for round in 0..rounds {
+                for setup in &mut running {
+                    setup.round(round);
+                }
+            }
+            for setup in &mut running {
+                setup.finish();
+            }
+            setups.extend(running);
         }
         let base = percentile(&setups[0].fanout_us, 0.5);
         let python = setups.iter().find(|s| s.name == "Python websockets");
@@ -592,7 +775,23 @@ fn main() {
             eprint!("{line}");
             table.push_str(&line);
         }
+        let rate = |name: &str| {
+            let setup = setups.iter().find(|s| s.name == name).expect(name);
+            percentile(&setup.deliveries, 0.5)
+        };
+        let line = format!(
+            "\n{clients} clients, deliveries/s with history ÷ without: one instance {:.2}×, \
+             two instances + Redis {:.2}×\n\n",
+            rate("one instance, history") / rate("one instance"),
+            rate("two instances + Redis, history") / rate("two instances + Redis"),
+        );
+        eprint!("{line}");
+        ratios.push_str(&line);
     }
+    table.push_str(&ratios);
+    let recover = recovery_times(&url);
+    eprintln!("{recover}");
+    table.push_str(&recover);
     println!("\n{table}");
     let out = repo().join("target").join("fanout-bench.md");
     if std::fs::write(&out, &table).is_ok() {

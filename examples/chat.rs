@@ -1,24 +1,40 @@
 //! A broadcast chat with rooms and its own browser page, on one port; with
-//! `--redis`, several instances on several ports (or machines) form one chat.
+//! `--redis`, several instances on several ports (or machines) form one chat;
+//! with `--history`, a client that was away gets what it missed.
 //!
 //! ```text
 //! cargo run --release --example chat -- --listen 127.0.0.1:9002 [--tick SECONDS]
 //! cargo run --release --features redis --example chat -- --listen 127.0.0.1:9003 \
-//!     --redis redis://127.0.0.1:6379/
+//!     --redis redis://127.0.0.1:6379/ --history 1000,600
 //! ```
 //!
 //! - `GET /` serves a self-contained page (no external scripts, fonts or CDNs)
-//!   that connects to `/ws`, sends what you type and lists what arrives.
+//!   that connects to `/ws`, sends what you type and lists what arrives; with
+//!   history it reconnects by itself and resumes where it was.
 //! - `/ws?room=NAME` is the WebSocket endpoint: every text message a client
 //!   sends goes to every client in its room (`lobby` when none is given),
 //!   the sender included. A plain `GET /ws` gets `426 Upgrade Required`.
-//! - `GET /receive?msg=TEXT` broadcasts `TEXT` to everyone, `&room=NAME` to
-//!   one room (try it with curl).
+//! - `--history N[,SECONDS]` keeps at least the last N messages of every room
+//!   (younger than SECONDS, if given) and speaks the JSON protocol of
+//!   `chat/protocol.rs`: each message carries its room's `offset` and
+//!   `epoch`, `/ws?room=R&since=O&epoch=E` first sends what was missed after
+//!   O (announced by a `recovery` report), and a client may join and leave
+//!   several rooms on one connection. With `--redis` the history lives in
+//!   Redis Streams, shared by every instance; without, in this process.
+//! - `/receive?msg=TEXT[&room=NAME][&id=ID]` (GET for curl, or POST)
+//!   broadcasts TEXT to everyone, or to one room. In a room with history it
+//!   answers `200` only once the message is accepted (it will reach every
+//!   member connected or recovering), `503` if it was refused, `504` if the
+//!   outcome is unknown (retry with the same `id`: a repeated id is taken
+//!   once). Without a room (and `--tick`) a broadcast is at most once and in
+//!   no history. A request a browser marks cross-site (`Sec-Fetch-Site:
+//!   cross-site`, or an `Origin` that is not allowed) gets `403`: no other
+//!   web page can make a visitor's browser post to the chat.
 //! - `GET /health` answers `200 ok`, or `503` while the Redis link is down,
-//!   with the relay's counters; anything else is `404 Not Found`.
+//!   with the hub's and the relay's counters; anything else is `404`.
 //! - `--tick SECONDS` broadcasts the server time periodically.
-//! - `--redis URL` relays every broadcast through Redis pub/sub to the other
-//!   instances on the same Redis (needs `--features redis`).
+//! - `--redis URL` relays through Redis to the other instances on the same
+//!   Redis (needs `--features redis`).
 //! - Only pages from this server's own origin (or `--allow-origin`s) may
 //!   open the WebSocket (403 otherwise; RFC 6455 §10.2), `--any-origin` lifts
 //!   that. The server pings every 20 s and drops clients that do not answer.
@@ -26,10 +42,16 @@
 //!   they reconnect to another instance, and exits.
 //! - `--engine poll` serves the same chat on the poll engine (a few worker
 //!   threads for any number of clients; needs `--features mio`): its
-//!   connections join the same kind of hub, rooms and Redis relay included.
+//!   connections join the same kind of hub, rooms, history and Redis relay
+//!   included, and `/receive` waits for Redis without holding up a worker.
 
+#[path = "chat/protocol.rs"]
+mod protocol;
+
+use protocol::Command;
 use rfc6455::handshake::{AcceptOptions, DeflateConfig, Request};
-use rfc6455::{HttpResponse, Hub, Keepalive, Message, Server, ServerConfig, Stream};
+use rfc6455::hub::{HistoryConfig, HubConfig, Outcome, Since};
+use rfc6455::{HttpResponse, Hub, Keepalive, Member, Message, Server, ServerConfig, Stream};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -45,8 +67,8 @@ const PAGE: &str = include_str!("chat.html");
 const DEFAULT_ROOM: &str = "lobby";
 
 const USAGE: &str = "usage: chat [--listen ADDR] [--tick SECONDS] [--redis URL] \
-[--allow-origin ORIGIN]... [--any-origin] [--ping-interval SECS] [--ping-timeout SECS] \
-[--tls-cert FILE --tls-key FILE] [--engine threads|poll]";
+[--history N[,SECONDS]] [--allow-origin ORIGIN]... [--any-origin] [--ping-interval SECS] \
+[--ping-timeout SECS] [--tls-cert FILE --tls-key FILE] [--engine threads|poll]";
 
 struct Options {
     listen: String,
@@ -60,6 +82,8 @@ struct Options {
     tls: Option<(String, String)>,
     /// Serve on the poll engine (feature `mio`) instead of a thread per client.
     poll: bool,
+    /// Room history (`--history N[,SECONDS]`).
+    history: Option<HistoryConfig>,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -73,6 +97,7 @@ fn parse_args() -> Result<Options, String> {
         ping_timeout: 20,
         tls: None,
         poll: false,
+        history: None,
     };
     let (mut cert, mut key) = (None, None);
     let mut args = std::env::args().skip(1);
@@ -90,6 +115,7 @@ fn parse_args() -> Result<Options, String> {
                 options.tick = Some(Duration::from_secs_f64(secs));
             }
             "--redis" => options.redis = Some(value("--redis")?),
+            "--history" => options.history = Some(history_arg(&value("--history")?)?),
             "--allow-origin" => options.origins.push(value("--allow-origin")?),
             "--any-origin" => options.any_origin = true,
             "--tls-cert" => cert = Some(value("--tls-cert")?),
@@ -123,6 +149,30 @@ fn parse_args() -> Result<Options, String> {
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
     Ok(options)
+}
+
+/// `N[,SECONDS]`: at least the last N messages, younger than SECONDS.
+fn history_arg(arg: &str) -> Result<HistoryConfig, String> {
+    let usage = || format!("--history takes N[,SECONDS], not {arg:?}");
+    let (len, age) = match arg.split_once(',') {
+        Some((len, age)) => (len, Some(age)),
+        None => (arg, None),
+    };
+    let len: usize = len.parse().map_err(|_| usage())?;
+    let age = match age {
+        Some(age) => {
+            let secs: f64 = age.parse().map_err(|_| usage())?;
+            if !(secs > 0.0 && secs < 1e9) {
+                return Err(usage());
+            }
+            Some(Duration::from_secs_f64(secs))
+        }
+        None => None,
+    };
+    if len == 0 {
+        return Err(usage());
+    }
+    Ok(HistoryConfig::new(len).max_age(age))
 }
 
 /// The origins a browser reports for pages served from `addr`.
@@ -215,38 +265,70 @@ fn room_of(request: &Request) -> String {
         .unwrap_or_else(|| DEFAULT_ROOM.into())
 }
 
-fn http(hub: &ChatHub, link: &Link, request: &Request) -> HttpResponse {
-    if request.method != "GET" && request.method != "HEAD" {
-        return HttpResponse::new(405, "text/plain", "only GET\n");
+/// What the HTTP side needs to know: the hub, the Redis link, and which
+/// origins a browser may post from.
+struct Site {
+    hub: ChatHub,
+    link: Link,
+    origins: Origins,
+}
+
+/// The allowed origins (known once the port is bound), or `None` for
+/// `--any-origin`.
+type Origins = Option<Arc<OnceLock<Vec<String>>>>;
+
+fn origin_allowed(origins: &Origins, origin: &str) -> bool {
+    origins.as_ref().is_none_or(|allowed| {
+        allowed
+            .get()
+            .is_some_and(|list| list.iter().any(|a| a.eq_ignore_ascii_case(origin)))
+    })
+}
+
+fn http(site: &Site, request: &Request) -> HttpResponse {
+    let target = path(&request.target);
+    let method = request.method.as_str();
+    let allowed = match target {
+        // Changes state: GET for curl, POST for forms and scripts; HEAD
+        // must change nothing (RFC 9110 §9.3.2), so it is not offered.
+        "/receive" => matches!(method, "GET" | "POST"),
+        _ => matches!(method, "GET" | "HEAD"),
+    };
+    if !allowed {
+        let allow = if target == "/receive" {
+            "GET, POST"
+        } else {
+            "GET, HEAD"
+        };
+        let mut response = HttpResponse::new(405, "text/plain", format!("only {allow}\n"));
+        response.headers.push(("Allow".into(), allow.into()));
+        return response;
     }
-    match path(&request.target) {
+    match target {
         "/" | "/index.html" => HttpResponse::new(200, "text/html; charset=utf-8", PAGE),
         "/health" => {
-            let (up, details) = link.health();
+            let (up, details) = site.link.health();
             let status = if up { 200 } else { 503 };
             let first = if up { "ok" } else { "redis down" };
-            let clients = hub.len();
+            let clients = site.hub.len();
+            let s = site.hub.stats();
             HttpResponse::new(
                 status,
                 "text/plain",
-                format!("{first}\nclients: {clients}\n{details}"),
+                format!(
+                    "{first}\nclients: {clients}\naccepted: {}\nrefused: {}\nunknown: {}\n\
+                     recovered: {}\nunrecoverable: {}\ndropped: {}\nslow_closed: {}\n{details}",
+                    s.accepted,
+                    s.refused,
+                    s.unknown,
+                    s.recovered,
+                    s.unrecoverable,
+                    s.dropped,
+                    s.slow_closed
+                ),
             )
         }
-        "/receive" => match query_param(&request.target, "msg") {
-            Some(msg) if !msg.is_empty() => {
-                let message = Message::Text(msg);
-                let delivery = match query_param(&request.target, "room") {
-                    Some(room) => hub.broadcast_to(&room, message),
-                    None => hub.broadcast(message),
-                };
-                HttpResponse::new(
-                    200,
-                    "text/plain",
-                    format!("sent to {} clients here\n", delivery.queued),
-                )
-            }
-            _ => HttpResponse::new(400, "text/plain", "usage: /receive?msg=TEXT[&room=NAME]\n"),
-        },
+        "/receive" => receive(site, request),
         // RFC 7231 §6.5.15: the endpoint exists, but only as a WebSocket.
         "/ws" => {
             let mut response = HttpResponse::new(
@@ -263,6 +345,129 @@ fn http(hub: &ChatHub, link: &Link, request: &Request) -> HttpResponse {
             response
         }
         _ => HttpResponse::not_found(),
+    }
+}
+
+/// `/receive`: a broadcast from outside, answered only once its outcome
+/// is known (see the module docs).
+fn receive(site: &Site, request: &Request) -> HttpResponse {
+    // A browser says where a request comes from (Fetch Metadata, and the
+    // Origin of a POST or a script's request): another site's page must
+    // not be able to post through its visitors.
+    let cross_site = request
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.eq_ignore_ascii_case("cross-site"));
+    let foreign = request
+        .headers
+        .get("origin")
+        .is_some_and(|origin| !origin_allowed(&site.origins, origin));
+    if cross_site || foreign {
+        return HttpResponse::new(403, "text/plain", "cross-site requests may not post here\n");
+    }
+    let Some(msg) = query_param(&request.target, "msg").filter(|m| !m.is_empty()) else {
+        return HttpResponse::new(
+            400,
+            "text/plain",
+            "usage: /receive?msg=TEXT[&room=NAME][&id=ID]\n",
+        );
+    };
+    let hub = &site.hub;
+    let Some(room) = query_param(&request.target, "room") else {
+        // Everyone: at most once, in no history.
+        let delivery = hub.broadcast(everyone(hub, &msg));
+        let body = format!("sent to {} clients here (at most once)\n", delivery.queued);
+        return HttpResponse::new(200, "text/plain", body);
+    };
+    if !hub.has_history(&room) {
+        let delivery = hub.broadcast_to(&room, Message::Text(msg));
+        let body = format!("sent to {} clients here (at most once)\n", delivery.queued);
+        return HttpResponse::new(200, "text/plain", body);
+    }
+    // Answered when the log says: this thread (or poll worker) goes on.
+    let (response, responder) = HttpResponse::later();
+    let id = query_param(&request.target, "id").filter(|id| !id.is_empty());
+    hub.publish(&room, Message::Text(msg), id.as_deref(), move |outcome| {
+        let (status, body) = match &outcome {
+            Outcome::Accepted {
+                offset,
+                epoch,
+                duplicate,
+            } => {
+                let again = if *duplicate { " (already)" } else { "" };
+                (200, format!("accepted{again} {offset} {epoch}\n"))
+            }
+            Outcome::Refused(why) => (503, format!("refused: {why}\n")),
+            Outcome::Unknown => (504, "unknown: retry with the same id\n".to_owned()),
+            Outcome::Sent(d) => (200, format!("sent to {} clients here\n", d.queued)),
+            _ => (500, "?\n".to_owned()),
+        };
+        responder.send(HttpResponse::new(status, "text/plain", body));
+    });
+    response
+}
+
+/// A broadcast to everyone: plain text, or with history the protocol's
+/// `broadcast` message (so that clients tell it from a room's).
+fn everyone(hub: &ChatHub, text: &str) -> Message {
+    match hub.has_history(DEFAULT_ROOM) {
+        true => Message::Text(protocol::broadcast(text)),
+        false => Message::Text(text.to_owned()),
+    }
+}
+
+/// Where a `/ws` request joins: its room, and where it left off.
+fn join_of(request: &Request) -> (String, Option<Since>) {
+    let since = query_param(&request.target, "since").map(|offset| {
+        let epoch = query_param(&request.target, "epoch").unwrap_or_default();
+        Since::new(&epoch, &offset)
+    });
+    (room_of(request), since)
+}
+
+/// A text message from a client: with history, the protocol's commands;
+/// without, a broadcast to its room.
+fn on_text(hub: &ChatHub, member: &Member, room: &str, text: &str) {
+    if !hub.has_history(room) {
+        hub.broadcast_to(room, Message::text(text));
+        return;
+    }
+    match protocol::command(text) {
+        Command::Text(text) => {
+            hub.publish(room, Message::Text(text), None, drop);
+        }
+        Command::Send { room, text, id } => {
+            let handle = member.handle();
+            if !member.rooms().contains(&room) {
+                if let Some(id) = id {
+                    let refused = Outcome::Refused(rfc6455::hub::Refusal::Rejected(
+                        "join the room first".into(),
+                    ));
+                    let _ = handle.send(Message::Text(protocol::ack(&id, &room, &refused)));
+                }
+                return;
+            }
+            let name = room.clone();
+            let publish_id = id.clone();
+            hub.publish(
+                &room,
+                Message::Text(text),
+                publish_id.as_deref(),
+                move |outcome| {
+                    // From whichever thread learned it; the ack goes through
+                    // the member's queue, never a blocking write here.
+                    if let Some(id) = id {
+                        let _ = handle.send(Message::Text(protocol::ack(&id, &name, &outcome)));
+                    }
+                },
+            );
+        }
+        Command::Join { room, since } => {
+            member.join(&room, since);
+        }
+        Command::Leave { room } => {
+            member.leave(&room);
+        }
     }
 }
 
@@ -293,14 +498,18 @@ mod link {
             let up = relay.is_connected();
             let details = format!(
                 "redis: {}\npublished: {}\nnot_published: {}\nreceived: {}\n\
-                 missed: {}\nmalformed: {}\nreconnects: {}\n",
+                 missed: {}\nmalformed: {}\nreconnects: {}\nappended: {}\nentries: {}\n\
+                 resets: {}\n",
                 if up { "up" } else { "down" },
                 s.published,
                 s.not_published,
                 s.received,
                 s.missed,
                 s.malformed,
-                s.reconnects
+                s.reconnects,
+                s.appended,
+                s.entries,
+                s.resets
             );
             (up, details)
         }
@@ -359,7 +568,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (link, hub) = match Link::open(options.redis.as_deref(), ChatHub::new()) {
+    let hub = match &options.history {
+        Some(history) => ChatHub::with_config(HubConfig::default().history(Some(history.clone())))
+            .with_envelope(protocol::Json),
+        None => ChatHub::new(),
+    };
+    let (link, hub) = match Link::open(options.redis.as_deref(), hub) {
         Ok(opened) => opened,
         Err(e) => {
             eprintln!("chat: {e}");
@@ -374,19 +588,22 @@ fn main() -> ExitCode {
     // The allowed origins depend on the bound port (`--listen 127.0.0.1:0`),
     // known only after binding; the check reads them from here.
     let allowed: Arc<OnceLock<Vec<String>>> = Arc::default();
+    let origins: Origins = (!options.any_origin).then(|| Arc::clone(&allowed));
     let accept = if options.any_origin {
         AcceptOptions::default()
     } else {
-        let allowed = Arc::clone(&allowed);
+        let origins = origins.clone();
         AcceptOptions::default().check_origin(move |origin| match origin {
             // Browsers always send Origin; other clients are let in.
             None => true,
-            Some(o) => allowed
-                .get()
-                .is_some_and(|list| list.iter().any(|a| a.eq_ignore_ascii_case(o))),
+            Some(o) => origin_allowed(&origins, o),
         })
     };
-    let page_hub = hub.clone();
+    let site = Site {
+        hub: hub.clone(),
+        link,
+        origins,
+    };
     let config = ServerConfig::default()
         .keepalive(keepalive)
         .accept(accept)
@@ -394,7 +611,7 @@ fn main() -> ExitCode {
         // (12-bit windows) when built with the `deflate` feature; without
         // it the setting is ignored and nothing is negotiated.
         .deflate(Some(DeflateConfig::default()))
-        .http_handler(move |request| http(&page_hub, &link, request))
+        .http_handler(move |request| http(&site, request))
         // Upgrades anywhere but /ws are refused before the handshake.
         .check_upgrade(|request| (path(&request.target) != "/ws").then(HttpResponse::not_found));
     let config = match &options.tls {
@@ -431,7 +648,7 @@ fn main() -> ExitCode {
         if let Some(every) = options.tick {
             std::thread::spawn(move || loop {
                 std::thread::sleep(every);
-                ticker.broadcast(Message::Text(format!("tick: {}", utc_time())));
+                ticker.broadcast(everyone(&ticker, &format!("tick: {}", utc_time())));
             });
         }
     };
@@ -452,13 +669,14 @@ fn main() -> ExitCode {
     stop_on_signals(move || handle.shutdown());
 
     let result = server.serve(move |ws, request| {
-        let room = room_of(&request);
+        let (room, since) = join_of(&request);
         eprintln!("chat: {} joined room {room:?}", client_of(&request));
         let (mut reader, writer) = ws.split()?;
-        let _member = hub.join_room(&room, writer);
+        let member = hub.join(writer);
+        member.join(&room, since);
         loop {
             if let Message::Text(text) = reader.read()? {
-                hub.broadcast_to(&room, Message::Text(text));
+                on_text(&hub, &member, &room, &text);
             }
         }
     });
@@ -482,11 +700,11 @@ fn client_of(request: &Request) -> rfc6455::escape::Escaped<'_> {
 /// its `poll::Sender`, so broadcasts reach it without a hub thread.
 #[cfg(feature = "mio")]
 mod poll_engine {
-    use super::{client_of, room_of, ChatHub};
+    use super::{client_of, join_of, on_text, ChatHub};
     use rfc6455::handshake::Request;
     use rfc6455::poll::{Conn, Handler, PollServer};
     use rfc6455::protocol::MessageRef;
-    use rfc6455::{Member, Message, ServerConfig};
+    use rfc6455::{Member, ServerConfig};
     use std::net::SocketAddr;
     use std::process::ExitCode;
 
@@ -497,25 +715,23 @@ mod poll_engine {
     /// A client's room and its place in the hub (left when dropped).
     struct Client {
         room: String,
-        _member: Member,
+        member: Member,
     }
 
     impl Handler for Chat {
         type State = Client;
 
         fn on_open(&self, conn: &mut Conn<'_>, request: &Request) -> Client {
-            let room = room_of(request);
+            let (room, since) = join_of(request);
             eprintln!("chat: {} joined room {room:?}", client_of(request));
-            let member = self.hub.join_sink(Some(&room), conn.sender());
-            Client {
-                room,
-                _member: member,
-            }
+            let member = self.hub.join_sink(None, conn.sender());
+            member.join(&room, since);
+            Client { room, member }
         }
 
         fn on_message(&self, client: &mut Client, _: &mut Conn<'_>, message: MessageRef<'_>) {
             if let MessageRef::Text(text) = message {
-                self.hub.broadcast_to(&client.room, Message::text(text));
+                on_text(&self.hub, &client.member, &client.room, text);
             }
         }
     }

@@ -316,6 +316,141 @@ fn rooms_isolate_on_one_instance(extra: &[&str]) {
     assert_eq!(blue.quiet_for(Duration::from_millis(300)), None);
 }
 
+/// `request` (a whole HTTP/1.1 head) on `addr`: the status.
+fn exchange(addr: SocketAddr, request: &str) -> u16 {
+    status(&raw_exchange(
+        addr,
+        request.replace('\n', "\r\n").as_bytes(),
+    ))
+}
+
+fn receive_refuses_what_a_browser_marks_cross_site(extra: &[&str]) {
+    let chat = start_chat("chat", extra);
+    let addr = chat.addr;
+    let client = Client::connect(&format!("ws://{addr}/ws?room=r"));
+    let get = |headers: &str| {
+        exchange(
+            addr,
+            &format!("GET /receive?room=r&msg=x HTTP/1.1\nHost: {addr}\n{headers}\n"),
+        )
+    };
+    // An <img src> or a form on another site's page: refused, nothing sent.
+    assert_eq!(get("Sec-Fetch-Site: cross-site\n"), 403);
+    assert_eq!(get("Origin: http://evil.example\n"), 403);
+    let post = |headers: &str| {
+        exchange(
+            addr,
+            &format!("POST /receive?room=r&msg=posted HTTP/1.1\nHost: {addr}\nContent-Length: 0\n{headers}\n"),
+        )
+    };
+    assert_eq!(
+        post("Origin: http://evil.example\nSec-Fetch-Site: cross-site\n"),
+        403
+    );
+    assert_eq!(client.quiet_for(Duration::from_millis(200)), None);
+    // The chat's own page, and curl (no Origin, no Fetch Metadata): let in.
+    assert_eq!(
+        post(&format!(
+            "Origin: http://{addr}\nSec-Fetch-Site: same-origin\n"
+        )),
+        200
+    );
+    assert_eq!(client.next_text(), "posted");
+    assert_eq!(get(""), 200);
+    assert_eq!(client.next_text(), "x");
+    // HEAD changes nothing (RFC 9110 §9.3.2), nor does any other method.
+    assert_eq!(
+        exchange(
+            addr,
+            &format!("HEAD /receive?room=r&msg=head HTTP/1.1\nHost: {addr}\n\n")
+        ),
+        405
+    );
+    assert_eq!(
+        exchange(
+            addr,
+            &format!("PUT /receive?room=r&msg=put HTTP/1.1\nHost: {addr}\n\n")
+        ),
+        405
+    );
+    assert_eq!(client.quiet_for(Duration::from_millis(200)), None);
+}
+
+#[test]
+fn receive_refuses_what_a_browser_marks_cross_site_and_takes_post() {
+    receive_refuses_what_a_browser_marks_cross_site(&[]);
+}
+
+#[cfg(feature = "mio")]
+#[test]
+fn receive_refuses_what_a_browser_marks_cross_site_on_the_poll_engine() {
+    receive_refuses_what_a_browser_marks_cross_site(&["--engine", "poll"]);
+}
+
+/// With history in the process (no Redis): the protocol, and what a
+/// broadcast without a room does (at most once, in no history).
+fn history_on_one_instance(extra: &[&str]) {
+    let mut args = vec!["--history", "100", "--tick", "0.2"];
+    args.extend_from_slice(extra);
+    let chat = start_chat("chat", &args);
+    let client = Client::connect(&format!("ws://{}/ws?room=r", chat.addr));
+    let joined: serde_json::Value = serde_json::from_str(&client.next_text()).unwrap();
+    assert_eq!(
+        (joined["type"].as_str(), joined["room"].as_str()),
+        (Some("joined"), Some("r"))
+    );
+    let response = raw_exchange(
+        chat.addr,
+        format!(
+            "GET /receive?room=r&msg=kept&id=k1 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            chat.addr
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status(&response), 200, "{response}");
+    assert!(response.contains("accepted "), "{response}");
+    assert_eq!(status(&get(chat.addr, "/receive?msg=everyone")), 200);
+    let (mut kept, mut everyone, mut ticks) = (false, false, false);
+    while !(kept && everyone && ticks) {
+        let value: serde_json::Value = serde_json::from_str(&client.next_text()).unwrap();
+        match (value["type"].as_str(), value["text"].as_str()) {
+            (Some("message"), Some("kept")) => {
+                assert!(
+                    value["offset"].is_string() && value["epoch"].is_string(),
+                    "{value}"
+                );
+                kept = true;
+            }
+            (Some("broadcast"), Some("everyone")) => everyone = true,
+            (Some("broadcast"), Some(t)) if t.starts_with("tick: ") => ticks = true,
+            other => panic!("unexpected {other:?}: {value}"),
+        }
+    }
+    // The same id again: accepted, not delivered again.
+    let again = raw_exchange(
+        chat.addr,
+        format!(
+            "GET /receive?room=r&msg=kept&id=k1 HTTP/1.1\r\nHost: {}\r\n\r\n",
+            chat.addr
+        )
+        .as_bytes(),
+    );
+    assert!(again.contains("accepted (already)"), "{again}");
+    let body = get(chat.addr, "/health");
+    assert!(body.contains("accepted: 2"), "{body}");
+}
+
+#[test]
+fn history_without_redis_speaks_the_protocol_and_a_roomless_broadcast_is_at_most_once() {
+    history_on_one_instance(&[]);
+}
+
+#[cfg(feature = "mio")]
+#[test]
+fn history_without_redis_speaks_the_protocol_on_the_poll_engine() {
+    history_on_one_instance(&["--engine", "poll"]);
+}
+
 #[cfg(not(feature = "redis"))]
 #[test]
 fn redis_flag_without_the_feature_says_how_to_build_it() {
@@ -399,25 +534,42 @@ mod with_redis {
 
     impl Redis {
         pub(super) fn start(components: &Components, port: u16) -> Redis {
+            Redis::start_with(components, port, &["--appendonly", "no"])
+        }
+
+        /// A Redis that keeps its data across a restart in `dir`, as
+        /// docs/deploy.md says to run it for history: every write on disk
+        /// before it is acknowledged.
+        pub(super) fn start_persistent(components: &Components, port: u16, dir: &Path) -> Redis {
+            std::fs::create_dir_all(dir).unwrap();
+            let dir = dir.to_str().unwrap();
+            let settings = [
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir,
+            ];
+            Redis::start_with(components, port, &settings)
+        }
+
+        fn start_with(components: &Components, port: u16, settings: &[&str]) -> Redis {
             let port_arg = port.to_string();
-            let proc = Proc::start(
-                &components.redis_server,
-                &[
-                    "--port",
-                    &port_arg,
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--daemonize",
-                    "no",
-                    "--logfile",
-                    "",
-                ],
-                "redis",
-            );
+            let mut args = vec![
+                "--port",
+                &port_arg,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ];
+            args.extend_from_slice(settings);
+            let proc = Proc::start(&components.redis_server, &args, "redis");
             let redis = Redis { proc, port };
             let up = wait_for("redis to answer PING", || redis.ask("PING").ok());
             assert_eq!(
@@ -1178,5 +1330,695 @@ mod with_redis {
                 .count()
         };
         assert_eq!((joined(&a), joined(&b)), (1, 1));
+    }
+
+    // -- History: recovery across instances, over Redis Streams --
+
+    use serde_json::Value;
+
+    /// A client of the chat's JSON protocol (`--history`), whose reader
+    /// thread parses what arrives.
+    struct Json {
+        writer: rfc6455::Writer<rfc6455::Stream>,
+        inbox: Receiver<Option<Value>>,
+    }
+
+    impl Json {
+        fn connect(url: &str) -> Json {
+            let (ws, _) =
+                connect_with(url, &client_config()).unwrap_or_else(|e| panic!("{url}: {e}"));
+            ws.get_ref().set_read_timeout(None).unwrap();
+            let (mut reader, writer) = ws.split().unwrap();
+            let (tx, inbox) = mpsc::channel();
+            thread::spawn(move || loop {
+                match reader.read() {
+                    Ok(Message::Text(t)) => {
+                        let value =
+                            serde_json::from_str(&t).unwrap_or_else(|_| panic!("not JSON: {t}"));
+                        if tx.send(Some(value)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Message::Close(_)) | Err(_) => {
+                        let _ = tx.send(None);
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+            });
+            Json { writer, inbox }
+        }
+
+        /// Joins `room` on `chat`, since `from` (offset, epoch) if given.
+        fn join(addr: SocketAddr, room: &str, from: Option<&(String, String)>) -> Json {
+            let mut url = format!("ws://{addr}/ws?room={room}");
+            if let Some((offset, epoch)) = from {
+                url.push_str(&format!("&since={offset}&epoch={epoch}"));
+            }
+            Json::connect(&url)
+        }
+
+        fn next(&self) -> Value {
+            match self.inbox.recv_timeout(WAIT) {
+                Ok(Some(value)) => value,
+                other => panic!("no message within {WAIT:?}: {other:?}"),
+            }
+        }
+
+        /// The next message of type `kind`, skipping broadcasts.
+        fn expect(&self, kind: &str) -> Value {
+            loop {
+                let value = self.next();
+                if value["type"] == "broadcast" {
+                    continue;
+                }
+                assert_eq!(value["type"], kind, "{value}");
+                return value;
+            }
+        }
+
+        fn quiet_for(&self, wait: Duration) -> bool {
+            self.inbox.recv_timeout(wait).is_err()
+        }
+
+        /// Closes and waits until the connection is gone.
+        fn leave(self) {
+            let _ = self.writer.close(rfc6455::CloseCode::NORMAL, "bye");
+            let deadline = Instant::now() + WAIT;
+            while Instant::now() < deadline {
+                if let Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) =
+                    self.inbox.recv_timeout(Duration::from_millis(50))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn field(value: &Value, name: &str) -> String {
+        value[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {value}"))
+            .to_owned()
+    }
+
+    /// An offset's sequence number.
+    fn seq(offset: &str) -> u64 {
+        offset.parse::<rfc6455::hub::Offset>().unwrap().seq()
+    }
+
+    /// `/receive` into `room` on `addr`: the status and the body.
+    fn post(addr: SocketAddr, room: &str, msg: &str, id: &str) -> (u16, String) {
+        let response = raw_exchange(
+            addr,
+            format!("POST /receive?room={room}&msg={msg}&id={id} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+        (status(&response), body)
+    }
+
+    /// Redis and two chat instances with history linked through it (`b`
+    /// with `extra` arguments); Redis keeps its data in a directory of its
+    /// own, across a restart.
+    fn history_chats(history: &str, b_extra: &[&str]) -> Option<(Redis, PathBuf, Chat, Chat)> {
+        history_chats_with(history, &[], b_extra)
+    }
+
+    fn history_chats_with(
+        history: &str,
+        a_extra: &[&str],
+        b_extra: &[&str],
+    ) -> Option<(Redis, PathBuf, Chat, Chat)> {
+        let components = components()?;
+        let port = free_port();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let redis = Redis::start_persistent(components, port, &dir);
+        let mut extra = vec!["--history", history];
+        extra.extend_from_slice(a_extra);
+        let a = linked_chat("a", &redis, &extra);
+        let mut extra = vec!["--history", history];
+        extra.extend_from_slice(a_extra);
+        extra.extend_from_slice(b_extra);
+        let b = linked_chat("b", &redis, &extra);
+        Some((redis, dir, a, b))
+    }
+
+    /// Reads `count` messages in a row, each the next in the room's order
+    /// after `from` (in `epoch`), with the texts `texts` gives; returns the
+    /// last offset.
+    fn read_run(
+        client: &Json,
+        from: &str,
+        epoch: &str,
+        texts: impl IntoIterator<Item = String>,
+    ) -> String {
+        let mut last = from.to_owned();
+        for text in texts {
+            let message = client.expect("message");
+            let offset = field(&message, "offset");
+            assert_eq!(
+                seq(&offset),
+                seq(&last) + 1,
+                "a gap or a repeat after {last}: {message}"
+            );
+            assert_eq!(field(&message, "epoch"), epoch);
+            assert_eq!(field(&message, "text"), text, "{message}");
+            last = offset;
+        }
+        last
+    }
+
+    fn away_while_500_are_published_then_back_on_the_other_instance(b_extra: &[&str]) {
+        let Some((_redis, _dir, a, b)) = history_chats("1000", b_extra) else {
+            return;
+        };
+        let client = Json::join(a.addr, "lobby", None);
+        let joined = client.expect("joined");
+        let (epoch, start) = (field(&joined, "epoch"), field(&joined, "offset"));
+        assert_eq!(post(b.addr, "lobby", "first", "f").0, 200);
+        let last = read_run(&client, &start, &epoch, ["first".to_owned()]);
+        client.leave();
+        // 500 while it is away, alternately through both instances.
+        for i in 0..500 {
+            let via = if i % 2 == 0 { a.addr } else { b.addr };
+            let (code, body) = post(via, "lobby", &format!("m{i}"), &format!("id{i}"));
+            assert_eq!(code, 200, "{body}");
+        }
+        // Back, on the other instance, from where it was.
+        let back = Json::join(b.addr, "lobby", Some(&(last.clone(), epoch.clone())));
+        let recovery = back.expect("recovery");
+        assert_eq!(recovery["recovered"], true, "{recovery}");
+        assert_eq!(recovery["missed"], 500, "{recovery}");
+        let end = read_run(&back, &last, &epoch, (0..500).map(|i| format!("m{i}")));
+        assert_eq!(
+            field(&recovery, "offset"),
+            end,
+            "the report says where it ends"
+        );
+        // Then the live ones.
+        assert_eq!(post(a.addr, "lobby", "live", "l").0, 200);
+        read_run(&back, &end, &epoch, ["live".to_owned()]);
+        assert!(counter(&health(&b).1, "recovered") >= 1);
+    }
+
+    #[test]
+    fn away_while_500_are_published_through_both_instances_then_back_on_the_other_gets_exactly_those(
+    ) {
+        away_while_500_are_published_then_back_on_the_other_instance(&[]);
+    }
+
+    #[cfg(feature = "mio")]
+    #[test]
+    fn away_while_500_are_published_then_back_on_a_poll_engine_instance() {
+        away_while_500_are_published_then_back_on_the_other_instance(&["--engine", "poll"]);
+    }
+
+    fn reconnecting_again_and_again_while_messages_flow(b_extra: &[&str]) {
+        let Some((_redis, _dir, a, b)) = history_chats("10000", b_extra) else {
+            return;
+        };
+        let (addrs, total) = ([a.addr, b.addr], 600);
+        let mut client = Json::join(a.addr, "feed", None);
+        let joined = client.expect("joined");
+        let (epoch, mut last) = (field(&joined, "epoch"), field(&joined, "offset"));
+        let publisher = thread::spawn(move || {
+            for i in 0..total {
+                let (code, body) = post(addrs[i % 2], "feed", &format!("n{i}"), &format!("p{i}"));
+                assert_eq!(code, 200, "{body}");
+            }
+        });
+        let mut heard = 0;
+        let mut hops = 0;
+        while heard < total {
+            last = read_run(&client, &last, &epoch, [format!("n{heard}")]);
+            heard += 1;
+            if heard % 75 == 0 {
+                // Away, and back through the other instance, while the
+                // publisher goes on.
+                client.leave();
+                hops += 1;
+                client = Json::join(
+                    addrs[hops % 2],
+                    "feed",
+                    Some(&(last.clone(), epoch.clone())),
+                );
+                let recovery = client.expect("recovery");
+                assert_eq!(recovery["recovered"], true, "{recovery}");
+            }
+        }
+        publisher.join().unwrap();
+        assert!(
+            client.quiet_for(Duration::from_millis(200)),
+            "more than was published"
+        );
+    }
+
+    #[test]
+    fn reconnecting_again_and_again_while_messages_flow_through_both_instances_misses_none_repeats_none(
+    ) {
+        reconnecting_again_and_again_while_messages_flow(&[]);
+    }
+
+    #[cfg(feature = "mio")]
+    #[test]
+    fn reconnecting_again_and_again_while_messages_flow_with_a_poll_engine_instance() {
+        reconnecting_again_and_again_while_messages_flow(&["--engine", "poll"]);
+    }
+
+    #[test]
+    fn more_missed_than_the_history_holds_is_not_recovered_and_missed_counts_what_follows() {
+        let Some((_redis, _dir, a, b)) = history_chats("50", &[]) else {
+            return;
+        };
+        let client = Json::join(a.addr, "r", None);
+        let joined = client.expect("joined");
+        let (epoch, last) = (field(&joined, "epoch"), field(&joined, "offset"));
+        client.leave();
+        for i in 0..400 {
+            assert_eq!(post(a.addr, "r", &format!("x{i}"), &format!("x{i}")).0, 200);
+        }
+        let back = Json::join(b.addr, "r", Some(&(last, epoch.clone())));
+        let recovery = back.expect("recovery");
+        assert_eq!(recovery["recovered"], false, "{recovery}");
+        // At least 50 kept (Redis trims whole nodes: perhaps a few more).
+        let missed = recovery["missed"].as_u64().unwrap() as usize;
+        assert!((50..400).contains(&missed), "{recovery}");
+        let mut previous = None;
+        for _ in 0..missed {
+            let message = back.expect("message");
+            let n = seq(&field(&message, "offset"));
+            assert!(previous.is_none_or(|p| n == p + 1), "{message}");
+            previous = Some(n);
+        }
+        assert_eq!(previous, Some(400), "what is left ends with the last");
+        // Nothing but live ones after the `missed`.
+        assert_eq!(post(a.addr, "r", "after", "after").0, 200);
+        assert_eq!(field(&back.expect("message"), "text"), "after");
+        // Another epoch: no history, only live messages.
+        let other = Json::join(b.addr, "r", Some(&("1-1".into(), "elsewhere".into())));
+        let recovery = other.expect("recovery");
+        assert_eq!(
+            (recovery["recovered"].clone(), recovery["missed"].clone()),
+            (false.into(), 0.into())
+        );
+        assert_eq!(field(&recovery, "epoch"), epoch);
+        assert_eq!(post(b.addr, "r", "only", "only").0, 200);
+        assert_eq!(field(&other.expect("message"), "text"), "only");
+        assert!(counter(&health(&b).1, "unrecoverable") >= 2);
+    }
+
+    #[test]
+    fn redis_stopped_and_restarted_mid_traffic_loses_no_accepted_message_and_delivers_no_refused_one(
+    ) {
+        let Some((redis, dir, a, b)) = history_chats("10000", &[]) else {
+            return;
+        };
+        let listener = Json::join(b.addr, "log", None);
+        let joined = listener.expect("joined");
+        let (epoch, start) = (field(&joined, "epoch"), field(&joined, "offset"));
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        let mut unknown = Vec::new();
+        let mut tally = |i: usize, code: u16, body: &str| match code {
+            200 => accepted.push(i),
+            503 => refused.push(i),
+            504 => unknown.push(i),
+            other => panic!("/receive answered {other}: {body}"),
+        };
+        for i in 0..100 {
+            let (code, body) = post(a.addr, "log", &format!("t{i}"), &format!("t{i}"));
+            tally(i, code, &body);
+        }
+        // Stopped by its pid, mid traffic, and started again on its data.
+        let port = redis.stop();
+        for i in 100..150 {
+            let (code, body) = post(a.addr, "log", &format!("t{i}"), &format!("t{i}"));
+            tally(i, code, &body);
+        }
+        let redis = Redis::start_persistent(components().expect("found above"), port, &dir);
+        wait_health(&a, 200);
+        wait_health(&b, 200);
+        for i in 150..250 {
+            let (code, body) = post(a.addr, "log", &format!("t{i}"), &format!("t{i}"));
+            tally(i, code, &body);
+        }
+        // A publisher that heard nothing for sure retries with the same id;
+        // one retried after its acceptance is taken once.
+        for &i in unknown.clone().iter().chain(accepted.first()) {
+            let (code, body) = post(b.addr, "log", &format!("t{i}"), &format!("t{i}"));
+            assert_eq!(code, 200, "retry of t{i}: {body}");
+        }
+        assert!(
+            refused.len() >= 40,
+            "Redis was down for 50 of them: {refused:?}"
+        );
+        assert!(accepted.len() >= 200, "{accepted:?}");
+        // The client through the other instance gets every accepted one, in
+        // the order they were accepted, and each retried unknown one (where
+        // it landed: at its first try, or at its retry), each once; no
+        // refused one.
+        let total = accepted.len() + unknown.len();
+        let mut heard = Vec::new();
+        let mut last = start;
+        while heard.len() < total {
+            let message = listener.expect("message");
+            let offset = field(&message, "offset");
+            assert_eq!(seq(&offset), seq(&last) + 1, "{message}");
+            assert_eq!(
+                field(&message, "epoch"),
+                epoch,
+                "the history survived the restart"
+            );
+            last = offset;
+            let text = field(&message, "text");
+            heard.push(text[1..].parse::<usize>().unwrap());
+        }
+        let in_order: Vec<usize> = heard
+            .iter()
+            .copied()
+            .filter(|i| accepted.contains(i))
+            .collect();
+        assert_eq!(
+            in_order, accepted,
+            "an accepted message lost, repeated or out of order"
+        );
+        let mut all = heard.clone();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), total, "a repeat: {heard:?}");
+        assert!(
+            heard.iter().all(|i| !refused.contains(i)),
+            "a refused message was delivered"
+        );
+        assert!(
+            listener.quiet_for(Duration::from_millis(300)),
+            "a refused or repeated message arrived"
+        );
+        let (_, body) = health(&a);
+        eprintln!("a /health at the end:\n{body}");
+        assert!(counter(&body, "refused") >= 40, "{body}");
+        drop(redis);
+    }
+
+    #[test]
+    fn an_instance_killed_with_sigkill_its_client_resumes_through_nginx_on_the_other_with_no_gap() {
+        let Some((_redis, _dir, a, b)) = history_chats("1000", &[]) else {
+            return;
+        };
+        let port = free_port();
+        let _nginx = start_nginx(
+            components().expect("found above"),
+            &deploy_config(port, a.addr, b.addr),
+            &[port],
+        );
+        let front: SocketAddr = ([127, 0, 0, 1], port).into();
+        let client = Json::join(front, "lobby", None);
+        let joined = client.expect("joined");
+        let (epoch, start) = (field(&joined, "epoch"), field(&joined, "offset"));
+        let on = wait_for("the client to join an instance", || {
+            match (
+                counter(&health(&a).1, "clients"),
+                counter(&health(&b).1, "clients"),
+            ) {
+                (1, 0) => Some(true),
+                (0, 1) => Some(false),
+                _ => None,
+            }
+        })
+        .expect("the client is on no instance");
+        let (mut victim, survivor) = if on { (a, b) } else { (b, a) };
+        assert_eq!(post(survivor.addr, "lobby", "before", "before").0, 200);
+        let last = read_run(&client, &start, &epoch, ["before".to_owned()]);
+        // No goodbye: the process is gone at once.
+        victim.proc.signal("KILL");
+        victim.proc.wait_exit();
+        for i in 0..20 {
+            assert_eq!(
+                post(
+                    survivor.addr,
+                    "lobby",
+                    &format!("away{i}"),
+                    &format!("away{i}")
+                )
+                .0,
+                200
+            );
+        }
+        // The client notices its connection is gone, and comes back
+        // through nginx, which can only pick the survivor.
+        let deadline = Instant::now() + WAIT;
+        while client.inbox.recv_timeout(Duration::from_millis(100)) != Ok(None) {
+            assert!(
+                Instant::now() < deadline,
+                "the dead instance's connection never ended"
+            );
+        }
+        let back = Json::join(front, "lobby", Some(&(last.clone(), epoch.clone())));
+        let recovery = back.expect("recovery");
+        assert_eq!(
+            (recovery["recovered"].clone(), recovery["missed"].clone()),
+            (true.into(), 20.into())
+        );
+        read_run(&back, &last, &epoch, (0..20).map(|i| format!("away{i}")));
+    }
+
+    /// Two hubs in this process over one Redis, with history: whichever
+    /// hub publishes, both deliver the same messages in the same order.
+    #[test]
+    fn hubs_over_redis_streams_deliver_one_order_to_every_instance() {
+        let Some(components) = components() else {
+            return;
+        };
+        let redis = Redis::start(components, free_port());
+        let history = rfc6455::hub::HubConfig::default()
+            .history(Some(rfc6455::hub::HistoryConfig::new(10_000)));
+        let hubs: Vec<TestHub> = (0..2)
+            .map(|_| {
+                TestHub::with_config(history.clone())
+                    .with_relay(relay(&redis, RedisConfig::default()))
+            })
+            .collect();
+        // A member on each, as a channel.
+        struct Tap(Mutex<mpsc::Sender<String>>);
+        impl rfc6455::hub::Sink for Tap {
+            fn offer(&self, m: &Arc<Message>) -> Result<(), rfc6455::hub::Refused> {
+                let Message::Text(t) = &**m else {
+                    return Ok(());
+                };
+                let _ = self.0.lock().unwrap().send(t.clone());
+                Ok(())
+            }
+        }
+        let taps: Vec<_> = hubs
+            .iter()
+            .map(|hub| {
+                let (tx, rx) = mpsc::channel();
+                (hub.join_sink(Some("one"), Tap(Mutex::new(tx))), rx)
+            })
+            .collect();
+        // Both positioned (the reader does it in the background): a sync
+        // message reaches both taps.
+        let synced = wait_for("both hubs to follow the room", || {
+            let outcome = hubs[0].publish_wait("one", Message::text("sync"), None, WAIT);
+            assert!(
+                matches!(outcome, rfc6455::hub::Outcome::Accepted { .. }),
+                "{outcome:?}"
+            );
+            let heard = |rx: &Receiver<String>| rx.recv_timeout(Duration::from_millis(200)).is_ok();
+            (heard(&taps[0].1) & heard(&taps[1].1)).then_some(())
+        });
+        assert!(synced.is_some());
+        let senders: Vec<_> = hubs
+            .iter()
+            .enumerate()
+            .map(|(n, hub)| {
+                let hub = hub.clone();
+                thread::spawn(move || {
+                    for i in 0..300 {
+                        hub.publish("one", Message::text(format!("{n}:{i}")), None, drop);
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        let heard: Vec<Vec<String>> = taps
+            .iter()
+            .map(|(_, rx)| {
+                let mut all = Vec::new();
+                while all.len() < 600 {
+                    let text = rx.recv_timeout(WAIT).expect("all 600");
+                    if text != "sync" {
+                        all.push(text);
+                    }
+                }
+                all
+            })
+            .collect();
+        assert_eq!(heard[0].len(), 600);
+        assert_eq!(heard[0], heard[1], "the two instances saw different orders");
+        // Each sender's messages in the order it sent them.
+        for n in 0..2 {
+            let mine: Vec<&String> = heard[0]
+                .iter()
+                .filter(|t| t.starts_with(&format!("{n}:")))
+                .collect();
+            let want: Vec<String> = (0..300).map(|i| format!("{n}:{i}")).collect();
+            assert_eq!(mine, want.iter().collect::<Vec<_>>());
+        }
+        drop(taps);
+    }
+
+    /// The stream deleted under a running hub: a new epoch, which a
+    /// returning member learns as "not recovered", and the members still
+    /// connected get the new epoch's messages.
+    #[test]
+    fn a_history_deleted_from_redis_is_a_new_epoch() {
+        let Some(components) = components() else {
+            return;
+        };
+        let redis = Redis::start(components, free_port());
+        let history =
+            rfc6455::hub::HubConfig::default().history(Some(rfc6455::hub::HistoryConfig::new(100)));
+        let linked = relay(&redis, RedisConfig::default());
+        let hub = TestHub::with_config(history).with_relay(linked.clone());
+        // A member that stays connected across the reset, as a channel of
+        // (text, epoch).
+        struct Tap(Mutex<mpsc::Sender<String>>);
+        impl rfc6455::hub::Sink for Tap {
+            fn offer(&self, m: &Arc<Message>) -> Result<(), rfc6455::hub::Refused> {
+                if let Message::Text(t) = &**m {
+                    let _ = self.0.lock().unwrap().send(t.clone());
+                }
+                Ok(())
+            }
+        }
+        struct Tagged;
+        impl rfc6455::hub::Envelope for Tagged {
+            fn entry(&self, entry: &rfc6455::hub::Entry) -> Message {
+                let Message::Text(t) = &**entry.message() else {
+                    unreachable!()
+                };
+                Message::Text(format!("{t} {}", entry.epoch()))
+            }
+            fn joined(&self, _: &str, _: &rfc6455::hub::Joined) -> Option<Message> {
+                None
+            }
+        }
+        let hub = hub.with_envelope(Tagged);
+        let (tx, heard) = mpsc::channel();
+        let _member = hub.join_sink(Some("gone"), Tap(Mutex::new(tx)));
+        let accepted = |text: &str| match hub.publish_wait("gone", Message::text(text), None, WAIT)
+        {
+            rfc6455::hub::Outcome::Accepted { offset, epoch, .. } => (offset, epoch),
+            other => panic!("{other:?}"),
+        };
+        // Until the member is positioned (in the background), "before"
+        // may not reach it: say it until it does.
+        let old = wait_for("the member to hear", || {
+            let (_, epoch) = accepted("before");
+            let heard = heard.recv_timeout(Duration::from_millis(200)).ok()?;
+            (heard == format!("before {epoch}")).then_some(epoch)
+        })
+        .expect("never heard");
+        let reply = redis.ask("DEL rfc6455:log:{gone}").unwrap();
+        assert_eq!(reply, ":1\r\n");
+        let (again, new) = accepted("after");
+        assert_ne!(old, new, "the same epoch after the stream was deleted");
+        assert_eq!(again.seq(), 1);
+        // The connected member gets the new epoch's messages: the reader
+        // saw the reset and read the new stream from its start.
+        let next = loop {
+            let text = heard.recv_timeout(WAIT).expect("the new epoch's message");
+            if !text.starts_with("before ") {
+                break text;
+            }
+        };
+        assert_eq!(next, format!("after {new}"));
+        assert_eq!(linked.stats().resets, 1, "{:?}", linked.stats());
+    }
+
+    #[test]
+    fn chromium_tab_that_loses_its_instance_reconnects_and_shows_what_was_sent_while_away() {
+        if components().is_none() {
+            return;
+        }
+        let (node_dir, chromium) = match browser() {
+            Ok(found) => found,
+            Err(why) => {
+                eprintln!("SKIPPED: this test needs chromium and playwright-core: {why}");
+                return;
+            }
+        };
+        let port = free_port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let Some((_redis, _dir, a, b)) =
+            history_chats_with("1000", &["--allow-origin", &origin], &[])
+        else {
+            return;
+        };
+        let _nginx = start_nginx(
+            components().expect("found above"),
+            &deploy_config(port, a.addr, b.addr),
+            &[port],
+        );
+        let mut command = Command::new("node");
+        command
+            .arg(
+                common::repo()
+                    .join(".ci")
+                    .join("peers")
+                    .join("browser_recovery.js"),
+            )
+            .arg(format!("{origin}/?room=lobby"))
+            .env("NODE_PATH", node_dir.join("node_modules"))
+            .env("RFC6455_CHROMIUM", &chromium)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut node = Proc::spawn(&mut command, "browser");
+        let stdout = node.child.stdout.take().unwrap();
+        let (tx, said) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let hear = |what: &str| {
+            let line = said.recv_timeout(Duration::from_secs(90));
+            assert_eq!(
+                line.as_deref(),
+                Ok(what),
+                "the browser script said something else"
+            );
+        };
+        hear("browser_recovery: open");
+        assert_eq!(post(a.addr, "lobby", "before", "before").0, 200);
+        hear("browser_recovery: heard before");
+        let on_a = match (
+            counter(&health(&a).1, "clients"),
+            counter(&health(&b).1, "clients"),
+        ) {
+            (1, 0) => true,
+            (0, 1) => false,
+            other => panic!("the tab is on no single instance: {other:?}"),
+        };
+        let (mut victim, survivor) = if on_a { (a, b) } else { (b, a) };
+        victim.proc.signal("KILL");
+        victim.proc.wait_exit();
+        for i in 0..10 {
+            let (code, body) = post(
+                survivor.addr,
+                "lobby",
+                &format!("away+{i}"),
+                &format!("away{i}"),
+            );
+            assert_eq!(code, 200, "{body}");
+        }
+        hear("browser_recovery: ok");
+        assert!(node.wait_exit().success());
+        assert!(counter(&health(&survivor).1, "recovered") >= 1);
     }
 }

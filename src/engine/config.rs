@@ -1,48 +1,13 @@
-//! [`ServerConfig`] and [`HttpResponse`]: what a server is told.
+//! [`ServerConfig`]: what a server is told.
 
+use super::response::HttpResponse;
 use crate::error::Error;
 use crate::handshake::http::{Limits, Request};
-use crate::handshake::server::{http_response, AcceptOptions};
+use crate::handshake::server::AcceptOptions;
 use crate::handshake::DeflateConfig;
 use crate::protocol::{Keepalive, SizeLimits, WebSocketConfig};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A plain HTTP response, for requests that are not WebSocket upgrades.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// The status code.
-    pub status: u16,
-    /// Headers (`Content-Length` and `Connection: close` are added).
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
-}
-
-impl HttpResponse {
-    /// A response with a status, a content type and a body.
-    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
-        HttpResponse {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.into(),
-        }
-    }
-
-    /// `404 Not Found`.
-    pub fn not_found() -> HttpResponse {
-        HttpResponse::new(404, "text/plain; charset=utf-8", "not found\n")
-    }
-
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let headers: Vec<(&str, &str)> = self
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        http_response(self.status, &headers, &self.body)
-    }
-}
 
 type HttpHandler = Arc<dyn Fn(&Request) -> HttpResponse + Send + Sync>;
 type UpgradeCheck = Arc<dyn Fn(&Request) -> Option<HttpResponse> + Send + Sync>;

@@ -6,12 +6,14 @@
 //!
 //! | file | concern |
 //! | --- | --- |
-//! | `config.rs` | [`ServerConfig`](crate::ServerConfig), [`HttpResponse`](crate::HttpResponse) |
+//! | `config.rs` | [`ServerConfig`](crate::ServerConfig) |
 //! | `upgrade.rs` | HTTP handler → `check_upgrade` → handshake, each guarded |
+//! | `response.rs` | [`HttpResponse`](crate::HttpResponse), and one given later from another thread ([`Responder`](crate::server::Responder)) |
 //! | `accept.rs` | accept-loop wake and join, back-off, rejecter, blocking linger |
 
 pub(crate) mod accept;
 pub(crate) mod config;
+pub(crate) mod response;
 pub(crate) mod upgrade;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

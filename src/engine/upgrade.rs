@@ -4,8 +4,10 @@
 
 use super::call_user;
 use super::config::ServerConfig;
+use super::response::Pending;
 use crate::handshake::http::Request;
-use crate::handshake::server::{accept, check_http, response_for, Accepted, Rejection};
+use crate::handshake::server::{accept, check_http, head_only, response_for, Accepted, Rejection};
+use std::sync::Arc;
 
 /// What a server does with a request head, on either engine: plain HTTP
 /// that passes [`check_http`] goes to the HTTP handler, then
@@ -18,17 +20,41 @@ use crate::handshake::server::{accept, check_http, response_for, Accepted, Rejec
 /// runs under `catch_unwind`: a panic in one costs only its request, which
 /// is answered `500 Internal Server Error`, never the thread (on the poll
 /// engine, a worker and every connection on it).
-pub(crate) fn answer(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
-    call_user(|| decide(request, config))
-        .unwrap_or_else(|| Err(Rejection::new(500).to_bytes()))
-        .map_err(|response| response_for(request, response))
+///
+/// `Ok(Err(_))` is an answer the HTTP handler gives later from another
+/// thread ([`HttpResponse::later`](super::response::HttpResponse::later)),
+/// with what to send if it does not come in time.
+pub(crate) fn answer(
+    request: &Request,
+    config: &ServerConfig,
+) -> Result<Result<Accepted, Deferred>, Vec<u8>> {
+    let head_only = request.is_head();
+    match call_user(|| decide(request, config)) {
+        None => Err(response_for(request, Rejection::new(500).to_bytes())),
+        Some(Ok(Ok(accepted))) => Ok(Ok(accepted)),
+        Some(Ok(Err(mut deferred))) => {
+            deferred.head_only = head_only;
+            let fallback = std::mem::take(&mut deferred.fallback);
+            deferred.fallback = deferred.finish(fallback);
+            Ok(Err(deferred))
+        }
+        Some(Err(response)) => Err(response_for(request, response)),
+    }
 }
 
-fn decide(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>> {
+fn decide(request: &Request, config: &ServerConfig) -> Result<Result<Accepted, Deferred>, Vec<u8>> {
     if let Some(http) = &config.http {
         if !request.headers.has_token("upgrade", "websocket") {
             check_http(request).map_err(|rejection| rejection.to_bytes())?;
-            return Err(http(request).to_bytes());
+            let response = http(request);
+            return match &response.later {
+                Some(later) => Ok(Err(Deferred {
+                    pending: Arc::clone(&later.0),
+                    fallback: response.to_bytes(),
+                    head_only: false,
+                })),
+                None => Err(response.to_bytes()),
+            };
         }
     }
     if let Some(check) = &config.upgrade_check {
@@ -36,5 +62,27 @@ fn decide(request: &Request, config: &ServerConfig) -> Result<Accepted, Vec<u8>>
             return Err(response.to_bytes());
         }
     }
-    accept(request, &config.accept).map_err(|rejection| rejection.to_bytes())
+    accept(request, &config.accept)
+        .map(Ok)
+        .map_err(|rejection| rejection.to_bytes())
+}
+
+/// An HTTP answer that another thread gives later.
+pub(crate) struct Deferred {
+    pub(crate) pending: Arc<Pending>,
+    /// The placeholder's `504`, for an answer that does not come in time.
+    pub(crate) fallback: Vec<u8>,
+    /// The request was `HEAD`: the answer goes out as its head only.
+    head_only: bool,
+}
+
+impl Deferred {
+    /// The bytes to send for the answer `response` (its head only for HEAD).
+    pub(crate) fn finish(&self, response: Vec<u8>) -> Vec<u8> {
+        if self.head_only {
+            head_only(response)
+        } else {
+            response
+        }
+    }
 }

@@ -192,13 +192,20 @@ pub fn http_response(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<
 /// let bytes = response_for(&request, http_response(200, &[], b"ok\n"));
 /// assert_eq!(bytes, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n");
 /// ```
-pub fn response_for(request: &Request, mut response: Vec<u8>) -> Vec<u8> {
+pub fn response_for(request: &Request, response: Vec<u8>) -> Vec<u8> {
     if request.is_head() {
-        // The writers here never put CR or LF inside a header line, so the
-        // first empty line ends the head.
-        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
-            response.truncate(end + 4);
-        }
+        head_only(response)
+    } else {
+        response
+    }
+}
+
+/// The head of a whole response: what a `HEAD` request gets of it.
+pub(crate) fn head_only(mut response: Vec<u8>) -> Vec<u8> {
+    // The writers here never put CR or LF inside a header line, so the
+    // first empty line ends the head.
+    if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+        response.truncate(end + 4);
     }
     response
 }

@@ -10,6 +10,7 @@ use base64::Engine as _;
 
 use super::extensions::{self, DeflateConfig};
 use super::http::{is_valid_header, Request};
+pub(crate) use super::response::head_only;
 use super::response::push_header;
 pub use super::response::{http_response, response_for, Rejection};
 use super::target::check_host;

@@ -1,20 +1,52 @@
-//! Broadcast to every connected client: a [`Hub`] of cloneable sender
-//! handles taken from split connections.
+//! Broadcast to every connected client: a [`Hub`] of members, in rooms,
+//! with history for the rooms that need nothing missed.
 //!
 //! Each member gets a bounded queue, drained into the member's [`Writer`] by
-//! a few sender threads shared by all members. [`Hub::broadcast`] only puts
-//! the message on every queue, so it never blocks on a socket, and one slow
-//! client never holds up the others: when every sender thread is blocked on
-//! clients that do not read, a new one joins them after 20 ms. One broadcast
-//! to N clients costs a few thread wake-ups, not N.
+//! a few sender threads shared by all members (or a [`Sink`] that takes
+//! messages without blocking: the poll engine's `poll::Sender`).
+//! [`Hub::broadcast`] only puts the message on every queue, so it never
+//! blocks on a socket, and one slow client never holds up the others: when
+//! every sender thread is blocked on clients that do not read, a new one
+//! joins them after 20 ms. One broadcast to N clients costs a few thread
+//! wake-ups, not N.
 //!
-//! **Policy for slow clients.** When a member's queue is full, that member
-//! misses the message (counted in [`Delivery::dropped`] and
-//! [`Member::dropped`]); the others still get it. A client that stops reading
-//! altogether fails its next write after the server's write timeout, which
-//! takes it out of the hub. A member leaves the hub when its [`Member`] guard
+//! **Plain broadcasts are at most once**: they reach whoever is a member at
+//! that instant. **Slow members**: a member's queue holds at most
+//! [`HubConfig::queue_len`] messages and [`HubConfig::queue_bytes`] payload
+//! bytes (the batch being written included; a single larger message still
+//! goes alone). When a plain broadcast does not fit, the hub's
+//! [`SlowPolicy`] decides: `Skip` (the default) and the member misses it,
+//! counted in [`Delivery::dropped`], [`Member::dropped`] and
+//! [`HubStats::dropped`]; or `Close`, and the member is closed with 1013
+//! (try again later). A member of a room with history is always closed
+//! rather than skipped: it would otherwise have a hole in its history that
+//! nobody could tell. The same holds for `poll::Sender` members, whose own
+//! output bound is the poll server's `max_pending`. A client that stops
+//! reading altogether fails its next write after the server's write timeout,
+//! which takes it out of the hub. A member leaves when its [`Member`] guard
 //! is dropped (normally when the connection's handler returns) or when a
 //! write to it fails.
+//!
+//! **Rooms.** A member may be in any number of named rooms, joined and left
+//! while it is connected ([`Member::join`], [`Member::leave`]):
+//! [`Hub::broadcast_to`] reaches the members of that room only, while
+//! [`Hub::broadcast`] still reaches everyone.
+//!
+//! **History** ([`HubConfig::history`], off by default). Every message of a
+//! room with history goes through a [`Log`] that gives it an [`Offset`] in
+//! the room's one order, and members get it only from there: the in-process
+//! [`MemoryLog`], or Redis Streams shared by every instance (the `redis`
+//! feature's `hub::redis::RedisRelay`). A member that joins "since offset O
+//! in epoch E" ([`Since`]) gets what the history holds after O, then the
+//! live messages, with no gap and no duplicate at the seam; when history
+//! cannot cover the gap it is told so ([`Recovery`]). A large recovery is
+//! paced through the member's queue as the member reads it. [`Hub::publish`]
+//! says what became of each message ([`Outcome`]): accepted (it will reach
+//! every member connected or recovering within the history), refused, or
+//! unknown, and a retry with the same publish id is taken once. An
+//! [`Envelope`] turns entries into what the members get (the application's
+//! format, carrying the offset and epoch). The module [`history`] has the
+//! types and the [`Log`] seam.
 //!
 //! **Compression.** A broadcast is queued as one shared
 //! [`PreparedMessage`]: members that negotiated permessage-deflate without
@@ -22,16 +54,12 @@
 //! the first of them; members with context takeover compress it each for
 //! themselves (see [`Hub::broadcast_prepared`]).
 //!
-//! **Rooms.** A member joined with [`Hub::join_room`] is in one named room:
-//! [`Hub::broadcast_to`] reaches the members of that room only, while
-//! [`Hub::broadcast`] still reaches everyone.
-//!
 //! **Beyond one process.** A [`Relay`] attached with [`Hub::with_relay`]
-//! carries every text and binary broadcast to the hub's peers in other
-//! processes and hands theirs back (the `redis` feature's
-//! `hub::redis::RedisRelay` does it over Redis pub/sub). The hub tells its
-//! relay when a room gets its first member and loses its last, so that it
-//! listens only for rooms someone here is in.
+//! carries every plain broadcast to the hub's peers in other processes and
+//! hands theirs back; its [`Relay::log`], if it has one, keeps the rooms
+//! with history. The hub tells its relay when a room without history gets
+//! its first member and loses its last, so that it listens only for rooms
+//! someone here is in.
 //!
 //! ```no_run
 //! use rfc6455::{Hub, Message, Server, ServerConfig};
@@ -51,21 +79,39 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+use crate::frame::CloseCode;
 use crate::protocol::PreparedMessage;
 use crate::{Message, Writer};
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
 
+mod config;
+pub mod history;
+mod inner;
+mod member;
+mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod rooms;
 mod senders;
 
-use senders::{Mailbox, Offer, Outbound, Pool};
+// For the poll engine's workers (feature `mio`), which close slow members too.
+#[allow(unused_imports)]
+pub(crate) use config::SLOW_REASON;
+pub use config::{HubConfig, HubStats, SlowPolicy, DEFAULT_QUEUE_BYTES, DEFAULT_QUEUE_LEN};
+pub use member::{Member, MemberHandle};
+pub use memory::MemoryLog;
 
-/// Messages a member may have waiting before it starts missing broadcasts.
-pub const DEFAULT_QUEUE_LEN: usize = 256;
+use history::Done;
+pub use history::{
+    Entry, Envelope, Epoch, Feed, HistoryConfig, Joined, Log, Offset, Outcome, Plain, Recovery,
+    Refusal, Since, Ticket,
+};
+use inner::{Core, Pacer};
+use rooms::Target;
+use senders::{Mailbox, Outbound, Pool};
 
 /// A set of connected clients that can all be sent the same message.
 /// Cloning gives another handle to the same hub.
@@ -74,51 +120,31 @@ pub struct Hub<S = crate::Stream> {
     _writer: std::marker::PhantomData<fn(S)>,
 }
 
-/// Everything but the writer type, which only [`Hub::join`] needs.
-struct Core {
-    members: Mutex<Members>,
-    senders: Arc<Pool>,
-    next_id: AtomicU64,
-    queue_len: usize,
-    relay: OnceLock<Arc<dyn Relay>>,
-    /// Held across local delivery and hand-off to the relay, so that every
-    /// instance sees this one's broadcasts in the order its members did.
-    order: Mutex<()>,
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        self.senders.close();
-    }
-}
-
-#[derive(Default)]
-struct Members {
-    slots: HashMap<u64, Slot>,
-    /// Members per room, to tell the relay about a room's first and last.
-    rooms: HashMap<Arc<str>, usize>,
-}
-
-struct Slot {
-    target: Target,
-    room: Option<Arc<str>>,
-}
-
-/// Where a member's broadcasts go.
-enum Target {
-    /// A queue the hub's sender threads drain into a blocking [`Writer`].
-    Mailbox(Arc<Mailbox>),
-    /// A [`Sink`] that takes them itself, without blocking.
-    Sink(Box<dyn Sink>, Arc<AtomicU64>),
-}
-
 /// A member that takes broadcasts without blocking, so the hub hands each
 /// one over directly, with no sender thread in between: the poll engine's
 /// `poll::Sender` (feature `mio`) is one, and joins with [`Hub::join_sink`].
+/// Every method is called under the hub's lock: each must return at once.
 pub trait Sink: Send + Sync + 'static {
     /// Takes `message` (shared with the other members: keep the `Arc`), or
-    /// says why not. Called under the hub's lock: it must return at once.
+    /// says why not. Taken means it will be sent, or the connection ends.
     fn offer(&self, message: &Arc<Message>) -> Result<(), Refused>;
+    /// Payload bytes it would take now without refusing (`None`: it cannot
+    /// say, and a recovery is offered until it refuses).
+    fn room(&self) -> Option<usize> {
+        None
+    }
+    /// Starts closing its connection with `code` (a slow member's 1013).
+    fn close(&self, code: CloseCode, reason: &str) {
+        let _ = (code, reason);
+    }
+    /// From now on, a message it took and cannot send must close its
+    /// connection with 1013 instead of being dropped: it joined a room with
+    /// history, or the hub closes slow members.
+    fn close_when_full(&self) {}
+    /// Messages it took and then dropped itself (its own slow-client rule).
+    fn dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// Why a [`Sink`] did not take a broadcast.
@@ -130,9 +156,9 @@ pub enum Refused {
     Closed,
 }
 
-/// Carries a hub's broadcasts to its peers in other processes and brings
-/// theirs back: the seam a pub/sub bridge plugs into (the `redis` feature's
-/// `hub::redis::RedisRelay` is one).
+/// Carries a hub's plain broadcasts to its peers in other processes and
+/// brings theirs back: the seam a pub/sub bridge plugs into (the `redis`
+/// feature's `hub::redis::RedisRelay` is one).
 ///
 /// Every method is called on a connection's thread, some while the hub's
 /// lock is held, so each must return at once: queue the work, never wait on
@@ -142,30 +168,35 @@ pub trait Relay: Send + Sync + 'static {
     /// other processes go to the hub's members through `inbox`.
     fn attach(&self, inbox: Inbox);
     /// A text or binary message this hub has just delivered to its own
-    /// members, for everyone (`room` is `None`) or for one room.
-    /// It is shared with the members' queues: keep the `Arc` rather than
-    /// copy a large payload.
+    /// members, for everyone (`room` is `None`) or for one room without
+    /// history. It is shared with the members' queues: keep the `Arc`
+    /// rather than copy a large payload.
     fn publish(&self, room: Option<&str>, message: &Arc<Message>);
-    /// `room` got its first member here: start listening for it.
+    /// `room` (without history) got its first member here: start
+    /// listening for it.
     fn room_opened(&self, room: &str);
-    /// `room` lost its last member here: stop listening for it.
+    /// `room` (without history) lost its last member here: stop listening.
     fn room_closed(&self, room: &str);
+    /// The log shared by every process for the rooms with history, if
+    /// this relay has one (without it, a hub with history keeps its own in
+    /// a [`MemoryLog`], which other processes do not see).
+    fn log(&self) -> Option<Arc<dyn Log>> {
+        None
+    }
 }
 
 /// Where a [`Relay`] delivers messages that came from other processes: to
 /// the local members only, never back to the relay.
 pub struct Inbox {
-    deliver: Box<DeliverFn>,
+    core: Weak<Core>,
 }
-
-/// Delivers to a room (or everyone), if the hub still exists.
-type DeliverFn = dyn Fn(Option<&str>, Message) -> Option<Delivery> + Send + Sync;
 
 impl Inbox {
     /// Delivers `message` to this hub's members (all of them, or those in
     /// `room`); `None` once the hub is gone.
     pub fn deliver(&self, room: Option<&str>, message: Message) -> Option<Delivery> {
-        (self.deliver)(room, message)
+        let core = self.core.upgrade()?;
+        Some(core.deliver(room, Arc::new(message.into())))
     }
 }
 
@@ -180,16 +211,9 @@ impl std::fmt::Debug for Inbox {
 pub struct Delivery {
     /// Members the message was queued for.
     pub queued: usize,
-    /// Members whose queue was full: they miss this message.
+    /// Members whose queue was full: they miss this message (or were
+    /// closed, under [`SlowPolicy::Close`]).
     pub dropped: usize,
-}
-
-/// Membership of one client in a [`Hub`]; the client leaves when this is
-/// dropped.
-pub struct Member<S = crate::Stream> {
-    id: u64,
-    hub: Hub<S>,
-    dropped: Arc<AtomicU64>,
 }
 
 impl<S> Clone for Hub<S> {
@@ -203,7 +227,7 @@ impl<S> Clone for Hub<S> {
 
 impl<S> Default for Hub<S> {
     fn default() -> Hub<S> {
-        Hub::with_queue_len(DEFAULT_QUEUE_LEN)
+        Hub::with_config(HubConfig::default())
     }
 }
 
@@ -211,55 +235,72 @@ impl<S> std::fmt::Debug for Hub<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
             .field("members", &self.len())
-            .field("queue_len", &self.core.queue_len)
+            .field("config", &self.core.config)
             .finish()
     }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the map inconsistent
-    // (every critical section is a single insert, remove or iteration).
+    // A panic while holding this lock cannot leave the maps inconsistent
+    // (each step of a critical section leaves them whole).
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-impl Members {
-    /// Removes a member; returns the room it leaves empty, if any.
-    fn remove(&mut self, id: u64) -> Option<Arc<str>> {
-        let room = self.slots.remove(&id)?.room?;
-        let count = self.rooms.get_mut(&room)?;
-        *count -= 1;
-        if *count > 0 {
-            return None;
-        }
-        self.rooms.remove(&room);
-        Some(room)
-    }
-}
-
 impl<S> Hub<S> {
-    /// An empty hub whose members may each have [`DEFAULT_QUEUE_LEN`]
-    /// messages waiting.
+    /// An empty hub with the default [`HubConfig`].
     pub fn new() -> Hub<S> {
         Hub::default()
     }
 
     /// An empty hub whose members may each have `queue_len` (at least 1)
-    /// messages waiting before they miss broadcasts.
+    /// messages waiting before they count as slow.
     pub fn with_queue_len(queue_len: usize) -> Hub<S> {
-        let core = Arc::new_cyclic(|core: &Weak<Core>| {
-            let core = Weak::clone(core);
+        Hub::with_config(HubConfig::default().queue_len(queue_len))
+    }
+
+    /// An empty hub with these settings.
+    ///
+    /// ```
+    /// use rfc6455::hub::{HistoryConfig, HubConfig};
+    /// use rfc6455::{Hub, Message};
+    ///
+    /// let hub: Hub = Hub::with_config(HubConfig::default().history(Some(HistoryConfig::new(100))));
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// hub.publish("news", Message::text("first"), Some("id-1"), move |o| tx.send(o).unwrap());
+    /// assert!(matches!(rx.recv().unwrap(), rfc6455::hub::Outcome::Accepted { duplicate: false, .. }));
+    /// ```
+    pub fn with_config(config: HubConfig) -> Hub<S> {
+        let core = Arc::new_cyclic(|me: &Weak<Core>| {
+            let failed = Weak::clone(me);
+            let drained = Weak::clone(me);
             Core {
-                members: Mutex::default(),
+                me: Weak::clone(me),
+                state: Mutex::default(),
                 // A member whose write failed leaves the hub.
-                senders: Pool::new(Box::new(move |id| {
-                    if let Some(core) = core.upgrade() {
-                        core.leave(id);
-                    }
-                })),
+                senders: Pool::new(
+                    Box::new(move |id| {
+                        if let Some(core) = failed.upgrade() {
+                            core.leave(id);
+                        }
+                    }),
+                    Box::new(move |_| {
+                        if let Some(core) = drained.upgrade() {
+                            core.kick_pacer();
+                        }
+                    }),
+                ),
                 next_id: AtomicU64::new(0),
-                queue_len: queue_len.max(1),
+                next_join: AtomicU64::new(1),
+                config: HubConfig {
+                    queue_len: config.queue_len.max(1),
+                    ..config
+                },
                 relay: OnceLock::new(),
+                log: OnceLock::new(),
+                envelope: OnceLock::new(),
                 order: Mutex::new(()),
+                counters: Arc::default(),
+                pacer: Pacer::default(),
             }
         });
         Hub {
@@ -270,16 +311,15 @@ impl<S> Hub<S> {
 
     /// How many clients are in the hub.
     pub fn len(&self) -> usize {
-        lock(&self.core.members).slots.len()
+        lock(&self.core.state).members.len()
     }
 
     /// How many clients are in `room`.
     pub fn room_len(&self, room: &str) -> usize {
-        lock(&self.core.members)
+        lock(&self.core.state)
             .rooms
             .get(room)
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |r| r.seats.len())
     }
 
     /// Whether the hub has no clients.
@@ -287,9 +327,30 @@ impl<S> Hub<S> {
         self.len() == 0
     }
 
-    /// Queues `message` for every member and returns at once; see the
-    /// [module docs](self) for what happens to slow clients. With a
-    /// [`Relay`], text and binary messages also go to the hub's peers.
+    /// The counters so far.
+    pub fn stats(&self) -> HubStats {
+        let c = &self.core.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        HubStats {
+            accepted: get(&c.accepted),
+            refused: get(&c.refused),
+            unknown: get(&c.unknown),
+            recovered: get(&c.recovered),
+            unrecoverable: get(&c.unrecoverable),
+            dropped: get(&c.dropped),
+            slow_closed: get(&c.slow_closed),
+        }
+    }
+
+    /// Whether `room` has history in this hub.
+    pub fn has_history(&self, room: &str) -> bool {
+        self.core.has_history(room)
+    }
+
+    /// Queues `message` for every member and returns at once, at most
+    /// once (see the [module docs](self) for what happens to slow
+    /// clients). With a [`Relay`], text and binary messages also go to the
+    /// hub's peers. Never part of a room's history.
     ///
     /// ```
     /// use rfc6455::{Hub, Message, ServerWebSocket};
@@ -304,7 +365,10 @@ impl<S> Hub<S> {
     }
 
     /// Queues `message` for the members of `room` only (and, with a
-    /// [`Relay`], for the members of `room` in the hub's peers).
+    /// [`Relay`], for the members of `room` in the hub's peers). In a room
+    /// with history this is [`publish`](Hub::publish) without an id, whose
+    /// outcome nobody hears: the `Delivery` is then empty, and the members
+    /// get the message when the log hands it back.
     ///
     /// ```
     /// use rfc6455::{Hub, Message};
@@ -314,29 +378,111 @@ impl<S> Hub<S> {
     /// assert_eq!((delivery.queued, hub.room_len("lobby")), (0, 0));
     /// ```
     pub fn broadcast_to(&self, room: &str, message: Message) -> Delivery {
+        if self.core.has_history(room) {
+            self.publish(room, message, None, drop);
+            return Delivery::default();
+        }
         self.send_out(Some(room), Arc::new(message.into()))
     }
 
-    /// Attaches `relay` (see [`Relay`]); a hub has at most one, so call this
-    /// right after creating it.
+    /// Publishes `message` to `room` and tells `done` what became of it,
+    /// once (see [`Outcome`]), from whichever thread learns it: the caller's
+    /// for the in-process log, the log's own thread for Redis. Never waits.
     ///
-    /// Panics if the hub already has a relay.
+    /// In a room with history the message is appended to the room's log,
+    /// and its members (here and in every instance sharing the log) get it
+    /// from there, in the log's order. A publish with the same `id` as one
+    /// taken within the history's `id_window` is accepted again without
+    /// adding anything (`duplicate: true`), so a publisher whose outcome was
+    /// [`Outcome::Unknown`] may retry safely. In a room without history it
+    /// is [`broadcast_to`](Hub::broadcast_to), and `done` gets
+    /// [`Outcome::Sent`].
+    pub fn publish(
+        &self,
+        room: &str,
+        message: Message,
+        id: Option<&str>,
+        done: impl FnOnce(Outcome) + Send + 'static,
+    ) {
+        if !self.core.has_history(room) {
+            let delivery = self.send_out(Some(room), Arc::new(message.into()));
+            return done(Outcome::Sent(delivery));
+        }
+        let counters = Arc::clone(&self.core.counters);
+        let done: Done = Box::new(move |outcome| {
+            let counter = match &outcome {
+                Outcome::Accepted { .. } => &counters.accepted,
+                Outcome::Refused(_) => &counters.refused,
+                Outcome::Unknown => &counters.unknown,
+                Outcome::Sent(_) => return done(outcome),
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            done(outcome)
+        });
+        match self.core.log() {
+            Some(log) => log.append(room, Arc::new(message), id, done),
+            None => done(Outcome::Refused(Refusal::Closed)),
+        }
+    }
+
+    /// [`publish`](Hub::publish), waiting at most `timeout` for the outcome
+    /// ([`Outcome::Unknown`] past it: the publish may still land). For a
+    /// thread that has nothing else to do meanwhile (a threaded server's
+    /// HTTP handler); a poll worker uses `publish` and answers later.
+    pub fn publish_wait(
+        &self,
+        room: &str,
+        message: Message,
+        id: Option<&str>,
+        timeout: Duration,
+    ) -> Outcome {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.publish(room, message, id, move |outcome| {
+            let _ = tx.send(outcome);
+        });
+        rx.recv_timeout(timeout).unwrap_or(Outcome::Unknown)
+    }
+
+    /// Attaches `relay` (see [`Relay`]); a hub has at most one, so call this
+    /// right after creating it. If the hub has history and the relay a
+    /// [`log`](Relay::log), that log keeps the rooms with history.
+    ///
+    /// Panics if the hub already has a relay, or has used its own log.
     pub fn with_relay(self, relay: impl Relay) -> Hub<S> {
         let relay: Arc<dyn Relay> = Arc::new(relay);
-        let core: Weak<Core> = Arc::downgrade(&self.core);
-        let inbox = Inbox {
-            deliver: Box::new(move |room, message| {
-                Some(core.upgrade()?.deliver(room, Arc::new(message.into())))
-            }),
-        };
         if self.core.relay.set(Arc::clone(&relay)).is_err() {
             panic!("this hub already has a relay");
         }
-        relay.attach(inbox);
+        if let (Some(history), Some(log)) = (&self.core.config.history, relay.log()) {
+            log.attach(self.core.feed(), history);
+            if self.core.log.set(log).is_err() {
+                panic!("with_relay must come before the hub uses its history");
+            }
+        }
+        relay.attach(Inbox {
+            core: Arc::downgrade(&self.core),
+        });
         // Rooms that already have members here.
-        let rooms: Vec<Arc<str>> = lock(&self.core.members).rooms.keys().cloned().collect();
+        let rooms: Vec<Arc<str>> = lock(&self.core.state)
+            .rooms
+            .iter()
+            .filter(|(_, r)| !r.history)
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
         for room in rooms {
             relay.room_opened(&room);
+        }
+        self
+    }
+
+    /// Makes members' messages of rooms with history with `envelope`
+    /// (the default, [`Plain`], sends them as published and tells a joining
+    /// member nothing). Call it right after creating the hub.
+    ///
+    /// Panics if the hub has one already.
+    pub fn with_envelope(self, envelope: impl Envelope) -> Hub<S> {
+        if self.core.envelope.set(Arc::new(envelope)).is_err() {
+            panic!("this hub already has an envelope");
         }
         self
     }
@@ -364,90 +510,7 @@ impl<S> Hub<S> {
         }
         delivery
     }
-}
 
-impl Core {
-    fn leave(&self, id: u64) {
-        let mut members = lock(&self.members);
-        // Under the lock, like `room_opened` in `add`.
-        if let (Some(room), Some(relay)) = (members.remove(id), self.relay.get()) {
-            relay.room_closed(&room);
-        }
-    }
-
-    /// Queues `message` for every member in `room` (every member for
-    /// `None`) and wakes the sender threads.
-    fn deliver(&self, room: Option<&str>, message: Arc<PreparedMessage>) -> Delivery {
-        let mut delivery = Delivery::default();
-        let mut idle = Vec::new();
-        let mut gone = Vec::new();
-        // Framed once here for every member that can take it as is.
-        let outbound = Arc::new(Outbound::new(Arc::clone(&message)));
-        for (id, slot) in lock(&self.members).slots.iter() {
-            if room.is_some() && slot.room.as_deref() != room {
-                continue;
-            }
-            let offer = match &slot.target {
-                Target::Mailbox(mailbox) => mailbox.offer(&outbound, self.queue_len),
-                Target::Sink(sink, dropped) => match sink.offer(message.message()) {
-                    Ok(()) => Offer::Queued,
-                    Err(Refused::Full) => {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                        Offer::Full
-                    }
-                    Err(Refused::Closed) => {
-                        gone.push(*id);
-                        Offer::Closed
-                    }
-                },
-            };
-            match offer {
-                Offer::Schedule => {
-                    delivery.queued += 1;
-                    if let Target::Mailbox(mailbox) = &slot.target {
-                        idle.push(Arc::clone(mailbox));
-                    }
-                }
-                Offer::Queued => delivery.queued += 1,
-                Offer::Full => delivery.dropped += 1,
-                // Its write failed; the pool takes it out of the hub.
-                Offer::Closed => {}
-            }
-        }
-        self.senders.schedule(idle);
-        for id in gone {
-            self.leave(id);
-        }
-        delivery
-    }
-
-    /// Adds a member (see [`Hub::join`] and [`Hub::join_sink`]).
-    fn add(&self, room: Option<Arc<str>>, target: impl FnOnce(u64) -> Target) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let target = target(id);
-        let mut members = lock(&self.members);
-        let first = room.as_ref().is_some_and(|room| {
-            let count = members.rooms.entry(Arc::clone(room)).or_insert(0);
-            *count += 1;
-            *count == 1
-        });
-        members.slots.insert(
-            id,
-            Slot {
-                target,
-                room: room.clone(),
-            },
-        );
-        // Under the lock, so that the relay sees opens and closes of a room
-        // in the order they happened.
-        if let (true, Some(room), Some(relay)) = (first, &room, self.relay.get()) {
-            relay.room_opened(room);
-        }
-        id
-    }
-}
-
-impl<S> Hub<S> {
     /// Adds a member that takes broadcasts itself, without blocking (see
     /// [`Sink`]), in `room` if given. It stays until the returned [`Member`]
     /// is dropped or the sink says it is closed.
@@ -472,24 +535,43 @@ impl<S> Hub<S> {
     /// assert_eq!(*rx.recv().unwrap(), Message::text("hi"));
     /// ```
     pub fn join_sink(&self, room: Option<&str>, sink: impl Sink) -> Member<S> {
+        if self.core.config.slow == SlowPolicy::Close {
+            sink.close_when_full();
+        }
         let dropped = Arc::new(AtomicU64::new(0));
         let target = Target::Sink(Box::new(sink), Arc::clone(&dropped));
-        let id = self.core.add(room.map(Into::into), |_| target);
-        Member {
+        let id = self.core.add(target);
+        let member = Member {
             id,
             hub: self.clone(),
             dropped,
+        };
+        if let Some(room) = room {
+            member.join(room, None);
         }
+        member
     }
 }
 
 impl<S: Write + Send + 'static> Hub<S> {
     /// Adds a client, given the [`Writer`] half of its split connection,
-    /// with its own queue that the hub's sender threads drain. The client
-    /// stays in the hub until the returned [`Member`] is dropped or a write
-    /// to it fails.
+    /// with its own queue that the hub's sender threads drain. It is in no
+    /// room (it gets every [`broadcast`](Hub::broadcast); [`Member::join`]
+    /// puts it in rooms). The client stays in the hub until the returned
+    /// [`Member`] is dropped or a write to it fails.
     pub fn join(&self, writer: Writer<S>) -> Member<S> {
-        self.add(None, writer)
+        let id = self.core.next_id.fetch_add(1, Ordering::Relaxed);
+        let closer = writer.clone();
+        let write = move |batch: &[Arc<Outbound>]| senders::write_batch(&writer, batch);
+        let close = move |code: CloseCode, reason: &str| drop(closer.close(code, reason));
+        let mailbox = Arc::new(Mailbox::new(id, Box::new(write), Box::new(close)));
+        let dropped = Arc::clone(&mailbox.dropped);
+        self.core.insert(id, Target::Mailbox(mailbox));
+        Member {
+            id,
+            hub: self.clone(),
+            dropped,
+        }
     }
 
     /// Like [`join`](Hub::join), with the client in `room`: it gets
@@ -514,49 +596,8 @@ impl<S: Write + Send + 'static> Hub<S> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn join_room(&self, room: &str, writer: Writer<S>) -> Member<S> {
-        self.add(Some(room.into()), writer)
-    }
-
-    fn add(&self, room: Option<Arc<str>>, writer: Writer<S>) -> Member<S> {
-        let mut dropped = None;
-        let id = self.core.add(room, |id| {
-            let write = move |batch: &[Arc<Outbound>]| senders::write_batch(&writer, batch);
-            let mailbox = Arc::new(Mailbox::new(id, Box::new(write)));
-            dropped = Some(Arc::clone(&mailbox.dropped));
-            Target::Mailbox(mailbox)
-        });
-        let dropped = dropped.unwrap_or_default();
-        Member {
-            id,
-            hub: self.clone(),
-            dropped,
-        }
-    }
-}
-
-impl<S> Member<S> {
-    /// Broadcasts this client missed because its queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Whether this client is still in the hub (its writes have not failed).
-    pub fn is_joined(&self) -> bool {
-        lock(&self.hub.core.members).slots.contains_key(&self.id)
-    }
-}
-
-impl<S> Drop for Member<S> {
-    fn drop(&mut self) {
-        self.hub.core.leave(self.id);
-    }
-}
-
-impl<S> std::fmt::Debug for Member<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Member")
-            .field("id", &self.id)
-            .field("dropped", &self.dropped())
-            .finish()
+        let member = self.join(writer);
+        member.join(room, None);
+        member
     }
 }

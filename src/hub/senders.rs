@@ -21,7 +21,7 @@
 //! that, and threads grow only with the number of clients stuck at once.
 
 use super::lock;
-use crate::frame::{EncodedHeader, FrameHeader};
+use crate::frame::{CloseCode, EncodedHeader, FrameHeader};
 use crate::protocol::PreparedMessage;
 use crate::websocket::SharedFrame;
 use crate::{Message, Writer};
@@ -41,8 +41,28 @@ const IDLE_EXIT: Duration = Duration::from_secs(10);
 
 /// Writes messages, in order, to a member's connection.
 pub(super) type WriteFn = dyn Fn(&[Arc<Outbound>]) -> crate::Result<()> + Send + Sync;
-/// Told the id of a member whose write failed.
+/// Starts the close handshake on a member's connection (may block).
+pub(super) type CloseFn = dyn Fn(CloseCode, &str) + Send + Sync;
+/// Told the id of a member: whose write failed, or whose queue drained.
 pub(super) type FailedFn = dyn Fn(u64) + Send + Sync;
+
+/// How much a member's queue may hold before it counts as slow.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bounds {
+    /// Messages.
+    pub(super) len: usize,
+    /// Payload bytes, the batch being written included.
+    pub(super) bytes: usize,
+}
+
+impl Bounds {
+    /// Whether a queue holding `len` messages and `bytes` bytes can take
+    /// one more of `add` bytes. A queue with nothing waiting always can,
+    /// so that a message larger than the byte bound still goes out alone.
+    pub(super) fn fits(&self, len: usize, bytes: usize, add: usize) -> bool {
+        len < self.len && (bytes == 0 || bytes.saturating_add(add) <= self.bytes)
+    }
+}
 
 /// One broadcast as every member's queue shares it: the prepared message
 /// (which also shares its compressed forms, see [`PreparedMessage`]) and,
@@ -65,6 +85,16 @@ impl Outbound {
             _ => None,
         };
         Outbound { prepared, header }
+    }
+
+    /// The message it carries.
+    pub(super) fn message(&self) -> &Arc<Message> {
+        self.prepared.message()
+    }
+
+    /// Its payload length: what it costs a queue.
+    pub(super) fn len(&self) -> usize {
+        self.prepared.message().len()
     }
 
     /// The frame as it goes on a server connection without extensions.
@@ -104,18 +134,25 @@ pub(super) fn write_batch<S: Write>(
 pub(super) struct Mailbox {
     pub(super) id: u64,
     write: Box<WriteFn>,
+    close: Box<CloseFn>,
     state: Mutex<MailState>,
     /// Messages this member missed because its queue was full.
     pub(super) dropped: Arc<AtomicU64>,
+    /// Someone waits for this queue to drain (a recovery being paced).
+    pub(super) paced: AtomicBool,
 }
 
 #[derive(Default)]
 struct MailState {
     queue: VecDeque<Arc<Outbound>>,
+    /// Payload bytes queued or being written.
+    bytes: usize,
     /// In the run queue or being written by a worker.
     scheduled: bool,
-    /// A write failed: nothing more is taken.
+    /// A write failed, or the member is being closed: nothing more is taken.
     failed: bool,
+    /// Close the connection with this code instead of writing more.
+    closing: Option<(CloseCode, &'static str)>,
 }
 
 /// What [`Mailbox::offer`] did.
@@ -131,32 +168,59 @@ pub(super) enum Offer {
 }
 
 impl Mailbox {
-    pub(super) fn new(id: u64, write: Box<WriteFn>) -> Mailbox {
+    pub(super) fn new(id: u64, write: Box<WriteFn>, close: Box<CloseFn>) -> Mailbox {
         Mailbox {
             id,
             write,
+            close,
             state: Mutex::default(),
             dropped: Arc::default(),
+            paced: AtomicBool::new(false),
         }
     }
 
-    /// Queues `message` unless `limit` messages are already waiting.
-    pub(super) fn offer(&self, message: &Arc<Outbound>, limit: usize) -> Offer {
+    /// Queues `message` unless the queue is at its `bounds` (then the
+    /// member misses it, counted in `dropped` when `count` says so).
+    pub(super) fn offer(&self, message: &Arc<Outbound>, bounds: Bounds, count: bool) -> Offer {
         let mut state = lock(&self.state);
         if state.failed {
             return Offer::Closed;
         }
-        if state.queue.len() >= limit {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if !bounds.fits(state.queue.len(), state.bytes, message.len()) {
+            if count {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
             return Offer::Full;
         }
         state.queue.push_back(Arc::clone(message));
+        state.bytes += message.len();
         if state.scheduled {
             Offer::Queued
         } else {
             state.scheduled = true;
             Offer::Schedule
         }
+    }
+
+    /// Whether a message of `len` bytes would be taken now.
+    pub(super) fn fits(&self, bounds: Bounds, len: usize) -> bool {
+        let state = lock(&self.state);
+        !state.failed && bounds.fits(state.queue.len(), state.bytes, len)
+    }
+
+    /// Drops what is queued and has the connection closed with `code` by a
+    /// sender thread (the write may block). Returns whether the mailbox
+    /// must be scheduled for that.
+    pub(super) fn close(&self, code: CloseCode, reason: &'static str) -> bool {
+        let mut state = lock(&self.state);
+        if state.failed {
+            return false;
+        }
+        state.failed = true;
+        let dropped: usize = state.queue.drain(..).map(|o| o.len()).sum();
+        state.bytes -= dropped;
+        state.closing = Some((code, reason));
+        !std::mem::replace(&mut state.scheduled, true)
     }
 }
 
@@ -169,6 +233,7 @@ pub(super) struct Pool {
     closed: AtomicBool,
     min_workers: usize,
     failed: Box<FailedFn>,
+    drained: Box<FailedFn>,
 }
 
 #[derive(Default)]
@@ -181,8 +246,9 @@ struct Run {
 
 impl Pool {
     /// A pool with no threads yet; `failed` is called with the id of each
-    /// member whose write fails.
-    pub(super) fn new(failed: Box<FailedFn>) -> Arc<Pool> {
+    /// member whose write fails (or that was closed), `drained` with the id
+    /// of a [`paced`](Mailbox::paced) member whose queue was written out.
+    pub(super) fn new(failed: Box<FailedFn>, drained: Box<FailedFn>) -> Arc<Pool> {
         let cores = thread::available_parallelism().map_or(2, |n| n.get());
         Arc::new(Pool {
             run: Mutex::default(),
@@ -191,6 +257,7 @@ impl Pool {
             closed: AtomicBool::new(false),
             min_workers: cores.clamp(2, 8),
             failed,
+            drained,
         })
     }
 
@@ -265,21 +332,35 @@ impl Pool {
         loop {
             let batch: Vec<Arc<Outbound>> = {
                 let mut state = lock(&mailbox.state);
+                if let Some((code, reason)) = state.closing.take() {
+                    state.scheduled = false;
+                    drop(state);
+                    (mailbox.close)(code, reason);
+                    (self.failed)(mailbox.id);
+                    return;
+                }
                 if state.failed || state.queue.is_empty() {
                     state.scheduled = false;
+                    drop(state);
+                    if mailbox.paced.load(Ordering::Relaxed) {
+                        (self.drained)(mailbox.id);
+                    }
                     return;
                 }
                 state.queue.drain(..).collect()
             };
+            let bytes: usize = batch.iter().map(|o| o.len()).sum();
             if (mailbox.write)(&batch).is_err() {
                 let mut state = lock(&mailbox.state);
                 state.failed = true;
                 state.scheduled = false;
                 state.queue.clear();
+                state.bytes = 0;
                 drop(state);
                 (self.failed)(mailbox.id);
                 return;
             }
+            lock(&mailbox.state).bytes -= bytes;
             self.progress
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
         }
@@ -348,13 +429,36 @@ mod tests {
             }
             Ok(())
         };
-        (Arc::new(Mailbox::new(id, Box::new(write))), rx)
+        (mailbox(id, write), rx)
+    }
+
+    const ROOMY: Bounds = Bounds {
+        len: 10_000,
+        bytes: usize::MAX,
+    };
+
+    fn bounds(len: usize) -> Bounds {
+        Bounds {
+            len,
+            bytes: usize::MAX,
+        }
+    }
+
+    fn mailbox(
+        id: u64,
+        write: impl Fn(&[Arc<Outbound>]) -> crate::Result<()> + Send + Sync + 'static,
+    ) -> Arc<Mailbox> {
+        Arc::new(Mailbox::new(id, Box::new(write), Box::new(|_, _| {})))
+    }
+
+    fn pool() -> Arc<Pool> {
+        Pool::new(Box::new(|_| {}), Box::new(|_| {}))
     }
 
     fn offer_all(pool: &Arc<Pool>, mailboxes: &[&Arc<Mailbox>], message: &Arc<Outbound>) {
         let idle = mailboxes
             .iter()
-            .filter(|m| matches!(m.offer(message, 10_000), Offer::Schedule))
+            .filter(|m| matches!(m.offer(message, ROOMY, true), Offer::Schedule))
             .map(|m| Arc::clone(m))
             .collect();
         pool.schedule(idle);
@@ -362,7 +466,7 @@ mod tests {
 
     #[test]
     fn messages_to_one_member_are_written_in_order() {
-        let pool = Pool::new(Box::new(|_| {}));
+        let pool = pool();
         let (mailbox, written) = recording(1);
         for n in 0..2000 {
             offer_all(&pool, &[&mailbox], &text(n));
@@ -376,18 +480,21 @@ mod tests {
 
     #[test]
     fn what_a_mailbox_holds_is_written_in_one_call() {
-        let pool = Pool::new(Box::new(|_| {}));
+        let pool = pool();
         let (tx, sizes) = mpsc::channel();
         let tx = Mutex::new(tx);
         let write = move |batch: &[Arc<Outbound>]| {
             let _ = lock(&tx).send(batch.len());
             Ok(())
         };
-        let mailbox = Arc::new(Mailbox::new(1, Box::new(write)));
+        let mailbox = mailbox(1, write);
         // Queued before any worker runs: one write for the five.
-        let first = matches!(mailbox.offer(&text(0), 10), Offer::Schedule);
+        let first = matches!(mailbox.offer(&text(0), bounds(10), true), Offer::Schedule);
         for n in 1..5 {
-            assert!(matches!(mailbox.offer(&text(n), 10), Offer::Queued));
+            assert!(matches!(
+                mailbox.offer(&text(n), bounds(10), true),
+                Offer::Queued
+            ));
         }
         assert!(first);
         pool.schedule(vec![Arc::clone(&mailbox)]);
@@ -397,7 +504,7 @@ mod tests {
 
     #[test]
     fn members_stuck_in_writes_do_not_hold_up_the_others() {
-        let pool = Pool::new(Box::new(|_| {}));
+        let pool = pool();
         // More stuck members than the pool has workers at first.
         let (release, gate) = mpsc::channel::<()>();
         let gate = Arc::new(Mutex::new(gate));
@@ -408,7 +515,7 @@ mod tests {
                     let _ = lock(&gate).recv();
                     Ok(())
                 };
-                Arc::new(Mailbox::new(id, Box::new(write)))
+                mailbox(id, write)
             })
             .collect();
         let (free, written) = recording(99);
@@ -425,14 +532,20 @@ mod tests {
     fn a_failed_write_reports_the_member_and_closes_its_mailbox() {
         let (tx, failed) = mpsc::channel();
         let tx = Mutex::new(tx);
-        let pool = Pool::new(Box::new(move |id| {
-            let _ = lock(&tx).send(id);
-        }));
+        let pool = Pool::new(
+            Box::new(move |id| {
+                let _ = lock(&tx).send(id);
+            }),
+            Box::new(|_| {}),
+        );
         let write = |_: &[Arc<Outbound>]| Err(crate::Error::ConnectionClosed);
-        let mailbox = Arc::new(Mailbox::new(5, Box::new(write)));
+        let mailbox = mailbox(5, write);
         offer_all(&pool, &[&mailbox], &text(1));
         assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(5));
-        assert!(matches!(mailbox.offer(&text(2), 10), Offer::Closed));
+        assert!(matches!(
+            mailbox.offer(&text(2), bounds(10), true),
+            Offer::Closed
+        ));
         pool.close();
     }
 
@@ -440,9 +553,89 @@ mod tests {
     fn a_full_mailbox_counts_what_its_member_misses() {
         let (mailbox, _written) = recording(1);
         // Never scheduled: nothing drains it.
-        assert!(matches!(mailbox.offer(&text(1), 2), Offer::Schedule));
-        assert!(matches!(mailbox.offer(&text(2), 2), Offer::Queued));
-        assert!(matches!(mailbox.offer(&text(3), 2), Offer::Full));
+        assert!(matches!(
+            mailbox.offer(&text(1), bounds(2), true),
+            Offer::Schedule
+        ));
+        assert!(matches!(
+            mailbox.offer(&text(2), bounds(2), true),
+            Offer::Queued
+        ));
+        assert!(matches!(
+            mailbox.offer(&text(3), bounds(2), true),
+            Offer::Full
+        ));
         assert_eq!(mailbox.dropped.load(Ordering::Relaxed), 1);
+    }
+
+    fn binary(len: usize) -> Arc<Outbound> {
+        let message = PreparedMessage::new(Message::Binary(vec![0; len]));
+        Arc::new(Outbound::new(Arc::new(message)))
+    }
+
+    #[test]
+    fn a_queue_is_bounded_in_bytes_as_well_as_in_messages() {
+        let (mailbox, _written) = recording(1);
+        let bounds = Bounds {
+            len: 100,
+            bytes: 1000,
+        };
+        // One larger than the bound still goes, alone.
+        assert!(matches!(
+            mailbox.offer(&binary(5000), bounds, true),
+            Offer::Schedule
+        ));
+        assert!(matches!(
+            mailbox.offer(&binary(1), bounds, true),
+            Offer::Full
+        ));
+        let (mailbox, _written) = recording(2);
+        for _ in 0..4 {
+            assert!(!matches!(
+                mailbox.offer(&binary(250), bounds, true),
+                Offer::Full
+            ));
+        }
+        assert!(!mailbox.fits(bounds, 1));
+        assert!(matches!(
+            mailbox.offer(&binary(1), bounds, false),
+            Offer::Full
+        ));
+        assert_eq!(mailbox.dropped.load(Ordering::Relaxed), 0, "not counted");
+    }
+
+    #[test]
+    fn a_closed_mailbox_drops_its_queue_and_closes_once() {
+        let (tx, closed) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let (failed_tx, failed) = mpsc::channel();
+        let failed_tx = Mutex::new(failed_tx);
+        let pool = Pool::new(
+            Box::new(move |id| {
+                let _ = lock(&failed_tx).send(id);
+            }),
+            Box::new(|_| {}),
+        );
+        let close = move |code: CloseCode, _: &str| {
+            let _ = lock(&tx).send(code);
+        };
+        let mailbox = Arc::new(Mailbox::new(3, Box::new(|_| Ok(())), Box::new(close)));
+        assert!(matches!(
+            mailbox.offer(&text(1), ROOMY, true),
+            Offer::Schedule
+        ));
+        // Scheduled already (never handed to the pool): no second schedule.
+        assert!(!mailbox.close(CloseCode::TRY_AGAIN_LATER, "slow"));
+        assert!(!mailbox.close(CloseCode::TRY_AGAIN_LATER, "slow"));
+        assert!(matches!(
+            mailbox.offer(&text(2), ROOMY, true),
+            Offer::Closed
+        ));
+        pool.schedule(vec![Arc::clone(&mailbox)]);
+        let code = closed.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(code, CloseCode::TRY_AGAIN_LATER);
+        assert_eq!(failed.recv_timeout(Duration::from_secs(10)), Ok(3));
+        assert!(closed.recv_timeout(Duration::from_millis(50)).is_err());
+        pool.close();
     }
 }

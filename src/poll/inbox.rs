@@ -28,6 +28,8 @@ pub(super) enum Command {
         code: CloseCode,
         reason: String,
     },
+    /// The HTTP handler's later answer for one connection is there.
+    Answered { slot: usize, id: u64 },
     /// The server is shutting down: close 1001 to everyone, then stop.
     Stop,
     /// Panics in the worker's loop, outside any user code: how the tests

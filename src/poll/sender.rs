@@ -18,6 +18,12 @@ pub(super) struct Shared {
     pub(super) closed: AtomicBool,
     /// Messages this connection missed because its output was full.
     pub(super) dropped: AtomicU64,
+    /// Bytes queued on the connection and not yet written, as of the
+    /// worker's last flush: with `in_flight`, what a hub paces against.
+    pub(super) unsent: AtomicUsize,
+    /// A message that does not fit closes the connection with 1013
+    /// instead of being dropped (a hub member that must miss nothing).
+    pub(super) close_when_full: AtomicBool,
 }
 
 /// Sends to one connection of a [`PollServer`](super::PollServer) from any
@@ -127,6 +133,21 @@ impl Sender {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// Bytes handed to the connection and not yet written to its socket
+    /// (as of its worker's last turn): a sender that paces itself keeps
+    /// this below [`max_pending`](super::PollServer::max_pending).
+    pub fn unsent(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire) + self.shared.unsent.load(Ordering::Acquire)
+    }
+
+    /// From now on, a message taken by [`send`](Sender::send) that finds
+    /// the connection's output full closes the connection with 1013 (try
+    /// again later) instead of being dropped: for a client that must miss
+    /// nothing and recovers what it missed when it reconnects.
+    pub fn close_when_full(&self) {
+        self.shared.close_when_full.store(true, Ordering::Release);
+    }
 }
 
 /// A [`Sender`] joins a [`Hub`](crate::Hub) with
@@ -134,9 +155,35 @@ impl Sender {
 /// connection's worker, with no hub sender thread in between.
 impl crate::hub::Sink for Sender {
     fn offer(&self, message: &Arc<Message>) -> Result<(), crate::hub::Refused> {
+        if self.shared.unsent.load(Ordering::Acquire) > self.max_pending {
+            // Its worker would only drop it (or close): let the hub apply
+            // its policy and count it.
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(crate::hub::Refused::Full);
+        }
         self.send_shared(Arc::clone(message)).map_err(|e| match e {
             SendError::Full => crate::hub::Refused::Full,
             SendError::Closed => crate::hub::Refused::Closed,
         })
+    }
+
+    fn room(&self) -> Option<usize> {
+        // An idle connection takes any one message (as `send` does).
+        match self.unsent() {
+            0 => Some(usize::MAX),
+            unsent => Some(self.max_pending.saturating_sub(unsent)),
+        }
+    }
+
+    fn close(&self, code: CloseCode, reason: &str) {
+        Sender::close(self, code, reason);
+    }
+
+    fn close_when_full(&self) {
+        Sender::close_when_full(self);
+    }
+
+    fn dropped(&self) -> u64 {
+        Sender::dropped(self)
     }
 }

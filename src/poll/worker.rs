@@ -252,6 +252,12 @@ impl<H: Handler> Worker<H> {
                                     touched.push(slot);
                                 }
                             }
+                            Command::Answered { slot, id } => {
+                                if let Some(s) = slots.get_id(slot, id) {
+                                    s.answered(env);
+                                    touched.push(slot);
+                                }
+                            }
                             Command::Stop => {
                                 stop_by.get_or_insert(now + config.shutdown_timeout);
                                 for at in 0..slots.slots.len() {

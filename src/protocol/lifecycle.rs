@@ -81,9 +81,19 @@ pub struct Lifecycle {
 /// connection, so its size is what every idle connection pays.
 enum Stage {
     Handshake(Box<ServerHandshake>),
+    /// The request is read; its answer comes later (from another thread):
+    /// nothing more is read meanwhile.
+    Awaiting(Box<Awaiting>),
     Open(Box<Connection>),
     Closing(Box<Closing>),
     Done,
+}
+
+#[derive(Debug)]
+struct Awaiting {
+    deadline: Instant,
+    /// What to answer if the answer does not come by the deadline.
+    fallback: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -126,7 +136,7 @@ impl Lifecycle {
     /// Where the connection is.
     pub fn phase(&self) -> Phase {
         match self.stage {
-            Stage::Handshake(_) => Phase::Handshake,
+            Stage::Handshake(_) | Stage::Awaiting(_) => Phase::Handshake,
             Stage::Open(_) => Phase::Open,
             Stage::Closing(_) => Phase::Closing,
             Stage::Done => Phase::Done,
@@ -166,7 +176,28 @@ impl Lifecycle {
     /// Answers the request with `response` (an error status, or the answer
     /// of an HTTP handler) instead of upgrading; then the connection closes.
     pub fn refuse(&mut self, response: Vec<u8>, now: Instant) {
+        if matches!(self.stage, Stage::Handshake(_) | Stage::Awaiting(_)) {
+            self.closing(response, false, now);
+        }
+    }
+
+    /// The request's answer comes later (an HTTP handler that answers from
+    /// another thread): nothing more is read meanwhile, and `fallback` (a
+    /// 504, say) is sent if the answer is not [`answered`](Lifecycle::answered)
+    /// within `timeout`.
+    pub fn await_answer(&mut self, timeout: Duration, fallback: Vec<u8>, now: Instant) {
         if matches!(self.stage, Stage::Handshake(_)) {
+            self.stage = Stage::Awaiting(Box::new(Awaiting {
+                deadline: now + timeout,
+                fallback,
+            }));
+        }
+    }
+
+    /// The answer [`await_answer`](Lifecycle::await_answer) waited for:
+    /// it goes out, then the connection closes.
+    pub fn answered(&mut self, response: Vec<u8>, now: Instant) {
+        if matches!(self.stage, Stage::Awaiting(_)) {
             self.closing(response, false, now);
         }
     }
@@ -240,7 +271,7 @@ impl Lifecycle {
     /// go out, with nothing left to drain.
     pub fn receive_eof(&mut self, now: Instant) -> Option<Error> {
         match &mut self.stage {
-            Stage::Handshake(_) => {
+            Stage::Handshake(_) | Stage::Awaiting(_) => {
                 self.stage = Stage::Done;
                 None
             }
@@ -307,7 +338,7 @@ impl Lifecycle {
     /// waiting for the answer (the linger takes what the peer still sends).
     pub fn go_away(&mut self, now: Instant) {
         match &mut self.stage {
-            Stage::Handshake(_) => self.stage = Stage::Done,
+            Stage::Handshake(_) | Stage::Awaiting(_) => self.stage = Stage::Done,
             Stage::Open(conn) => {
                 conn.go_away();
                 self.close_transport(now);
@@ -334,6 +365,7 @@ impl Lifecycle {
     pub fn deadline(&self) -> Option<Instant> {
         match &self.stage {
             Stage::Handshake(handshake) => Some(handshake.deadline()),
+            Stage::Awaiting(awaiting) => Some(awaiting.deadline),
             Stage::Open(conn) => {
                 let stall = self.write_blocked.zip(self.write_timeout);
                 let stall = stall.map(|(since, limit)| since + limit);
@@ -359,6 +391,13 @@ impl Lifecycle {
             Stage::Handshake(handshake) => {
                 if handshake.is_timed_out(now) {
                     self.closing(ServerHandshake::timeout_response(), false, now);
+                }
+                Ok(())
+            }
+            Stage::Awaiting(awaiting) => {
+                if now >= awaiting.deadline {
+                    let fallback = std::mem::take(&mut awaiting.fallback);
+                    self.closing(fallback, false, now);
                 }
                 Ok(())
             }

@@ -33,15 +33,17 @@
 //! | `registry.rs` | the live connections, and the guard that closes each without losing its last bytes |
 //! | `upgrade.rs` | one connection's thread: the handshake through the core, the handler |
 //!
-//! [`ServerConfig`] and [`HttpResponse`] are shared with the poll engine
-//! (they live in the crate's engine-shared module, with the upgrade decision
-//! chain and the accept loop's pieces).
+//! [`ServerConfig`], [`HttpResponse`] and [`Responder`] (an HTTP answer given
+//! later from another thread) are shared with the poll engine (they live in
+//! the crate's engine-shared module, with the upgrade decision chain and the
+//! accept loop's pieces).
 
 mod listener;
 mod registry;
 mod upgrade;
 
-pub use crate::engine::config::{HttpResponse, ServerConfig};
+pub use crate::engine::config::ServerConfig;
+pub use crate::engine::response::{HttpResponse, Responder, LATER_TIMEOUT};
 pub use listener::{RunningServer, Server, ServerHandle};
 
 use crate::transport::Stream;

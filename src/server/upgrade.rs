@@ -6,6 +6,7 @@
 use super::ServerWebSocket;
 use crate::engine::call_user;
 use crate::engine::config::ServerConfig;
+use crate::engine::response::LATER_TIMEOUT;
 use crate::engine::upgrade::answer;
 use crate::error::{Error, Result};
 use crate::handshake::http::Request;
@@ -55,7 +56,13 @@ pub(super) fn serve_connection<F>(
         }
     };
     let accepted = match answer(&request, config) {
-        Ok(accepted) => accepted,
+        Ok(Ok(accepted)) => accepted,
+        // This thread serves this request alone: it may wait for the answer.
+        Ok(Err(later)) => {
+            let response = later.pending.wait(LATER_TIMEOUT, later.fallback.clone());
+            let _ = stream.write_all(&later.finish(response));
+            return;
+        }
         Err(response) => {
             let _ = stream.write_all(&response);
             return;

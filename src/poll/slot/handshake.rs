@@ -5,8 +5,10 @@
 
 use super::{Env, Slot, Turn, User};
 use crate::engine::call_user;
+use crate::engine::response::LATER_TIMEOUT;
 use crate::engine::upgrade::answer;
 use crate::handshake::http::Request;
+use crate::poll::inbox::Command;
 use crate::poll::{Conn, Handler};
 use std::io::{self, Read};
 use std::time::Instant;
@@ -49,7 +51,25 @@ impl<St> Slot<St> {
     fn upgrade<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>, request: Request) -> Turn {
         let now = Instant::now();
         let accepted = match answer(&request, env.config) {
-            Ok(accepted) => accepted,
+            Ok(Ok(accepted)) => accepted,
+            Ok(Err(deferred)) => {
+                // The answer comes from another thread: the worker goes on,
+                // and its inbox is told when it is there.
+                let sender = self.sender.clone();
+                let wake = Box::new(move || {
+                    let (slot, id) = (sender.slot, sender.id);
+                    let _ = sender.inbox.push(Command::Answered { slot, id });
+                });
+                match deferred.pending.take_or_notify(wake) {
+                    Some(response) => self.life.refuse(deferred.finish(response), now),
+                    None => {
+                        let fallback = deferred.fallback.clone();
+                        self.life.await_answer(LATER_TIMEOUT, fallback, now);
+                        self.later = Some(Box::new(deferred));
+                    }
+                }
+                return Turn::Idle;
+            }
             Err(response) => {
                 self.life.refuse(response, now);
                 return Turn::Idle;

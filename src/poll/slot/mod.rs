@@ -18,6 +18,7 @@ use super::sender::Sender;
 use super::Handler;
 use crate::engine::call_user;
 use crate::engine::config::ServerConfig;
+use crate::engine::upgrade::Deferred;
 use crate::error::Error;
 use crate::frame::CloseCode;
 use crate::handshake::http::Request;
@@ -47,6 +48,9 @@ pub(super) struct Slot<St> {
     /// The handler's side, from `on_open` on (boxed: an idle connection's
     /// slot is inline in the worker's table, and small).
     user: Option<Box<User<St>>>,
+    /// An HTTP handler's answer to come from another thread (see
+    /// [`Lifecycle::await_answer`]).
+    later: Option<Box<Deferred>>,
     /// The deadline a timer is set for in the worker's heap.
     pub(super) scheduled: Option<Instant>,
     /// The poller said the peer closed its side (or the socket failed):
@@ -98,6 +102,7 @@ impl<St> Slot<St> {
             sender,
             life,
             user: None,
+            later: None,
             scheduled: None,
             read_closed: false,
         }
@@ -148,6 +153,13 @@ impl<St> Slot<St> {
             return;
         };
         if conn.data_to_send().len() > max_pending {
+            if shared.close_when_full.load(Ordering::Acquire) {
+                // It must miss nothing: closed, it catches up when it
+                // comes back (RFC 6455 §7.4.1, 1013: try again later).
+                conn.outgoing_mut()
+                    .close_with(CloseCode::TRY_AGAIN_LATER, crate::hub::SLOW_REASON);
+                return;
+            }
             // A slow reader: it misses this one (the Hub's policy).
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -171,6 +183,20 @@ impl<St> Slot<St> {
         }
     }
 
+    /// The HTTP handler's later answer may be there.
+    pub(super) fn answered<H: Handler<State = St>>(&mut self, env: &mut Env<'_, H>) {
+        let before = self.life.phase();
+        let Some(later) = self.later.as_ref() else {
+            return;
+        };
+        if let Some(response) = later.pending.take() {
+            let response = later.finish(response);
+            self.later = None;
+            self.life.answered(response, Instant::now());
+        }
+        self.settle(env, before);
+    }
+
     /// The server is going away: close 1001 behind what is queued, without
     /// waiting for the peer's answer (the core's rule, as on the threaded
     /// server), then FIN and the lingering drain.
@@ -188,6 +214,9 @@ impl<St> Slot<St> {
             Phase::Closing => self.run_closing(env),
             _ => {}
         }
+        // What the hub looks at before it offers more (its slow-member policy).
+        let unsent = self.life.data_to_send().len();
+        self.sender.shared.unsent.store(unsent, Ordering::Release);
         self.settle(env, before);
     }
 
