@@ -10,8 +10,12 @@
 //!
 //! Both paths move the same number of bytes each way over one connection to
 //! the real `wsecho` binary (`--stream-above 1048576`, so the 1 MiB messages
-//! are echoed whole and the large one piece by piece). Reported: MB/s of
-//! echoed payload, medians, and the ratio streamed / whole.
+//! are echoed whole and the large one piece by piece). Beside them, the
+//! floor of a streamed message: the same bytes through a plain TCP echo
+//! (read, write back, no WebSocket), sent and read back at the same time —
+//! full duplex costs about 0.75x of ping-pong by itself on loopback. Reported:
+//! MB/s of echoed payload, medians, the ratio streamed / whole and streamed /
+//! floor (per round, then the median).
 
 use rfc6455::frame::OpCode;
 use rfc6455::{ClientConfig, Message};
@@ -121,6 +125,64 @@ fn streamed(url: &str, total: u64) -> f64 {
     echoed as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
+/// A plain TCP echo (a thread per connection: read, write back), the floor
+/// of a streamed echo; returns its address.
+fn start_tcp_echo() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp echo");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            thread::spawn(move || {
+                // As large a buffer as the streamed path's pieces.
+                let mut buf = vec![0u8; 256 << 10];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || io::Write::write_all(&mut stream, &buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `total` bytes written to the TCP echo while its echo is read, at the
+/// same time (as the streamed path does): MB/s.
+fn floor(addr: std::net::SocketAddr, total: u64) -> f64 {
+    let stream = std::net::TcpStream::connect(addr).expect("connect tcp echo");
+    let mut reader = stream.try_clone().expect("clone");
+    let start = Instant::now();
+    let sender = thread::spawn(move || {
+        let mut stream = stream;
+        let mut source = Generated { len: total, pos: 0 };
+        let mut buf = vec![0u8; 256 << 10];
+        let mut sent = 0u64;
+        loop {
+            let n = source.read(&mut buf).expect("generate");
+            if n == 0 {
+                break;
+            }
+            io::Write::write_all(&mut stream, &buf[..n]).expect("send");
+            sent += n as u64;
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        sent
+    });
+    let mut buf = vec![0u8; 256 << 10];
+    let mut echoed = 0u64;
+    while echoed < total {
+        let n = reader.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        echoed += n as u64;
+    }
+    assert_eq!(sender.join().expect("sender"), total);
+    assert_eq!(echoed, total);
+    echoed as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let m = v.len() / 2;
@@ -142,29 +204,40 @@ fn main() {
     let total = env_or("STREAM_BYTES", 1 << 30);
     let rounds = env_or("STREAM_ROUNDS", 3).max(1);
     let server = start_wsecho();
-    let (mut w, mut s, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let tcp = start_tcp_echo();
+    let (mut w, mut s, mut f) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut vs_whole, mut vs_floor) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let (a, b) = if round % 2 == 0 {
-            let a = whole(&server.1, total);
-            (a, streamed(&server.1, total))
-        } else {
-            let b = streamed(&server.1, total);
-            (whole(&server.1, total), b)
-        };
+        // Each path in turn, the order rotated every round.
+        let mut results = [0.0; 3];
+        for k in 0..3 {
+            let path = (k + round as usize) % 3;
+            results[path] = match path {
+                0 => whole(&server.1, total),
+                1 => streamed(&server.1, total),
+                _ => floor(tcp, total),
+            };
+        }
+        let [a, b, c] = results;
         eprintln!(
-            "round {}: whole 1 MiB {a:.0} MB/s, streamed {b:.0} MB/s",
+            "round {}: whole 1 MiB {a:.0} MB/s, streamed {b:.0} MB/s, TCP full-duplex floor {c:.0} MB/s",
             round + 1
         );
         w.push(a);
         s.push(b);
-        ratios.push(b / a);
+        f.push(c);
+        vs_whole.push(b / a);
+        vs_floor.push(b / c);
     }
     println!(
         "\nEcho through wsecho, {total} bytes each way per path, medians of {rounds} rounds\n\n\
          | path | MB/s |\n|---|---:|\n| whole messages, 1 MiB | {:.0} |\n\
-         | one message, streamed | {:.0} |\n| streamed / whole | {:.2}x |",
+         | one message, streamed | {:.0} |\n| floor: plain TCP echo, full duplex | {:.0} |\n\
+         | streamed / whole | {:.2}x |\n| streamed / floor | {:.2}x |",
         median(w),
         median(s),
-        median(ratios)
+        median(f),
+        median(vs_whole),
+        median(vs_floor)
     );
 }
