@@ -5,7 +5,10 @@ use crate::error::Error;
 use crate::handshake::http::{Limits, Request};
 use crate::handshake::server::AcceptOptions;
 use crate::handshake::DeflateConfig;
-use crate::protocol::{Keepalive, SizeLimits, WebSocketConfig};
+use crate::protocol::{Budget, Keepalive, SizeLimits, WebSocketConfig};
+
+/// [`ServerConfig::memory_budget`]'s default: 512 MiB.
+pub const DEFAULT_MEMORY_BUDGET: usize = 512 << 20;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +46,14 @@ pub struct ServerConfig {
     pub stack_size: usize,
     /// Limits on messages and frames.
     pub protocol: SizeLimits,
+    /// Bytes of messages partly received that all connections together may
+    /// hold (see [`Budget`]): past it, the connection whose message would
+    /// need more fails with 1013 (try again later), and the others go on.
+    /// Default [`DEFAULT_MEMORY_BUDGET`](crate::server::DEFAULT_MEMORY_BUDGET) (512 MiB): eight messages of the
+    /// default `max_message_size` at once, what a few-GiB machine survives
+    /// whatever 10,000 connections send. `None` leaves only the limits per
+    /// connection.
+    pub memory_budget: Option<Budget>,
     /// Limits on the request head.
     pub http_limits: Limits,
     /// Subprotocols, origin check, extra response headers. The default adds
@@ -74,6 +85,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             stack_size: 128 * 1024,
             protocol: SizeLimits::default(),
+            memory_budget: Some(Budget::new(DEFAULT_MEMORY_BUDGET)),
             http_limits: Limits::default(),
             // Names us in the 101 (Autobahn reports use it as the agent).
             accept: AcceptOptions::default()
@@ -99,6 +111,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("stack_size", &self.stack_size)
             .field("protocol", &self.protocol)
+            .field("memory_budget", &self.memory_budget)
             .field("http_limits", &self.http_limits)
             .field("http", &self.http.is_some())
             .field("upgrade_check", &self.upgrade_check.is_some())
@@ -135,6 +148,9 @@ impl ServerConfig {
         shutdown_timeout: Duration);
     setter!(/// Sets [`ServerConfig::stack_size`].
         stack_size: usize);
+    setter!(/// Sets [`ServerConfig::memory_budget`] (a [`Budget`] may be shared
+        /// by several servers).
+        memory_budget: Option<Budget>);
     setter!(/// Sets [`ServerConfig::protocol`].
         protocol: SizeLimits);
     setter!(/// Sets [`ServerConfig::http_limits`].
@@ -238,7 +254,11 @@ impl ServerConfig {
 
     pub(crate) fn websocket_config(&self) -> WebSocketConfig {
         WebSocketConfig::default()
-            .protocol(self.protocol.clone())
+            .protocol(SizeLimits {
+                // The server's budget, unless the limits carry their own.
+                budget: self.protocol.budget.clone().or(self.memory_budget.clone()),
+                ..self.protocol.clone()
+            })
             .keepalive(self.keepalive)
             .close_timeout(self.close_timeout)
             .idle_timeout(self.idle_timeout)

@@ -52,11 +52,17 @@ pub enum ProtocolError {
     /// the negotiated extension says it is (RFC 6455 §7.4.1), and it is the
     /// code Autobahn and Python `websockets` expect.
     InvalidCompressedData,
+    /// Not a rule of the peer's but the server's: the bytes of a message
+    /// partly received would pass the memory budget shared by its
+    /// connections (`protocol::Budget`). Close code 1013 (try again later,
+    /// IANA's registry of RFC 6455 §11.7): the message may be sent again.
+    OverBudget,
 }
 
 impl ProtocolError {
     /// The close code this error fails the connection with: 1007 for invalid
-    /// UTF-8, 1009 for size limits, 1002 for everything else.
+    /// UTF-8, 1009 for size limits, 1013 for the server's memory budget, 1002
+    /// for everything else.
     ///
     /// ```
     /// use rfc6455::{frame::CloseCode, ProtocolError};
@@ -70,6 +76,7 @@ impl ProtocolError {
             | ProtocolError::InvalidUtf8InCloseReason
             | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::FrameTooBig | ProtocolError::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::OverBudget => CloseCode::TRY_AGAIN_LATER,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -93,6 +100,7 @@ impl ProtocolError {
             ProtocolError::FrameTooBig => "frame too big",
             ProtocolError::MessageTooBig => "message too big",
             ProtocolError::InvalidCompressedData => "invalid compressed data",
+            ProtocolError::OverBudget => "server memory budget exhausted, try again later",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! ([`SizeLimits`]) and the timers ([`WebSocketConfig`]), the same for every
 //! engine that drives the core.
 
+use super::Budget;
 use crate::handshake::DeflateConfig;
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ pub struct SizeLimits {
     /// The largest message (all fragments together) accepted; larger ones
     /// fail the connection with 1009. Default 64 MiB.
     pub max_message_size: usize,
+    /// A memory budget shared with other connections for the bytes of data
+    /// messages partly received (see [`Budget`]): a message whose next bytes
+    /// it cannot take fails its connection with 1013. Default none here (a
+    /// server sets one: [`ServerConfig::memory_budget`](crate::ServerConfig::memory_budget)).
+    pub budget: Option<Budget>,
 }
 
 impl Default for SizeLimits {
@@ -26,6 +32,7 @@ impl Default for SizeLimits {
         SizeLimits {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
+            budget: None,
         }
     }
 }
@@ -40,6 +47,12 @@ impl SizeLimits {
     /// Sets [`SizeLimits::max_message_size`].
     pub fn max_message_size(mut self, bytes: usize) -> SizeLimits {
         self.max_message_size = bytes;
+        self
+    }
+
+    /// Sets [`SizeLimits::budget`].
+    pub fn budget(mut self, budget: Option<Budget>) -> SizeLimits {
+        self.budget = budget;
         self
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 mod assembler;
+mod budget;
 mod config;
 mod connection;
 mod decoder;
@@ -40,6 +41,7 @@ mod outgoing;
 mod prepared;
 mod timers;
 
+pub use budget::Budget;
 pub use config::{Keepalive, SizeLimits, WebSocketConfig};
 pub use connection::{Connection, Feed, State};
 pub(crate) use inbound::Reactions;

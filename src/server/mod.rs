@@ -42,7 +42,7 @@ mod listener;
 mod registry;
 mod upgrade;
 
-pub use crate::engine::config::ServerConfig;
+pub use crate::engine::config::{ServerConfig, DEFAULT_MEMORY_BUDGET};
 pub use crate::engine::response::{HttpResponse, Responder, LATER_TIMEOUT};
 pub use listener::{RunningServer, Server, ServerHandle};
 

@@ -1096,3 +1096,37 @@ fn fault_shutdown_while_idle_sends_1001_and_returns_fast() {
         assert_eq!(read_close(s), Some(1001));
     }
 }
+
+// A server-wide budget for messages partly received (issue 23): the newest
+// message that would pass it fails its connection with 1013, the others
+// complete, and the budget is given back for the next ones.
+#[test]
+fn limit_partly_received_messages_past_the_server_budget_fail_the_newest_with_1013() {
+    let budget = rfc6455::protocol::Budget::new(1 << 20);
+    let server = start(ServerConfig::default().memory_budget(Some(budget.clone())));
+    let part = vec![b'a'; 600 << 10];
+    // The first connection holds 600 KiB of an unfinished message...
+    let mut first = handshake(server.local_addr());
+    first.write_all(&frame(TEXT, &part)).unwrap();
+    let deadline = Instant::now() + SOON;
+    while budget.used() < 600 << 10 {
+        assert!(Instant::now() < deadline, "never charged: {budget:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // ... so the second one's 600 KiB would pass the 1 MiB budget: 1013.
+    let mut second = handshake(server.local_addr());
+    second.write_all(&frame(TEXT, &part)).unwrap();
+    assert_eq!(read_close(&mut second), Some(1013));
+    expect_eof(&mut second);
+    assert_eq!(budget.refused(), 1);
+    // The first completes its message; the budget is given back.
+    first.write_all(&frame(FIN | CONT, b"!")).unwrap();
+    let echo = read_frame(&mut first).unwrap();
+    assert_eq!(echo.payload.len(), part.len() + 1);
+    assert_eq!(budget.used(), 0, "{budget:?}");
+    // A new one fits again.
+    let mut third = handshake(server.local_addr());
+    third.write_all(&frame(TEXT, &part)).unwrap();
+    third.write_all(&frame(FIN | CONT, b"?")).unwrap();
+    assert_eq!(read_frame(&mut third).unwrap().payload.len(), part.len() + 1);
+}

@@ -22,7 +22,7 @@ pub use pieces::{Piece, PieceAt, Streaming};
 use super::assembler::{Assembler, Sink};
 use super::decoder::{FrameDecoder, FrameState};
 use super::extension::ExtensionDecoder;
-use super::{Message, SizeLimits};
+use super::{Budget, Message, SizeLimits};
 use crate::frame::{OpCode, ProtocolError, Role};
 use direct::DIRECT_STEP;
 
@@ -74,6 +74,10 @@ pub struct Incoming {
     /// The piece `receive_piece` last found was kept, not handed out: the
     /// next `payload_space` adds to it instead of replacing it.
     kept: bool,
+    /// The memory budget shared with other connections, and what this one
+    /// has taken from it: the bytes held for the message in progress.
+    budget: Option<Budget>,
+    charged: usize,
 }
 
 impl Incoming {
@@ -92,6 +96,8 @@ impl Incoming {
             piece_pending: false,
             filled: None,
             kept: false,
+            budget: config.budget.clone(),
+            charged: 0,
         }
     }
 
@@ -140,12 +146,41 @@ impl Incoming {
     /// and what was buffered is dropped (a failed connection delivers
     /// nothing more).
     fn sticky<T>(&mut self, result: Result<T, ProtocolError>) -> Result<T, ProtocolError> {
+        let result = result.and_then(|value| self.charge().map(|()| value));
         if let Err(e) = &result {
             self.failed = Some(*e);
             self.assembler.reset();
             self.decoder.reset();
+            self.charge_nothing();
         }
         result
+    }
+
+    /// Takes from the shared budget what the message in progress holds now,
+    /// or gives back what it no longer does (see [`Budget`]): refused, the
+    /// connection fails with 1013. Every receive path ends here; a whole
+    /// frame read in place holds nothing and costs nothing.
+    fn charge(&mut self) -> Result<(), ProtocolError> {
+        let Some(budget) = &self.budget else {
+            return Ok(());
+        };
+        let held = self.assembler.buffered();
+        if held > self.charged {
+            if !budget.try_take(held - self.charged) {
+                return Err(ProtocolError::OverBudget);
+            }
+        } else if held < self.charged {
+            budget.give(self.charged - held);
+        }
+        self.charged = held;
+        Ok(())
+    }
+
+    /// Gives back everything taken (the connection failed, or ended).
+    fn charge_nothing(&mut self) {
+        if let Some(budget) = &self.budget {
+            budget.give(std::mem::take(&mut self.charged));
+        }
     }
 
     fn receive_inner(&mut self, data: &[u8]) -> Result<Received, ProtocolError> {
@@ -264,6 +299,12 @@ impl Incoming {
             (false, true) => Some(Out::End),
             (false, false) => None,
         })
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.charge_nothing();
     }
 }
 
