@@ -577,6 +577,15 @@ mod with_redis {
                 Some("+PONG\r\n"),
                 "redis-server did not start"
             );
+            // The Redis that answers must be this one, not another test's
+            // that took the same port first (free_port only says a port was
+            // free a moment ago).
+            let info = redis.ask("INFO server").unwrap_or_default();
+            let ours = format!("process_id:{}", redis.proc.pid());
+            assert!(
+                info.contains(&ours),
+                "port {port}: another test's redis answered"
+            );
             redis
         }
 
@@ -589,7 +598,7 @@ mod with_redis {
             let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
             stream.set_read_timeout(Some(Duration::from_secs(5)))?;
             stream.write_all(format!("{command}\r\n").as_bytes())?;
-            let mut reply = [0u8; 512];
+            let mut reply = [0u8; 4096];
             let n = stream.read(&mut reply)?;
             Ok(String::from_utf8_lossy(&reply[..n]).into_owned())
         }
@@ -1932,7 +1941,9 @@ mod with_redis {
         // The connected member gets the new epoch's messages: the reader
         // saw the reset and read the new stream from its start.
         let next = loop {
-            let text = heard.recv_timeout(WAIT).expect("the new epoch's message");
+            let text = heard
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("the new epoch's message: {e:?}; {:?}", linked.stats()));
             if !text.starts_with("before ") {
                 break text;
             }

@@ -21,18 +21,24 @@ use std::time::Duration;
 /// not exist or lost its stream or its epoch: a reset. The empty stream is
 /// made with a placeholder entry added and deleted, so that the stream
 /// exists (its existence is what tells a kept history from a lost one).
+/// A new epoch's IDs start after the old epoch's last millisecond: the
+/// sequence restarts at 1, so within the same millisecond its first entry
+/// would sort before the live readers' cursors, and `XREAD` (only IDs
+/// after the cursor) would never hand it to them.
 const POSITION: &str = r#"
 local function position(log, meta, fresh)
   local epoch = redis.call('HGET', meta, 'epoch')
+  local top = redis.call('HMGET', meta, 'ms', 'seq')
   if epoch and redis.call('EXISTS', log) == 1 then
-    local top = redis.call('HMGET', meta, 'ms', 'seq')
     return epoch, tonumber(top[1]) or 0, tonumber(top[2]) or 0
   end
+  local floor = 0
+  if top[1] then floor = tonumber(top[1]) + 1 end
   redis.call('DEL', log)
-  redis.call('HSET', meta, 'epoch', fresh, 'ms', 0, 'seq', 0)
+  redis.call('HSET', meta, 'epoch', fresh, 'ms', floor, 'seq', 0)
   redis.call('XADD', log, '0-1', 'g', '1')
   redis.call('XDEL', log, '0-1')
-  return fresh, 0, 0
+  return fresh, floor, 0
 end
 "#;
 
